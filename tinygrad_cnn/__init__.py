@@ -1,0 +1,11 @@
+"""tinygrad_cnn: a small, readable autograd on numpy, built around convolutional networks (NHWC)."""
+
+from . import functional
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import Tensor, get_default_dtype, is_grad_enabled, no_grad, set_default_dtype
+
+__all__ = [
+    "Tensor", "no_grad", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
+    "gradcheck", "GradcheckError", "functional",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,93 @@
+"""The ops as functions, plus losses.
+
+``F.conv2d(x, W, b, stride=1, pad=0)`` is the same implementation as ``x.conv2d(W, b, ...)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .tensor import Tensor
+
+
+def _tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def relu(x):
+    return _tensor(x).relu()
+
+
+def sigmoid(x):
+    return _tensor(x).sigmoid()
+
+
+def tanh(x):
+    return _tensor(x).tanh()
+
+
+def softmax(x, axis: int = -1):
+    return _tensor(x).softmax(axis)
+
+
+def log_softmax(x, axis: int = -1):
+    return _tensor(x).log_softmax(axis)
+
+
+def matmul(a, b):
+    return _tensor(a).matmul(b)
+
+
+concatenate = Tensor.concatenate
+stack = Tensor.stack
+
+
+def mse_loss(pred, target) -> Tensor:
+    """mean((pred - target)**2); pred and target of the same shape."""
+    pred = _tensor(pred)
+    target_shape = np.shape(target.data if isinstance(target, Tensor) else target)
+    if pred.shape != target_shape:
+        raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target_shape}")
+    diff = pred - target
+    return (diff * diff).mean()
+
+
+def cross_entropy(logits, targets) -> Tensor:
+    """Mean cross-entropy of ``logits`` (N, C) against class labels (N,) or one-hot/probabilities (N, C).
+
+    Computed through log_softmax, so logits of 1000 do not overflow.
+    """
+    logits = _tensor(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
+    n, c = logits.shape
+    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    logp = logits.log_softmax(axis=1)
+    if targets.shape == (n,):
+        if targets.dtype.kind not in "iu" and not np.all(targets == np.round(targets)):
+            raise TypeError(f"cross_entropy: class labels must be integers, got dtype {targets.dtype}")
+        labels = targets.astype(np.intp)
+        if labels.size and (labels.min() < 0 or labels.max() >= c):
+            raise ValueError(f"cross_entropy: labels must lie in [0, {c}), got min {labels.min()} max {labels.max()}")
+        return -logp[np.arange(n), labels].mean()
+    if targets.shape == (n, c):
+        return -(logp * targets.astype(logits.dtype)).sum(axis=1).mean()
+    raise ValueError(
+        f"cross_entropy: targets must be labels of shape ({n},) or one-hot of shape ({n}, {c}), got {targets.shape}"
+    )
+
+
+def pad2d(x, pad, value: float = 0.0):
+    return _tensor(x).pad2d(pad, value)
+
+
+def conv2d(x, W, b=None, stride=1, pad=0):
+    return _tensor(x).conv2d(W, b, stride=stride, pad=pad)
+
+
+def max_pool2d(x, f, stride=None, ties: str = "first"):
+    return _tensor(x).max_pool2d(f, stride=stride, ties=ties)
+
+
+def avg_pool2d(x, f, stride=None):
+    return _tensor(x).avg_pool2d(f, stride=stride)
