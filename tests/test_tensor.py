@@ -263,6 +263,9 @@ def test_cross_entropy_labels_and_one_hot_agree():
     np.testing.assert_allclose(F.cross_entropy(logits, one_hot).item(), ref)
     assert gradcheck(lambda x: F.cross_entropy(x, labels), logits)
     assert gradcheck(lambda x: F.cross_entropy(x, one_hot), logits)
+    soft = np.random.default_rng(2).dirichlet(np.ones(3), size=4)  # rows of probabilities
+    np.testing.assert_allclose(F.cross_entropy(logits, soft).item(), -(soft * logp).sum(axis=1).mean())
+    assert gradcheck(lambda x: F.cross_entropy(x, soft), logits)
 
 
 def test_loss_bad_input():

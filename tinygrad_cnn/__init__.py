@@ -3,9 +3,10 @@
 from . import functional
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Tensor, get_default_dtype, is_grad_enabled, no_grad, set_default_dtype
+from .viz import draw_graph, save_graph
 
 __all__ = [
     "Tensor", "no_grad", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
-    "gradcheck", "GradcheckError", "functional",
+    "gradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
 ]
 __version__ = "0.1.0"

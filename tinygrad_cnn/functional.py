@@ -52,29 +52,42 @@ def mse_loss(pred, target) -> Tensor:
     return (diff * diff).mean()
 
 
+def _target_probabilities(targets, n: int, c: int, dtype) -> np.ndarray:
+    """Class labels (N,) or one-hot/probabilities (N, C) -> probabilities (N, C)."""
+    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if targets.shape == (n, c):
+        return targets.astype(dtype)
+    if targets.shape != (n,):
+        raise ValueError(
+            f"cross_entropy: targets must be labels of shape ({n},) or one-hot of shape ({n}, {c}), got {targets.shape}"
+        )
+    if targets.dtype.kind not in "iu" and not np.all(targets == np.round(targets)):
+        raise TypeError(f"cross_entropy: class labels must be integers, got dtype {targets.dtype}")
+    labels = targets.astype(np.intp)
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        raise ValueError(f"cross_entropy: labels must lie in [0, {c}), got min {labels.min()} max {labels.max()}")
+    return np.eye(c, dtype=dtype)[labels]
+
+
 def cross_entropy(logits, targets) -> Tensor:
     """Mean cross-entropy of ``logits`` (N, C) against class labels (N,) or one-hot/probabilities (N, C).
 
-    Computed through log_softmax, so logits of 1000 do not overflow.
+    loss = -1/N sum_i sum_c p_ic log softmax(x)_ic, through a max-shifted log-softmax so logits of
+    1000 do not overflow.  Its gradient is the classic (softmax(x) - p) / N (for rows of p summing to 1).
     """
     logits = _tensor(logits)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
     n, c = logits.shape
-    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
-    logp = logits.log_softmax(axis=1)
-    if targets.shape == (n,):
-        if targets.dtype.kind not in "iu" and not np.all(targets == np.round(targets)):
-            raise TypeError(f"cross_entropy: class labels must be integers, got dtype {targets.dtype}")
-        labels = targets.astype(np.intp)
-        if labels.size and (labels.min() < 0 or labels.max() >= c):
-            raise ValueError(f"cross_entropy: labels must lie in [0, {c}), got min {labels.min()} max {labels.max()}")
-        return -logp[np.arange(n), labels].mean()
-    if targets.shape == (n, c):
-        return -(logp * targets.astype(logits.dtype)).sum(axis=1).mean()
-    raise ValueError(
-        f"cross_entropy: targets must be labels of shape ({n},) or one-hot of shape ({n}, {c}), got {targets.shape}"
-    )
+    p = _target_probabilities(targets, n, c, logits.dtype)
+    x = logits.data
+    shifted = x - x.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -(p * logp).sum() / n
+
+    def _backward(g):
+        return (g * (np.exp(logp) * p.sum(axis=1, keepdims=True) - p) / n,)
+    return Tensor._from_op(loss, (logits,), "cross_entropy", _backward)
 
 
 def pad2d(x, pad, value: float = 0.0):

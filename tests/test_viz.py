@@ -1,0 +1,332 @@
+"""Tests for tinygrad_cnn.viz: the DOT source, real rendering, and the paths without a renderer."""
+
+import importlib.util
+import re
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import graphviz
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import viz
+from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.viz import RENDERER_ENV, RendererNotFound, draw_graph, find_renderer, save_graph
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "draw_graph.py"
+
+
+def expression():
+    """y = sum(x * w + x) with a scalar w: x is used twice, c is a constant."""
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True, name="x")
+    w = Tensor(2.0, requires_grad=True, name="w")
+    c = Tensor([0.5, 0.5, 0.5], name="c")
+    y = ((x * w + x) * c).sum()
+    return x, w, c, y
+
+
+def node_labels(source):
+    """{node id: label} of the nodes in a DOT source."""
+    return dict(re.findall(r"^\s*(n\d+) \[label=<(.*)>", source, flags=re.M))
+
+
+def edges(source):
+    return re.findall(r"^\s*(\w+) -> (\w+)", source, flags=re.M)
+
+
+def node_attrs(source, node):
+    return re.search(rf"^\s*{node} \[.*$", source, flags=re.M).group(0)
+
+
+# --------------------------------------------------------------------------- DOT source
+
+
+def test_nodes_edges_and_shapes():
+    x, w, c, y = expression()
+    source = draw_graph(y).source
+    labels = node_labels(source)
+    # x, w, mul, add, c, mul, sum: x is shared but drawn once; one edge per operand.
+    assert len(labels) == 7
+    assert len(edges(source)) == 7
+    assert sum("<b>x</b>" in label for label in labels.values()) == 1
+    assert "(3,) float32" in labels["n0"] and "scalar float32" in labels["n1"]
+    assert labels["n6"].startswith('<table') and "<b>sum</b>" in labels["n6"]
+    assert "value 9" in labels["n6"]  # (2+2+3*... ) -> sum((3x) * 0.5) = 9
+    assert ("n0", "n2") in edges(source) and ("n0", "n3") in edges(source)
+
+
+def test_grads_absent_before_backward_and_present_after():
+    *_, y = expression()
+    before = node_labels(draw_graph(y).source)
+    assert not any("grad" in label for label in before.values())
+    y.backward()
+    after = node_labels(draw_graph(y).source)
+    assert "grad 1" in after["n6"]                     # d y / d y
+    assert "grad norm" in after["n0"]                  # x
+    assert "grad 3" in after["n1"]                     # d y / d w = sum(x * c) = 3
+    assert "grad" not in after["n4"]                   # the constant c has none
+    assert "grad " not in draw_graph(y, show_grad=False).source
+    assert "mean" not in draw_graph(y, show_data=False).source
+
+
+def test_same_source_every_run():
+    assert draw_graph(expression()[-1]).source == draw_graph(expression()[-1]).source
+
+
+def test_colours_tell_kinds_apart():
+    x, w, c, y = expression()
+    source = draw_graph(y).source
+    assert "fillcolor=lightblue" in node_attrs(source, "n0")          # parameter
+    assert "fillcolor=gray90" in node_attrs(source, "n4")             # constant
+    assert "fillcolor=white" in node_attrs(source, "n2")              # interior
+    assert "fillcolor=darkolivegreen1" in node_attrs(source, "n6")    # root
+    for kind, colour in viz.COLOURS.items():
+        assert colour in viz.__doc__, kind                            # the legend is written
+
+
+def test_op_hyper_parameters_and_rankdir():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = x.softmax(axis=1).clip(0.1, 0.9).sum()
+    source = draw_graph(y, rankdir="LR").source
+    assert "rankdir=LR" in source
+    assert "<b>softmax</b> axis=1" in source
+    assert "<b>clip</b> low=0.1 high=0.9" in source
+    assert "<i>parameter</i>" in source                 # unnamed parameter
+    assert "rankdir=TB" in draw_graph(y).source
+
+
+def test_cnn_ops_show_their_hyper_parameters():
+    x = Tensor(np.ones((1, 9, 9, 2), np.float32), name="image")
+    W = Tensor(np.full((3, 3, 2, 4), 0.1, np.float32), requires_grad=True, name="W")
+    y = F.max_pool2d(F.conv2d(x, W, stride=2, pad=1), 3, stride=2)
+    source = draw_graph(y.sum(), title="a <CNN>").source
+    assert "<b>conv2d</b> stride=2 pad=1" in source
+    assert "<b>max_pool2d</b> f=3 stride=2" in source
+    assert "(1, 5, 5, 4) float32" in source and "(1, 2, 2, 4) float32" in source
+    assert 'label="a <CNN>"' in source                # a plain caption, not HTML
+
+
+def test_example_script_writes_svg_and_png(tmp_path):
+    spec = importlib.util.spec_from_file_location("draw_graph_example", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    written = example.main(docs=True, out=tmp_path / "out", docs_dir=tmp_path / "docs")
+    assert [p.name for p in written] == [
+        "expression.svg", "expression.png", "cnn_step.svg", "cnn_step.png", "cnn_step.png"]
+    assert all(p.stat().st_size > 1000 for p in written)
+    svg = (tmp_path / "out" / "cnn_step.svg").read_text()
+    assert ">conv2d<" in svg and "stride=1 pad=1" in svg and "conv.W" in svg
+
+
+def test_params_mapping_names_tensors():
+    x, w, c, y = expression()
+    labels = node_labels(draw_graph(y, params={"weight": w, "scale": c}).source)
+    assert "<b>weight</b>" in labels["n1"] and "<b>w</b>" not in labels["n1"]
+    assert "<b>scale</b>" in labels["n4"]
+    assert "<b>x</b>" in labels["n0"]                  # Tensor.name where params has none
+    pairs = draw_graph(y, params=[("weight", w)]).source
+    assert "<b>weight</b>" in pairs
+
+
+def test_names_are_escaped_and_ascii():
+    x = Tensor([1.0, 2.0], requires_grad=True, name='a<b>&"c"\u00e9')
+    source = draw_graph((x * 2).sum()).source
+    assert "<b>a&lt;b&gt;&amp;&quot;c&quot;\\xe9</b>" in source
+    assert source.isascii()
+    with pytest.raises(ValueError):
+        draw_graph((x * 2).sum()).write("no_extension")
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.text(max_size=12), op_arg=st.text(max_size=6))
+def test_any_name_gives_ascii_source_that_renders(name, op_arg):
+    x = Tensor([1.0, 2.0], requires_grad=True, name=name)
+    y = Tensor._from_op(x.data * 2, (x,), "scale", None, note=op_arg)
+    graph = draw_graph(y, params={name: x}, title=name)
+    assert graph.source.isascii()
+    assert "<svg" in graph.pipe(format="svg", encoding="utf-8", quiet=True)
+
+
+def test_nan_and_inf_are_flagged():
+    x = Tensor([-1.0, 0.0, 4.0], requires_grad=True, name="x")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = x.log()                                   # NaN, -inf, finite
+    labels = node_labels(draw_graph(y).source)
+    assert '<font color="red">1 NaN, 1 inf</font>' in labels["n1"]
+    assert "color=red" in node_attrs(draw_graph(y).source, "n1")
+    assert "red" not in labels["n0"]
+    with np.errstate(divide="ignore"):
+        y.sum().backward()
+    grads = node_labels(draw_graph(y).source)
+    assert "grad: 1 inf" in grads["n0"]                # d log(x) / dx = 1/x at 0
+
+
+def test_small_graph_has_no_note():
+    assert "note" not in draw_graph(expression()[-1]).source
+
+
+def test_large_graph_collapses_reshapes_then_prunes_with_a_note():
+    x = Tensor(np.ones((2, 3)), requires_grad=True, name="x")
+    y = x
+    for _ in range(30):
+        y = (y * 1.0).reshape(3, 2).reshape(2, 3)
+    loss = y.sum()                                    # 1 + 30 * (const + mul + 2 reshapes) + 1
+    everything = draw_graph(loss, max_nodes=None).source
+    assert len(node_labels(everything)) == 122 and "note" not in everything
+
+    collapsed = draw_graph(loss, max_nodes=70).source  # 62 once reshapes are edge labels
+    assert len(node_labels(collapsed)) == 62
+    assert "reshape reshape" in collapsed and "60 reshape-like ops (reshape)" in collapsed
+    assert "not drawn" not in collapsed
+
+    pruned = draw_graph(loss, max_nodes=20).source
+    assert len(node_labels(pruned)) == 20
+    assert "42 tensors nearest the inputs not drawn" in pruned
+    assert [head for tail, head in edges(pruned) if tail == "note"] == ["n0"]  # one dashed edge
+    assert "over max_nodes=20:\\n60 reshape-like" in pruned
+    assert "darkolivegreen1" in pruned                # the root is always kept
+
+
+def test_tensor_draw_method():
+    *_, y = expression()
+    assert y.draw(rankdir="LR").source == draw_graph(y, rankdir="LR").source
+
+
+# --------------------------------------------------------------------------- real rendering
+
+
+def test_renders_svg_and_png(tmp_path):
+    *_, y = expression()
+    y.backward()
+    graph = draw_graph(y, rankdir="LR")
+    svg = graph.pipe(format="svg", encoding="utf-8")
+    assert "<svg" in svg and "grad norm" in svg
+    assert graph.pipe(format="png").startswith(PNG_MAGIC)
+    save_graph(y, tmp_path / "step.svg")
+    save_graph(y, tmp_path / "step.png")
+    assert "<svg" in (tmp_path / "step.svg").read_text()
+    assert (tmp_path / "step.png").read_bytes().startswith(PNG_MAGIC)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step.png", "step.svg"]
+
+
+def test_render_method_and_jupyter_repr(tmp_path):
+    graph = draw_graph(expression()[-1])
+    out = graph.render(outfile=tmp_path / "g.png")
+    assert out == str(tmp_path / "g.png") and (tmp_path / "g.gv").exists()
+    assert (tmp_path / "g.png").read_bytes().startswith(PNG_MAGIC)
+    assert "<svg" in graph._repr_mimebundle_()["image/svg+xml"]
+    assert "<svg" in graph._repr_svg_()
+
+
+# --------------------------------------------------------------------------- finding a renderer
+
+
+@pytest.fixture
+def pure_binary():
+    """The graphviz-pure that the viz extra installs (required: these tests must not skip)."""
+    beside_python = shutil.which("graphviz-pure", path=str(Path(sys.executable).parent))
+    path = beside_python or shutil.which("graphviz-pure")
+    assert path, 'graphviz-pure is missing: pip install "tinygrad_cnn[viz]"'
+    return path
+
+
+@pytest.fixture
+def no_renderer(monkeypatch, tmp_path):
+    """Empty PATH, no env var, and nothing next to the running Python."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv(RENDERER_ENV, raising=False)
+    monkeypatch.setattr(viz, "python_scripts_dir", lambda: empty)
+
+
+@pytest.fixture
+def only_pure_next_to_python(monkeypatch, tmp_path, pure_binary):
+    """The Jupyter-kernel case: the venv's bin is not on PATH, graphviz-pure sits beside Python."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv(RENDERER_ENV, raising=False)
+    monkeypatch.setattr(viz, "python_scripts_dir", lambda: Path(pure_binary).parent)
+
+
+def test_no_renderer_message_and_gv_fallback(no_renderer, tmp_path):
+    *_, y = expression()
+    with pytest.raises(graphviz.ExecutableNotFound) as caught:  # existing handlers still catch it
+        save_graph(y, tmp_path / "step.svg")
+    message = str(caught.value)
+    assert isinstance(caught.value, RendererNotFound)
+    assert 'pip install "tinygrad_cnn[viz]"' in message and "apt install graphviz" in message
+    assert f"written to {tmp_path / 'step.gv'}" in message
+    assert (tmp_path / "step.gv").read_text() == draw_graph(y).source
+    assert not (tmp_path / "step.svg").exists()
+    with pytest.raises(RendererNotFound, match="written to .*g.gv"):
+        draw_graph(y).render(outfile=tmp_path / "g.png")
+    save_graph(y, tmp_path / "only.gv")               # source formats need no renderer
+    save_graph(y, tmp_path / "only.dot")
+    assert (tmp_path / "only.dot").read_text() == draw_graph(y).source
+
+
+def test_no_renderer_jupyter_repr_is_the_message(no_renderer):
+    graph = draw_graph(expression()[-1])
+    bundle = graph._repr_mimebundle_()
+    assert list(bundle) == ["text/plain"]
+    assert 'pip install "tinygrad_cnn[viz]"' in bundle["text/plain"]
+    assert "Traceback" not in bundle["text/plain"]
+    assert graph._repr_svg_() is None
+    with pytest.raises(RendererNotFound, match="Cannot render png"):
+        graph.pipe(format="png")
+
+
+def test_finds_graphviz_pure_next_to_python(only_pure_next_to_python, pure_binary, tmp_path):
+    renderer = find_renderer("png")
+    assert renderer.path == pure_binary and renderer.pure
+    save_graph(expression()[-1], tmp_path / "g.png")
+    assert (tmp_path / "g.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_pdf_with_only_graphviz_pure_asks_for_system_graphviz(only_pure_next_to_python, tmp_path):
+    with pytest.raises(RendererNotFound) as caught:
+        save_graph(expression()[-1], tmp_path / "g.pdf")
+    message = str(caught.value)
+    assert "pdf needs the system Graphviz" in message and "apt install graphviz" in message
+    assert "written to" in message and (tmp_path / "g.gv").exists()
+
+
+def test_env_var_names_the_renderer(no_renderer, monkeypatch, pure_binary, tmp_path):
+    monkeypatch.setenv(RENDERER_ENV, pure_binary)
+    assert find_renderer().path == pure_binary
+    assert "<svg" in draw_graph(expression()[-1]).pipe(format="svg", encoding="utf-8")
+    monkeypatch.setenv(RENDERER_ENV, str(tmp_path / "missing-dot"))
+    with pytest.raises(RendererNotFound, match=RENDERER_ENV):
+        find_renderer()
+
+
+def fake_system_dot(directory):
+    """A stand-in for the system dot: says it is Graphviz and writes a marker for any format."""
+    dot = directory / "dot"
+    dot.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-V" ]; then echo "dot - graphviz version 2.43.0 (0)" >&2; exit 0; fi\n'
+        "cat > /dev/null\n"
+        'echo "fake dot $1 $2"\n'
+    )
+    dot.chmod(dot.stat().st_mode | stat.S_IEXEC)
+    return dot
+
+
+def test_system_dot_on_path_is_preferred_and_does_pdf(only_pure_next_to_python, monkeypatch, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    dot = fake_system_dot(bin_dir)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    renderer = find_renderer("pdf")
+    assert renderer.path == str(dot) and not renderer.pure
+    save_graph(expression()[-1], tmp_path / "g.pdf")
+    assert (tmp_path / "g.pdf").read_text() == "fake dot -Kdot -Tpdf\n"
