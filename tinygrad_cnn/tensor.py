@@ -101,7 +101,8 @@ def _to_array(data, dtype=None) -> np.ndarray:
 
 def _readonly(arr) -> np.ndarray:
     """The result of a numpy op as a read-only ndarray (numpy returns scalars for 0-d)."""
-    arr = np.asarray(arr)
+    if type(arr) is not np.ndarray:
+        arr = np.asarray(arr)
     arr.flags.writeable = False
     return arr
 
@@ -188,21 +189,22 @@ class Tensor:
         self._saved_versions = ()
 
     @classmethod
+    def _leaf(cls, data: np.ndarray, requires_grad: bool = False, name: str | None = None) -> "Tensor":
+        """A leaf around an array that is already read-only and follows the dtype policy."""
+        out = cls.__new__(cls)
+        out._data, out.grad, out.requires_grad, out.name = data, None, requires_grad, name
+        out.op, out.op_args, out.parents, out._backward = None, {}, (), None
+        out._version, out._saved_versions = 0, ()
+        return out
+
+    @classmethod
     def _from_op(cls, data, parents: tuple, op: str, backward, **op_args) -> "Tensor":
         """Wrap an op's result; record parents and backward only if some parent needs grad."""
-        out = cls.__new__(cls)
-        out._data = _readonly(data)
-        out.grad = None
-        out.name = None
-        out._version = 0
+        out = cls._leaf(_readonly(data))
         if _grad_enabled and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out.op, out.op_args, out.parents, out._backward = op, op_args, parents, backward
             out._saved_versions = tuple(p._version for p in parents)
-        else:
-            out.requires_grad = False
-            out.op, out.op_args, out.parents, out._backward = None, {}, (), None
-            out._saved_versions = ()
         return out
 
     def _lift(self, other) -> "Tensor":
@@ -210,7 +212,7 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (int, float, bool)):
-            return Tensor(np.asarray(other, dtype=self.dtype))
+            return Tensor._leaf(_readonly(np.array(other, dtype=self._data.dtype)))
         return Tensor(other)
 
     # ------------------------------------------------------------------ data and basic info
@@ -371,12 +373,8 @@ class Tensor:
         self.grad = None
 
     def detach(self) -> "Tensor":
-        """A new leaf sharing the data, cut from the graph (requires_grad=False)."""
-        out = Tensor.__new__(Tensor)
-        out._data, out.grad, out.requires_grad, out.name = self._data, None, False, self.name
-        out.op, out.op_args, out.parents, out._backward = None, {}, (), None
-        out._version, out._saved_versions = 0, ()
-        return out
+        """A new leaf sharing the (read-only) data, cut from the graph (requires_grad=False)."""
+        return Tensor._leaf(self._data, name=self.name)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if not self.is_leaf and not requires_grad:
