@@ -628,28 +628,34 @@ class Tensor:
 
     # ------------------------------------------------------------------ shape ops
     def reshape(self, *shape) -> "Tensor":
+        """The same values in a new shape (one axis may be -1), as numpy.reshape."""
         shape = self._shape_arg(shape)
-        in_shape = self.shape
         try:
             out = self._data.reshape(shape)
         except ValueError as e:
             raise ValueError(
-                f"reshape: cannot reshape shape {in_shape} ({self.size} elements) into {shape}: {e}"
+                f"reshape: cannot reshape shape {self.shape} ({self.size} elements) into {shape}: {e}"
             ) from None
-
-        def _backward(g):
-            return (g.reshape(in_shape),)
-        return Tensor._from_op(out, (self,), "reshape", _backward, shape=out.shape)
+        return self._reshaped(out, "reshape", shape=out.shape)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
         """Merge axes start_dim..end_dim into one (``flatten(1)`` keeps the batch axis)."""
         if self.ndim == 0:
-            return self.reshape(1)
+            return self._reshaped(self._data.reshape(1), "flatten")
         start, end = _normalize_axes((start_dim, end_dim), self.ndim, "flatten")
         if start_dim % self.ndim > end_dim % self.ndim:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
         s = self.shape
-        return self.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:])
+        out = self._data.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:])
+        return self._reshaped(out, "flatten", **({"start_dim": start_dim} if start_dim else {}))
+
+    def _reshaped(self, out: np.ndarray, op: str, **op_args) -> "Tensor":
+        """Record ``out`` (self's values in another shape); the gradient is reshaped back."""
+        in_shape = self.shape
+
+        def _backward(g):
+            return (g.reshape(in_shape),)
+        return Tensor._from_op(out, (self,), op, _backward, **op_args)
 
     def transpose(self, *axes) -> "Tensor":
         """Permute axes (all reversed when none are given), as numpy.transpose."""
