@@ -467,3 +467,26 @@ def test_random_shapes_broadcast_against_row(shape, seed):
     x = Tensor(rng.standard_normal(shape), requires_grad=True)
     row = Tensor(rng.standard_normal(shape[-1:]), requires_grad=True)
     assert gradcheck(lambda x, r: (x * r + r).tanh().sum(axis=-1 if shape else None), x, row)
+
+
+def test_remaining_error_paths():
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"truth value of a tensor of shape \(2, 3\) is ambiguous"):
+        bool(x)
+    assert bool(Tensor([2.0]))
+    with pytest.raises(ValueError, match="flatten: start_dim 1 comes after end_dim 0"):
+        x.flatten(1, 0)
+    with pytest.raises(ValueError, match="stack: needs at least one tensor"):
+        Tensor.stack([])
+    with pytest.raises(ValueError, match="concatenate: needs at least one tensor"):
+        Tensor.concatenate([])
+    with pytest.raises(ValueError, match=r"stack: .*\(2, 3\) and \(3, 2\)"):
+        Tensor.stack([x, Tensor(np.ones((3, 2)))])
+    with pytest.raises(TypeError, match="Tensor: dtype must be float32 or float64, got int64"):
+        Tensor([1], dtype=np.int64)
+    with pytest.raises(ValueError, match="softmax: axis 2 is out of range"):
+        x.softmax(axis=2)
+    with pytest.raises(ValueError, match="log_softmax: axis -3 is out of range"):
+        x.log_softmax(axis=-3)
+    with pytest.raises(TypeError, match="fn must return a Tensor"):
+        gradcheck(lambda t: t.data, x)
