@@ -1,0 +1,42 @@
+"""The examples run end to end as a user runs them, and show what they claim."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_quickstart():
+    out = run_example("quickstart.py")
+    assert "gradcheck: True" in out and "dloss/dW" in out
+
+
+def test_step_by_step_agrees_with_the_notebook():
+    out = run_example("step_by_step.py")
+    assert "notebook prints -6.999089450680221" in out
+    assert "(1.45243777754, 1.72699145831, 7.83923256462)" in out  # the notebook's conv_backward means
+    assert "25 comparisons" in out and "agree" in out
+
+
+def test_draw_graph_writes_pictures():
+    out = run_example("draw_graph.py")
+    for picture in ("expression.svg", "expression.png", "cnn_step.svg", "cnn_step.png"):
+        assert picture in out
+        assert (EXAMPLES / "out" / picture).stat().st_size > 1000
+
+
+def test_train_digits_reaches_the_target(tmp_path):
+    out = run_example("train_digits.py", "--out", str(tmp_path))
+    accuracy = float(re.search(r"final test accuracy: ([0-9.]+)", out).group(1))
+    assert accuracy >= 0.97
+    for written in ("digits_curves.png", "digits_cnn.npz", "digits_step.svg"):
+        assert (tmp_path / written).exists()

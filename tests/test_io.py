@@ -1,0 +1,136 @@
+"""tinygrad_cnn.io: save/load round trips bit-identically; bad files give clear errors, never run code."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor, nn
+from tinygrad_cnn.io import load, save
+
+
+def _net(seed=0):
+    rng = np.random.default_rng(seed)
+    return nn.Sequential(conv1=nn.Conv2d(1, 3, 3, pad=1, seed=rng), relu=nn.ReLU(), flat=nn.Flatten(),
+                         fc=nn.Linear(48, 4, seed=rng))
+
+
+def test_module_round_trip_is_bit_identical(tmp_path):
+    a, b = _net(0), _net(1)
+    path = tmp_path / "w.npz"
+    save(a, path)
+    state = load(path)
+    assert list(state) == ["conv1.W", "conv1.b", "fc.W", "fc.b"]
+    for key, value in a.state_dict().items():
+        assert state[key].dtype == value.dtype and state[key].tobytes() == value.tobytes()
+    b.load_state_dict(state)
+    x = Tensor(np.random.default_rng(2).random((2, 4, 4, 1)))
+    assert a(x).data.tobytes() == b(x).data.tobytes()
+
+
+def test_state_dict_round_trip_keeps_dtype_shape_order_and_special_values(tmp_path):
+    state = {
+        "z.last": np.array([np.nan, -np.inf, np.inf, -0.0, 1e-45], np.float32),
+        "a.first": np.random.default_rng(0).standard_normal((2, 3, 4)),
+        "count": np.array(7, np.int64),
+        "mask": np.array([True, False]),
+        "t": Tensor(np.arange(3, dtype=np.float32)),
+    }
+    path = tmp_path / "weights.bin"  # the name is used as given
+    save(state, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["weights.bin"]
+    back = load(str(path))
+    assert list(back) == list(state)
+    for key, value in state.items():
+        value = np.asarray(value.data if isinstance(value, Tensor) else value)
+        assert back[key].dtype == value.dtype and back[key].shape == value.shape
+        assert back[key].tobytes() == value.tobytes()
+    assert np.load(path)["a.first"].shape == (2, 3, 4)  # plain numpy reads it too
+
+
+def test_save_overwrites_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "w.npz"
+    save({"x": np.zeros(2)}, path)
+    save({"y": np.ones(3)}, path)
+    assert list(load(path)) == ["y"] and [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+
+
+# ----------------------------------------------------------------------------- save errors
+@pytest.mark.parametrize("obj, words", [
+    ([np.zeros(2)], "save: expected a Module or a mapping name -> array, got list"),
+    ({1: np.zeros(2)}, "save: keys must be non-empty strings, got 1"),
+    ({"": np.zeros(2)}, "save: keys must be non-empty strings, got ''"),
+    ({"w": np.array([{}, 1], dtype=object)}, "save: key 'w' holds dtype object; only numeric arrays"),
+    ({"w": np.array(["a"])}, "save: key 'w' holds dtype <U1"),
+])
+def test_save_refuses_what_it_cannot_store(tmp_path, obj, words):
+    path = tmp_path / "w.npz"
+    save({"keep": np.ones(1)}, path)
+    with pytest.raises(TypeError, match=words):
+        save(obj, path)
+    assert list(load(path)) == ["keep"]  # the old file is untouched
+
+
+# ----------------------------------------------------------------------------- load errors
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.npz"
+    with pytest.raises(FileNotFoundError, match=f"load: no weights file at '{path}'"):
+        load(path)
+
+
+def test_garbage_file(tmp_path):
+    path = tmp_path / "junk.npz"
+    path.write_bytes(b"this is not a weights file\n" * 10)
+    with pytest.raises(ValueError, match=f"load: '{path}' is not a .npz weights file"):
+        load(path)
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.99])
+def test_truncated_file(tmp_path, keep):
+    path = tmp_path / "w.npz"
+    save(_net(), path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:int(len(raw) * keep)])
+    with pytest.raises(ValueError, match=f"load: '{path}'.* corrupt or truncated"):
+        load(path)
+
+
+def test_flipped_byte_in_the_data_fails_the_checksum(tmp_path):
+    path = tmp_path / "w.npz"
+    save({"w": np.zeros(100)}, path)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(bytes(8) * 50) + 200  # inside the array's zeros
+    raw[at] = 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=f"load: '{path}' is corrupt: member 'w.npy' fails its checksum"):
+        load(path)
+
+
+class _Touch:
+    """Unpickling this creates a file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (pathlib.Path(self.marker),)
+
+
+def test_object_array_is_refused_and_never_unpickled(tmp_path):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "evil.npz"
+    np.savez(path, ok=np.ones(2), payload=np.array([_Touch(marker)], dtype=object))
+    with pytest.raises(ValueError, match=f"load: '{path}', key 'payload' holds an object array"):
+        load(path)
+    assert not marker.exists()
+
+
+def test_lone_npy_and_non_numeric_arrays_are_refused(tmp_path):
+    npy = tmp_path / "one.npy"
+    np.save(npy, np.ones(3))
+    with pytest.raises(ValueError, match=f"load: '{npy}' holds a single array"):
+        load(npy)
+    text = tmp_path / "text.npz"
+    np.savez(text, names=np.array(["conv1", "fc"]))
+    with pytest.raises(ValueError, match=f"load: '{text}', key 'names' holds dtype <U5, not numbers"):
+        load(text)

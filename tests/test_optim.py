@@ -1,0 +1,144 @@
+"""tinygrad_cnn.optim: SGD and Adam against updates worked out by hand, skipping, errors."""
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.optim import SGD, Adam
+
+GRADS = [np.array([1.0, -2.0]), np.array([0.5, 0.5]), np.array([-1.0, 4.0])]
+
+
+def _run(opt_cls, grads=GRADS, w0=(1.0, 2.0), **hyper):
+    """Apply one step per gradient in ``grads`` to a float64 parameter; return the values after each."""
+    p = Tensor(np.array(w0), requires_grad=True)
+    opt = opt_cls([p], **hyper)
+    seen = []
+    for g in grads:
+        p.grad = g
+        opt.step()
+        seen.append(p.data.copy())
+    return seen
+
+
+# ----------------------------------------------------------------------------- SGD
+def test_sgd_plain():
+    # w = w - 0.1 g:  [1, 2] -> [0.9, 2.2] -> [0.85, 2.15] -> [0.95, 1.75]
+    steps = _run(SGD, lr=0.1)
+    np.testing.assert_allclose(steps, [[0.9, 2.2], [0.85, 2.15], [0.95, 1.75]], rtol=0, atol=1e-15)
+
+
+def test_sgd_momentum():
+    # buf = g1 = [1, -2]                          w = [1, 2] - 0.1 [1, -2]      = [0.9, 2.2]
+    # buf = 0.9 [1, -2] + [0.5, 0.5] = [1.4, -1.3] w = [0.9, 2.2] - 0.1 buf     = [0.76, 2.33]
+    # buf = 0.9 [1.4, -1.3] + [-1, 4] = [0.26, 2.83]  w = [0.76, 2.33] - 0.1 buf = [0.734, 2.047]
+    steps = _run(SGD, lr=0.1, momentum=0.9)
+    np.testing.assert_allclose(steps, [[0.9, 2.2], [0.76, 2.33], [0.734, 2.047]], rtol=0, atol=1e-12)
+
+
+def test_sgd_nesterov():
+    # buf as in test_sgd_momentum; step uses g + 0.9 buf:
+    # [1, -2] + 0.9 [1, -2] = [1.9, -3.8]         w = [0.81, 2.38]
+    # [0.5, 0.5] + 0.9 [1.4, -1.3] = [1.76, -0.67] w = [0.634, 2.447]
+    # [-1, 4] + 0.9 [0.26, 2.83] = [-0.766, 6.547] w = [0.7106, 1.7923]
+    steps = _run(SGD, lr=0.1, momentum=0.9, nesterov=True)
+    np.testing.assert_allclose(steps, [[0.81, 2.38], [0.634, 2.447], [0.7106, 1.7923]], rtol=0, atol=1e-12)
+
+
+def test_sgd_weight_decay():
+    # g' = g + 0.5 w:  [1, -2] + [0.5, 1] = [1.5, -1]          w = [0.85, 2.1]
+    #                  [0.5, 0.5] + [0.425, 1.05] = [0.925, 1.55] w = [0.7575, 1.945]
+    steps = _run(SGD, grads=GRADS[:2], lr=0.1, weight_decay=0.5)
+    np.testing.assert_allclose(steps, [[0.85, 2.1], [0.7575, 1.945]], rtol=0, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- Adam
+def test_adam_first_step_moves_each_weight_by_lr():
+    # t=1: m_hat = g, v_hat = g^2, so the step is lr * g / (|g| + eps) = lr * sign(g)
+    (w1,) = _run(Adam, grads=[np.array([3.0, -1e-3])], lr=0.01, eps=1e-12)
+    np.testing.assert_allclose(w1, [1.0 - 0.01, 2.0 + 0.01], rtol=0, atol=1e-9)
+
+
+def test_adam_bias_correction_over_three_steps():
+    """A scalar weight, betas (0.5, 0.75), lr 0.1, eps 0; gradients 1, 3, -2.
+
+    t=1: m = 0.5,  v = 0.25;       m_hat = 0.5/0.5 = 1,          v_hat = 0.25/0.25 = 1      step 0.1
+    t=2: m = 1.75, v = 2.4375;     m_hat = 1.75/0.75 = 7/3,       v_hat = 2.4375/0.4375 = 39/7
+         step = 0.1 * (7/3) / sqrt(39/7)
+    t=3: m = -0.125, v = 2.828125; m_hat = -0.125/0.875 = -1/7,  v_hat = 2.828125/0.578125 = 181/37
+         step = 0.1 * (-1/7) / sqrt(181/37)
+    """
+    steps = _run(Adam, grads=[np.array([1.0]), np.array([3.0]), np.array([-2.0])], w0=(0.0,),
+                 lr=0.1, betas=(0.5, 0.75), eps=0.0)
+    w1 = -0.1
+    w2 = w1 - 0.1 * (7 / 3) / np.sqrt(39 / 7)
+    w3 = w2 - 0.1 * (-1 / 7) / np.sqrt(181 / 37)
+    np.testing.assert_allclose(np.concatenate(steps), [w1, w2, w3], rtol=1e-14)
+
+
+def test_adam_weight_decay_is_added_to_the_gradient():
+    # g' = g + 0.1 w = 0 + 0.1 * 2 = 0.2 > 0: the first step is -lr, whatever the size of g'
+    (w1,) = _run(Adam, grads=[np.array([0.0])], w0=(2.0,), lr=0.05, weight_decay=0.1)
+    np.testing.assert_allclose(w1, [1.95], rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- shared behaviour
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9), lambda ps: Adam(ps)])
+def test_params_without_grad_are_skipped(make):
+    a = Tensor(np.ones(2, np.float32), requires_grad=True)
+    b = Tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = make([a, b])
+    a.grad = np.ones(2, np.float32)
+    opt.step()
+    assert not np.array_equal(a.data, np.ones(2)) and a.dtype == np.float32
+    np.testing.assert_array_equal(b.data, np.ones(3))
+    assert b._version == 0 and opt.state[1] == {}
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+
+
+def test_step_replaces_data_so_a_stale_graph_cannot_backward():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True, name="w")
+    loss = (w * w).sum()
+    loss.backward()
+    SGD([w], lr=0.1).step()
+    np.testing.assert_allclose(w.data, [0.8, 1.6])
+    with pytest.raises(RuntimeError, match="had its .data replaced"):
+        loss.backward()
+
+
+def test_sgd_minimizes_a_quadratic():
+    w = Tensor(np.array([3.0, -4.0]), requires_grad=True)
+    opt = SGD([w], lr=0.1, momentum=0.5)
+    for _ in range(60):
+        opt.zero_grad()
+        ((w - 1.0) ** 2).sum().backward()
+        opt.step()
+    np.testing.assert_allclose(w.data, [1.0, 1.0], atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- errors
+P = Tensor(np.ones(1), requires_grad=True)
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda: SGD([P], lr=-0.1), ValueError, r"SGD: lr must be >= 0.0, got -0.1"),
+    (lambda: SGD([P], lr="fast"), ValueError, r"SGD: lr must be a finite number, got 'fast'"),
+    (lambda: SGD([P], lr=float("nan")), ValueError, r"SGD: lr must be a finite number, got nan"),
+    (lambda: SGD([P], lr=0.1, momentum=-1), ValueError, r"SGD: momentum must be >= 0.0, got -1"),
+    (lambda: SGD([P], lr=0.1, weight_decay=-1e-4), ValueError, r"SGD: weight_decay must be >= 0.0"),
+    (lambda: SGD([P], lr=0.1, nesterov=True), ValueError, r"SGD: nesterov=True needs momentum > 0"),
+    (lambda: Adam([P], lr=-1), ValueError, r"Adam: lr must be >= 0.0, got -1"),
+    (lambda: Adam([P], betas=(0.9, 1.0)), ValueError, r"Adam: betas\[1\] must be >= 0.0, < 1.0, got 1.0"),
+    (lambda: Adam([P], betas=(-0.1, 0.9)), ValueError, r"Adam: betas\[0\] must be >= 0.0, < 1.0, got -0.1"),
+    (lambda: Adam([P], betas=0.9), ValueError, r"Adam: betas must be a pair \(beta1, beta2\), got 0.9"),
+    (lambda: Adam([P], eps=-1e-8), ValueError, r"Adam: eps must be >= 0.0"),
+    (lambda: Adam([P], weight_decay=-1), ValueError, r"Adam: weight_decay must be >= 0.0"),
+    (lambda: Adam([]), ValueError, r"Adam: got an empty parameter list"),
+    (lambda: SGD(P, lr=0.1), TypeError, r"SGD: params must be a list of Tensors .* got a single Tensor"),
+    (lambda: SGD([P, np.ones(1)], lr=0.1), TypeError, r"SGD: params\[1\] must be a Tensor, got ndarray"),
+    (lambda: Adam([P, P]), ValueError, r"Adam: a parameter appears more than once"),
+])
+def test_bad_hyper_parameters(make, error, words):
+    with pytest.raises(error, match=words):
+        make()
