@@ -304,8 +304,14 @@ def test_env_var_names_the_renderer(no_renderer, monkeypatch, pure_binary, tmp_p
     assert find_renderer().path == pure_binary
     assert "<svg" in draw_graph(expression()[-1]).pipe(format="svg", encoding="utf-8")
     monkeypatch.setenv(RENDERER_ENV, str(tmp_path / "missing-dot"))
-    with pytest.raises(RendererNotFound, match=RENDERER_ENV):
+    with pytest.raises(RendererNotFound, match=rf"{RENDERER_ENV}=.*missing-dot' is not an executable"):
         find_renderer()
+
+
+def test_env_var_naming_a_missing_program_is_not_skipped(only_pure_next_to_python, monkeypatch, tmp_path):
+    monkeypatch.setenv(RENDERER_ENV, str(tmp_path / "typo-dot"))  # graphviz-pure is there, but not asked for
+    with pytest.raises(RendererNotFound, match="typo-dot"):
+        save_graph(expression()[-1], tmp_path / "g.svg")
 
 
 def fake_system_dot(directory):

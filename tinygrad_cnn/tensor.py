@@ -116,6 +116,15 @@ def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
+def _as_grad_of(g, t: "Tensor") -> np.ndarray:
+    """A closure's gradient for ``t``, summed back to t's shape (undoing broadcasting), in t's dtype."""
+    if type(g) is not np.ndarray:
+        g = np.asarray(g)
+    if g.shape != t.shape:
+        g = _sum_to_shape(g, t.shape)
+    return g if g.dtype == t.dtype else g.astype(t.dtype)
+
+
 def _shape_error(op: str, err: Exception, *tensors) -> Exception:
     """Re-raise a numpy shape error with the op's name and the shapes it got."""
     shapes = " and ".join(str(t.shape) for t in tensors)
@@ -356,7 +365,7 @@ class Tensor:
             for parent, pg in zip(t.parents, t._backward(g), strict=True):
                 if pg is None or not parent.requires_grad:
                     continue
-                pg = _sum_to_shape(np.asarray(pg), parent.shape).astype(parent.dtype, copy=False)
+                pg = _as_grad_of(pg, parent)
                 key = id(parent)
                 pending[key] = pg if key not in pending else pending[key] + pg
 

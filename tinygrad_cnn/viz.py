@@ -20,8 +20,9 @@ Colour legend (as in torchviz):
 
 Rendering needs a Graphviz layout program; the ``graphviz`` Python package alone has none. One
 is looked for in this order: the program named by the environment variable
-``TINYGRAD_CNN_DOT``, the system Graphviz ``dot`` on PATH, then ``graphviz-pure`` (installed by
-``pip install "tinygrad_cnn[viz]"``; svg and png, no pdf) on PATH or next to the running Python.
+``TINYGRAD_CNN_DOT`` (when set, it must exist), the system Graphviz ``dot`` on PATH, then
+``graphviz-pure`` (installed by ``pip install "tinygrad_cnn[viz]"``; svg and png, no pdf) on PATH
+or next to the running Python.
 Without one, building the graph, ``.source`` and saving ``.gv`` still work, and rendering raises
 :class:`RendererNotFound` (a ``graphviz.ExecutableNotFound``) saying what to install.
 """
@@ -132,6 +133,12 @@ def _candidates() -> list[tuple[str, str | None]]:
 def find_renderer(fmt: str = "svg") -> Renderer:
     """The first layout program that can write ``fmt``, or raise :class:`RendererNotFound`."""
     fmt = FORMAT_ALIASES.get(fmt, fmt)
+    env = os.environ.get(RENDERER_ENV)
+    if env and not shutil.which(env):  # set on purpose: falling back silently would hide a typo
+        raise RendererNotFound(
+            f"Cannot render {fmt}: {RENDERER_ENV}={env!r} is not an executable program. "
+            f"Fix the path, or unset {RENDERER_ENV} to use dot or graphviz-pure."
+        )
     searched = _candidates()
     found = [Renderer(path, _is_graphviz_pure(path)) for _, path in searched if path]
     for renderer in found:
