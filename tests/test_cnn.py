@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_kernels import conv_grid, conv_inputs
 
 from tinygrad_cnn import Tensor, cnn, gradcheck, kernels, no_grad, reference
@@ -135,3 +137,33 @@ def test_bad_inputs_raise_before_anything_is_recorded(monkeypatch, call, error, 
         call(x, W)
     assert words in str(info.value)
     assert recorded == []
+
+
+@st.composite
+def conv_pool_configs(draw):
+    """Random (x shape, W shape, stride, pad, pool f, pool stride) whose windows fit."""
+    f = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pad = draw(st.integers(0, 2))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    n_hw = [draw(st.integers(max(1, k - 2 * pad), k - 2 * pad + 4)) for k in f]
+    out_hw = [(n + 2 * pad - k) // s + 1 for n, k, s in zip(n_hw, f, stride, strict=True)]
+    pool_f = draw(st.integers(1, min(out_hw)))
+    pool_stride = draw(st.one_of(st.none(), st.integers(1, 2)))
+    channels = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    x_shape = (draw(st.integers(1, 2)), *n_hw, channels[0])
+    return x_shape, (*f, *channels), stride, pad, pool_f, pool_stride
+
+
+@settings(max_examples=25, deadline=None)
+@given(config=conv_pool_configs(), seed=st.integers(0, 2**16), pool=st.sampled_from(["max", "avg"]))
+def test_random_conv_relu_pool_chains_pass_gradcheck(config, seed, pool):
+    x_shape, W_shape, stride, pad, pool_f, pool_stride = config
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.standard_normal(x_shape), requires_grad=True, name="x")
+    W = Tensor(rng.standard_normal(W_shape), requires_grad=True, name="W")
+    b = Tensor(rng.standard_normal(W_shape[3]), requires_grad=True, name="b")
+
+    def net(x, W, b):
+        z = cnn.conv2d(x, W, b, stride=stride, pad=pad).tanh()  # tanh: smooth, so no kinks for the differences
+        return cnn.max_pool2d(z, pool_f, pool_stride) if pool == "max" else cnn.avg_pool2d(z, pool_f, pool_stride)
+    assert gradcheck(net, x, W, b)
