@@ -46,6 +46,8 @@ def test_python_scalar_takes_tensor_dtype():
     x = Tensor(np.array([1.0], np.float64))
     assert (x * 0.1).data[0] == 0.1  # not rounded through float32
     assert (Tensor(np.ones(1, np.float32)) * 0.1).dtype == np.float32
+    assert (x + [0.1]).data[0] == 1.1  # a list operand, too, is not rounded through float32
+    assert (x * np.ones(1, np.float32)).dtype == np.float64  # numpy's promotion otherwise
 
 
 @pytest.mark.parametrize("bad", [np.array(["a"]), np.array([1 + 2j]), np.array([object()], dtype=object), "text"])

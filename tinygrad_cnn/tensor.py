@@ -217,12 +217,14 @@ class Tensor:
         return out
 
     def _lift(self, other) -> "Tensor":
-        """A constant Tensor for a scalar/array operand; Python scalars take self's dtype."""
+        """A constant Tensor for a scalar/list/array operand; Python scalars and lists take self's dtype."""
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (int, float, bool)):
             return Tensor._leaf(_readonly(np.array(other, dtype=self._data.dtype)))
-        return Tensor(other)
+        if isinstance(other, np.ndarray):
+            return Tensor(other)  # the dtype policy: float32/float64 arrays keep their dtype
+        return Tensor(other, dtype=self._data.dtype)  # lists, like Python scalars, take self's dtype
 
     # ------------------------------------------------------------------ data and basic info
     @property
