@@ -492,3 +492,16 @@ def test_remaining_error_paths():
         x.log_softmax(axis=-3)
     with pytest.raises(TypeError, match="fn must return a Tensor"):
         gradcheck(lambda t: t.data, x)
+
+
+def test_backward_restores_the_garbage_collector():
+    import gc
+    x = Tensor([1.0], requires_grad=True)
+    (x * 2).sum().backward()
+    assert gc.isenabled()
+    w = Tensor([1.0], requires_grad=True)
+    loss = (w * w).sum()
+    w.data = np.array([2.0])
+    with pytest.raises(RuntimeError):
+        loss.backward()
+    assert gc.isenabled()

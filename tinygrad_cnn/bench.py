@@ -184,6 +184,20 @@ def graph_overhead_us(n=20000, chain=1000):
             median_seconds(bare, 3) / n * 1e6)
 
 
+def chain_backward_us_per_op(lengths=(1_000, 10_000, 100_000)):
+    """[(n, us per op of backward() through a chain of n multiplications)]: flat if the walk is linear."""
+    rows = []
+    for n in lengths:
+        x = Tensor(np.ones(1), requires_grad=True)
+        y = x
+        for _ in range(n):
+            y = y * 1.0
+        start = time.perf_counter()
+        y.backward(np.ones(1))
+        rows.append((n, (time.perf_counter() - start) / n * 1e6))
+    return rows
+
+
 def print_table(header, rows):
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     for row in [header, ["-" * w for w in widths], *rows]:
@@ -217,6 +231,8 @@ def main(argv=None):
     single, chained, bare = graph_overhead_us()
     print(f"graph overhead on 4 elements: {single:.1f} us for one op and its own backward(); "
           f"{chained:.1f} us per op in a 1000-op chain with one backward() (bare numpy arithmetic: {bare:.1f} us)")
+    print("backward() through a chain of n ops (linear if the cost per op stays flat): " + ", ".join(
+        f"n={n:,}: {us:.2f} us/op" for n, us in chain_backward_us_per_op()))
 
 
 if __name__ == "__main__":
