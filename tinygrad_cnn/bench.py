@@ -30,13 +30,21 @@ WORKLOADS = {
 
 def median_seconds(fn, repeats: int) -> float:
     """Median wall time of fn() over `repeats` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    return interleaved_medians([fn], repeats)[0]
+
+
+def interleaved_medians(fns, repeats: int) -> list:
+    """Median wall time of each fn, timed in turn (fn0, fn1, ..., fn0, fn1, ...) after one warm-up each,
+    so that a slow spell of a shared machine hits all of them alike and their ratios stay fair."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, spent in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def conv_flops(x_shape, W_shape, out_shape) -> int:
@@ -107,11 +115,11 @@ def bench_workload(name, spec, dtype, repeats):
     ours, theirs = our_cases(data, spec), torch_cases(data, spec)
     rows = []
     for op, (fwd, fwd_bwd) in ours.items():
-        t_fwd, t_both = median_seconds(fwd, repeats), median_seconds(fwd_bwd, repeats)
+        t_fwd, t_both, *t_torch = interleaved_medians([fwd, fwd_bwd, *theirs.get(op, ())[1:]], repeats)
+        t_torch = t_torch[0] if t_torch else None
         gflops = ""
         if op == "conv2d":
             gflops = f"{3 * conv_flops(spec[0], spec[1], fwd().shape) / t_both / 1e9:.1f}"
-        t_torch = median_seconds(theirs[op][1], repeats) if op in theirs else None
         rows.append((name, op, np.dtype(dtype).name, f"{t_fwd * 1e3:.2f}", f"{t_both * 1e3:.2f}", gflops,
                      "" if t_torch is None else f"{t_torch * 1e3:.2f}",
                      "" if t_torch is None else f"{t_both / t_torch:.2f}x"))
