@@ -348,5 +348,5 @@ def avg_pool_forward(x: np.ndarray, f, stride):
 
 def avg_pool_backward(dout: np.ndarray, saved: PoolSaved) -> np.ndarray:
     """dout (m, n_H, n_W, C) -> dx (m, H, W, C): the notebook's distribute_value, dz / (f_h * f_w) to each entry."""
-    share = np.asarray(1.0 / (saved.f[0] * saved.f[1]), dtype=_float_dtype(dout))
+    share = 1.0 / (saved.f[0] * saved.f[1])  # a Python float keeps dout's dtype and takes numpy's fast scalar loop
     return _scatter_windows(dout, saved, ((i, j, share) for i, j in _window_offsets(saved.f)))
