@@ -9,12 +9,7 @@ a drawn graph reads e.g. `conv2d stride=2 pad=1` or `max_pool2d f=3 stride=2`.
 from __future__ import annotations
 
 from . import kernels
-from .tensor import Tensor
-
-
-def _as_tensor(value) -> Tensor:
-    """Tensors pass through; arrays become constants (requires_grad=False)."""
-    return value if isinstance(value, Tensor) else Tensor(value)
+from .tensor import Tensor, as_tensor
 
 
 def _compact(pair):
@@ -44,8 +39,8 @@ def conv2d(x: Tensor, W, b=None, stride=1, pad=0) -> Tensor:
     stride int or (s_h, s_w); pad int, (p_h, p_w), ((top, bottom), (left, right)), "same" or "valid".
     -> (m, n_H, n_W, n_C) with n_H = floor((n_H_prev - f_h + top + bottom) / s_h) + 1 (n_W alike)
     """
-    W = _as_tensor(W)
-    b = None if b is None else _as_tensor(b)
+    W = as_tensor(W)
+    b = None if b is None else as_tensor(b)
     stride, pads = kernels.check_conv2d_args(x.data, W.data, None if b is None else b.data, stride, pad)
     out, saved = kernels.conv2d_forward(x.data, W.data, None if b is None else b.data, stride, pads)
     if not W.requires_grad:

@@ -7,35 +7,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import Tensor
-
-
-def _tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
+from .tensor import Tensor, as_tensor
 
 
 def relu(x):
-    return _tensor(x).relu()
+    return as_tensor(x).relu()
 
 
 def sigmoid(x):
-    return _tensor(x).sigmoid()
+    return as_tensor(x).sigmoid()
 
 
 def tanh(x):
-    return _tensor(x).tanh()
+    return as_tensor(x).tanh()
 
 
 def softmax(x, axis: int = -1):
-    return _tensor(x).softmax(axis)
+    return as_tensor(x).softmax(axis)
 
 
 def log_softmax(x, axis: int = -1):
-    return _tensor(x).log_softmax(axis)
+    return as_tensor(x).log_softmax(axis)
 
 
 def matmul(a, b):
-    return _tensor(a).matmul(b)
+    return as_tensor(a).matmul(b)
 
 
 concatenate = Tensor.concatenate
@@ -44,7 +40,7 @@ stack = Tensor.stack
 
 def mse_loss(pred, target) -> Tensor:
     """mean((pred - target)**2); pred and target of the same shape."""
-    pred = _tensor(pred)
+    pred = as_tensor(pred)
     target_shape = np.shape(target.data if isinstance(target, Tensor) else target)
     if pred.shape != target_shape:
         raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target_shape}")
@@ -75,7 +71,7 @@ def cross_entropy(logits, targets) -> Tensor:
     loss = -1/N sum_i sum_c p_ic log softmax(x)_ic, through a max-shifted log-softmax so logits of
     1000 do not overflow.  Its gradient is the classic (softmax(x) - p) / N (for rows of p summing to 1).
     """
-    logits = _tensor(logits)
+    logits = as_tensor(logits)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
     n, c = logits.shape
@@ -91,16 +87,16 @@ def cross_entropy(logits, targets) -> Tensor:
 
 
 def pad2d(x, pad, value: float = 0.0):
-    return _tensor(x).pad2d(pad, value)
+    return as_tensor(x).pad2d(pad, value)
 
 
 def conv2d(x, W, b=None, stride=1, pad=0):
-    return _tensor(x).conv2d(W, b, stride=stride, pad=pad)
+    return as_tensor(x).conv2d(W, b, stride=stride, pad=pad)
 
 
 def max_pool2d(x, f, stride=None, ties: str = "first"):
-    return _tensor(x).max_pool2d(f, stride=stride, ties=ties)
+    return as_tensor(x).max_pool2d(f, stride=stride, ties=ties)
 
 
 def avg_pool2d(x, f, stride=None):
-    return _tensor(x).avg_pool2d(f, stride=stride)
+    return as_tensor(x).avg_pool2d(f, stride=stride)

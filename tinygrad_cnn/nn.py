@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .kernels import TIES
-from .tensor import Tensor
+from .tensor import Tensor, as_tensor
 
 __all__ = ["Module", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "ReLU", "Flatten", "Sequential",
            "he_init", "glorot_init"]
@@ -215,10 +215,6 @@ def _init_weight(layer: str, init: str, shape, fan_in: int, fan_out: int, seed, 
     return Tensor(data.astype(dtype), requires_grad=True)
 
 
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
 def _check_images(layer: str, x: Tensor, channels: int | None = None) -> None:
     """x must be 4-D NHWC (m, n_H, n_W, n_C), with ``channels`` channels if given."""
     if x.ndim != 4:
@@ -258,7 +254,7 @@ class Conv2d(Module):
             self.b = None
 
     def forward(self, x) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         _check_images(f"Conv2d({self.extra_repr()})", x, self.in_channels)
         return x.conv2d(self.W, self.b, stride=self.stride, pad=self.pad)
 
@@ -287,7 +283,7 @@ class Linear(Module):
         self.b = Tensor(np.zeros(self.out_features, dtype), requires_grad=True) if bias else None
 
     def forward(self, x) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             hint = " (images? put a Flatten() before this layer)" if x.ndim == 4 else ""
             raise ValueError(f"Linear({self.extra_repr()}): input's last axis must have {self.in_features} "
@@ -315,7 +311,7 @@ class MaxPool2d(Module):
         self.ties = ties
 
     def forward(self, x) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         _check_images(f"MaxPool2d({self.extra_repr()})", x)
         return x.max_pool2d(self.f, stride=self.stride, ties=self.ties)
 
@@ -333,7 +329,7 @@ class AvgPool2d(Module):
         self.stride = None if stride is None else _check_window("AvgPool2d", "stride", stride)
 
     def forward(self, x) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         _check_images(f"AvgPool2d({self.extra_repr()})", x)
         return x.avg_pool2d(self.f, stride=self.stride)
 
@@ -345,14 +341,14 @@ class ReLU(Module):
     """max(x, 0), elementwise; any shape."""
 
     def forward(self, x) -> Tensor:
-        return _as_tensor(x).relu()
+        return as_tensor(x).relu()
 
 
 class Flatten(Module):
     """(m, ...) -> (m, prod(...)): keeps the batch axis, so conv features can feed a Linear."""
 
     def forward(self, x) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if x.ndim < 2:
             raise ValueError(f"Flatten: input must be (m, ...) with a batch axis and at least one more, "
                              f"got shape {x.shape}")

@@ -163,6 +163,22 @@ def _gc_paused():
             gc.enable()
 
 
+def as_tensor(x) -> "Tensor":
+    """Tensors pass through; anything else becomes a constant Tensor (requires_grad=False)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _join(op: str, numpy_join, tensors, axis: int) -> tuple:
+    """(the inputs as a tuple of Tensors, their data joined by numpy_join along axis)."""
+    tensors = tuple(as_tensor(t) for t in tensors)
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor")
+    try:
+        return tensors, numpy_join([t._data for t in tensors], axis=axis)
+    except ValueError as e:
+        raise _shape_error(op, e, *tensors) from None
+
+
 def topo_order(root: "Tensor") -> list:
     """Every tensor that leads to ``root``, parents before children, root last.
 
@@ -729,35 +745,23 @@ class Tensor:
     @staticmethod
     def concatenate(tensors, axis: int = 0) -> "Tensor":
         """Join tensors along an existing axis."""
-        tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-        if not tensors:
-            raise ValueError("concatenate: needs at least one tensor")
-        try:
-            out = np.concatenate([t._data for t in tensors], axis=axis)
-        except ValueError as e:
-            raise _shape_error("concatenate", e, *tensors) from None
+        tensors, out = _join("concatenate", np.concatenate, tensors, axis)
         ax = axis % out.ndim
         bounds = np.cumsum([t.shape[ax] for t in tensors])[:-1]
 
         def _backward(g):
             return tuple(np.split(g, bounds, axis=ax))
-        return Tensor._from_op(out, tuple(tensors), "concatenate", _backward, axis=axis)
+        return Tensor._from_op(out, tensors, "concatenate", _backward, axis=axis)
 
     @staticmethod
     def stack(tensors, axis: int = 0) -> "Tensor":
         """Join same-shaped tensors along a new axis."""
-        tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-        if not tensors:
-            raise ValueError("stack: needs at least one tensor")
-        try:
-            out = np.stack([t._data for t in tensors], axis=axis)
-        except ValueError as e:
-            raise _shape_error("stack", e, *tensors) from None
+        tensors, out = _join("stack", np.stack, tensors, axis)
         ax = axis % out.ndim
 
         def _backward(g):
             return tuple(np.moveaxis(g, ax, 0))
-        return Tensor._from_op(out, tuple(tensors), "stack", _backward, axis=axis)
+        return Tensor._from_op(out, tensors, "stack", _backward, axis=axis)
 
     # ------------------------------------------------------------------ CNN ops (tinygrad_cnn.cnn)
     def pad2d(self, pad, value: float = 0.0) -> "Tensor":
