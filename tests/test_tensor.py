@@ -368,6 +368,12 @@ def test_no_grad_context_and_decorator():
     assert not f(x).requires_grad
     assert (x * 2).requires_grad  # restored
 
+    @no_grad
+    def g(t):
+        return t.exp()
+    assert not g(x).requires_grad and g.__name__ == "g"
+    assert (x * 2).requires_grad
+
 
 def test_chain_of_100000_ops_needs_no_recursion():
     x = Tensor(np.ones(1, np.float64), requires_grad=True)

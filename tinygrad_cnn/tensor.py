@@ -54,7 +54,17 @@ def is_grad_enabled() -> bool:
 
 
 class no_grad(contextlib.ContextDecorator):
-    """Context manager and decorator: ops inside record nothing (results are plain leaves)."""
+    """Context manager and decorator: ops inside record nothing (results are plain leaves).
+
+    ``with no_grad(): ...``, ``@no_grad()`` and ``@no_grad`` all work.
+    """
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        return self(func) if callable(func) else self  # bare @no_grad: decorate func right away
+
+    def __init__(self, func=None):
+        pass
 
     def __enter__(self):
         global _grad_enabled
