@@ -6,7 +6,7 @@ from tinygrad_cnn import bench
 def test_quick_bench_prints_every_table(capsys):
     bench.main(["--quick", "--repeats", "1", "--dtype", "float64"])
     out = capsys.readouterr().out
-    for heading in ("GFLOP/s", "loop reference", "peak extra memory", "graph overhead", "chain of n ops"):
+    for heading in ("GFLOP/s", "loop reference", "working = peak less output", "graph overhead", "chain of n ops"):
         assert heading in out
     assert "W2" in out and "conv2d" in out and "max_pool2d" in out and "avg_pool2d" in out
 

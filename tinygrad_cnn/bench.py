@@ -156,15 +156,22 @@ def reference_speedups(repeats):
 
 
 def conv_peak_memory(spec, dtype):
-    """(input MB, peak extra MB during conv fwd+bwd, ratio): tracemalloc sees numpy's allocations."""
+    """(input MB, peak MB during conv fwd+bwd, peak/input, working/input): tracemalloc sees numpy's allocations.
+
+    "working" leaves out what any conv forward+backward must hold, the output, its gradient and the input's
+    gradient: what is left is the im2col copy (f_h * f_w * n_H * n_W / (n_H_prev * n_W_prev) times the input)
+    and the padded buffer of the col2im scatter.
+    """
     data = make_data(spec, dtype)
     run = our_cases(data, spec)["conv2d"][1]
     tracemalloc.start()
     run()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    in_bytes = data[0].nbytes
-    return f"{in_bytes / 2**20:.1f}", f"{peak / 2**20:.1f}", f"{peak / in_bytes:.1f}x"
+    in_bytes, out_bytes = data[0].nbytes, data[3].nbytes  # data[3] has the conv output's shape
+    working = peak - 2 * out_bytes - in_bytes
+    return (f"{in_bytes / 2**20:.1f}", f"{peak / 2**20:.1f}", f"{peak / in_bytes:.1f}x",
+            f"{working / in_bytes:.1f}x")
 
 
 def graph_overhead_us(n=20000, chain=1000):
@@ -233,8 +240,8 @@ def main(argv=None):
     print_table(["work", "op", "dtype", "fwd", "fwd+bwd", "GFLOP/s", "torch f+b", "ours/torch"], rows)
     print("loop reference (reference.py) vs Tensor ops, fwd+bwd, float64:")
     print_table(["work", "op", "loop ms", "ours ms", "speed-up"], reference_speedups(repeats))
-    print("peak extra memory of conv2d fwd+bwd (tracemalloc):")
-    print_table(["work", "dtype", "input MB", "peak MB", "peak/input"],
+    print("peak memory of conv2d fwd+bwd (tracemalloc); working = peak less output, its grad and the input grad:")
+    print_table(["work", "dtype", "input MB", "peak MB", "peak/input", "working/input"],
                 [(name, np.dtype(d).name, *conv_peak_memory(WORKLOADS[name], d)) for d in dtypes for name in names])
     single, chained, bare = graph_overhead_us()
     print(f"graph overhead on 4 elements: {single:.1f} us for one op and its own backward(); "
