@@ -249,11 +249,12 @@ class Tensor:
     @classmethod
     def _from_op(cls, data, parents: tuple, op: str, backward, **op_args) -> "Tensor":
         """Wrap an op's result; record parents and backward only if some parent needs grad."""
-        out = cls._leaf(_readonly(data))
-        if _grad_enabled and any(p.requires_grad for p in parents):
-            out.requires_grad = True
-            out.op, out.op_args, out.parents, out._backward = op, op_args, parents, backward
-            out._saved_versions = tuple(p._version for p in parents)
+        if not (_grad_enabled and any([p.requires_grad for p in parents])):
+            return cls._leaf(_readonly(data))
+        out = cls.__new__(cls)
+        out._data, out.grad, out.requires_grad, out.name = _readonly(data), None, True, None
+        out.op, out.op_args, out.parents, out._backward = op, op_args, parents, backward
+        out._version, out._saved_versions = 0, tuple([p._version for p in parents])
         return out
 
     def _lift(self, other) -> "Tensor":
