@@ -68,11 +68,20 @@ def test_grads_absent_before_backward_and_present_after():
     y.backward()
     after = node_labels(draw_graph(y).source)
     assert "grad 1" in after["n6"]                     # d y / d y
-    assert "grad norm" in after["n0"]                  # x
+    assert "values [1 2 3]" in after["n0"]            # small tensors show every value ...
+    assert "grad [1.5 1.5 1.5]" in after["n0"]        # ... and every gradient entry: (w + 1) * c
     assert "grad 3" in after["n1"]                     # d y / d w = sum(x * c) = 3
     assert "grad" not in after["n4"]                   # the constant c has none
     assert "grad " not in draw_graph(y, show_grad=False).source
     assert "mean" not in draw_graph(y, show_data=False).source
+
+
+def test_larger_tensors_show_summaries():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, name="x")
+    y = (x * x).sum()
+    y.backward()
+    label = node_labels(draw_graph(y).source)["n0"]
+    assert "mean 2.5 std 1.708" in label and f"grad norm {np.linalg.norm(2 * x.data):.4g}" in label
 
 
 def test_same_source_every_run():
@@ -206,7 +215,7 @@ def test_renders_svg_and_png(tmp_path):
     y.backward()
     graph = draw_graph(y, rankdir="LR")
     svg = graph.pipe(format="svg", encoding="utf-8")
-    assert "<svg" in svg and "grad norm" in svg
+    assert "<svg" in svg and "grad [1.5 1.5 1.5]" in svg
     assert graph.pipe(format="png").startswith(PNG_MAGIC)
     save_graph(y, tmp_path / "step.svg")
     save_graph(y, tmp_path / "step.png")

@@ -6,8 +6,10 @@ format taken from the extension (``.svg``, ``.png``, ``.pdf``, ``.gv``/``.dot``,
 the returned graph shows inline as SVG.
 
 Each node is a small table: the tensor's name (``name=`` on the Tensor or a key of ``params=``),
-the op that made it with its hyper-parameters (``conv2d stride=2 pad=1``), shape and dtype, a
-summary of its values and, after ``backward()``, of its gradient. NaN and inf are flagged in red.
+the op that made it with its hyper-parameters (``conv2d stride=2 pad=1``), shape and dtype, its
+values and, after ``backward()``, its gradient: in full for tensors of at most four elements (so a
+learner can check them by hand), else mean and std of the values and the norm of the gradient.
+NaN and inf are flagged in red.
 
 Colour legend (as in torchviz):
 
@@ -280,12 +282,22 @@ def _nonfinite(a: np.ndarray) -> str:
     return ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (inf, "inf")) if n)
 
 
+SMALL = 4  # tensors with at most this many elements show every value (and every gradient entry)
+
+
+def _listed(a: np.ndarray) -> str:
+    """'[1 -2 0.5]': every entry of a small array, flattened, 4 significant digits."""
+    return "[" + " ".join(_number(v) for v in a.reshape(-1)) + "]"
+
+
 def _values(a: np.ndarray) -> str:
-    """The value of a one-element array, else mean and std (min and max for ints and bools)."""
+    """The value of a one-element array, every value of a small one, else mean and std (min/max for ints)."""
     if a.size == 0:
         return "empty"
     if a.size == 1:
         return f"value {_number(a.reshape(-1)[0])}"
+    if a.size <= SMALL:
+        return f"values {_listed(a)}"
     if a.dtype.kind not in "fc":
         return f"min {_number(a.min())} max {_number(a.max())}"
     finite = a[np.isfinite(a)]
@@ -295,8 +307,11 @@ def _values(a: np.ndarray) -> str:
 
 
 def _grad(g: np.ndarray) -> str:
+    """The gradient itself when small (so a learner can check it by hand), else its norm."""
     if g.size == 1:
         return f"grad {_number(g.reshape(-1)[0])}"
+    if g.size <= SMALL:
+        return f"grad {_listed(g)}"
     finite = g[np.isfinite(g)] if g.dtype.kind in "fc" else g
     return f"grad norm {_number(np.linalg.norm(finite.astype(np.float64)))}"
 
