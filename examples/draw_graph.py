@@ -68,15 +68,15 @@ def main(docs: bool = False, out: Path = OUT, docs_dir: Path = DOCS) -> list[Pat
     loss = expression()
     for ext in ("svg", "png"):
         written.append(out / f"expression.{ext}")
-        save_graph(loss, written[-1], rankdir="LR")
+        save_graph(loss, written[-1], rankdir="LR", show_rule=True)
     loss, params = cnn_step()
     for ext in ("svg", "png"):
         written.append(out / f"cnn_step.{ext}")
-        save_graph(loss, written[-1], params=params, title=CNN_TITLE)
+        save_graph(loss, written[-1], params=params, title=CNN_TITLE, show_rule=True)
     if docs:
         docs_dir.mkdir(parents=True, exist_ok=True)
         written.append(docs_dir / "cnn_step.png")
-        save_graph(loss, written[-1], params=params, title=CNN_TITLE)
+        save_graph(loss, written[-1], params=params, title=CNN_TITLE, show_rule=True)
     return written
 
 

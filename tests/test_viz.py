@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import viz
-from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.tensor import Tensor, topo_order
 from tinygrad_cnn.viz import RENDERER_ENV, RendererNotFound, draw_graph, find_renderer, save_graph
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -345,3 +345,30 @@ def test_system_dot_on_path_is_preferred_and_does_pdf(only_pure_next_to_python, 
     assert renderer.path == str(dot) and not renderer.pure
     save_graph(expression()[-1], tmp_path / "g.pdf")
     assert (tmp_path / "g.pdf").read_text() == "fake dot -Kdot -Tpdf\n"
+
+
+def every_op_graph():
+    """One graph that uses every op of the library."""
+    x = Tensor(np.random.default_rng(0).uniform(0.5, 1.5, (2, 4, 4, 3)), requires_grad=True)
+    W = Tensor(np.ones((2, 2, 3, 2)) * 0.1, requires_grad=True)
+    z = x.pad2d(1).conv2d(W, stride=1)                                        # (2, 4, 4, 2)
+    p = z.max_pool2d(2) + z.avg_pool2d(2)                                      # (2, 2, 2, 2)
+    v = p.flatten(1)                                                           # (2, 8)
+    u = (v.exp().log().sqrt().abs().clip(0, 5).relu().sigmoid().tanh() - v) / (v ** 2 + 1)
+    u = -u.softmax(1).log_softmax(1)
+    w = Tensor.concatenate([u, u], axis=1)[:, :8] + Tensor.stack([u, u]).sum(axis=0)
+    m = w.reshape(2, 2, 4).transpose(0, 2, 1).mean(axis=2) @ np.ones((4, 3))
+    return F.cross_entropy(m * m.max(axis=1, keepdims=True) - m.min(), [0, 2])
+
+
+def test_every_op_has_a_gradient_rule():
+    ops = {t.op for t in topo_order(every_op_graph()) if t.op}
+    assert ops == set(viz.GRADIENT_RULES), (ops ^ set(viz.GRADIENT_RULES))
+
+
+def test_show_rule_writes_the_backward_rule_under_the_op():
+    *_, y = expression()
+    y.backward()
+    source = draw_graph(y, show_rule=True).source
+    assert "<i>da = g*b, db = g*a</i>" in source and "spread over the summed axes" in source
+    assert "da = g*b" not in draw_graph(y).source

@@ -19,6 +19,7 @@ Colour legend (as in torchviz):
 - green (darkolivegreen1): the root, the tensor that was drawn (usually the loss)
 - red outline and red text: the tensor or its gradient holds NaN or inf
 - yellow note (lightyellow): what was simplified or left out past ``max_nodes`` tensors
+- dark grey italics: the backward rule of the op (``show_rule=True``)
 
 Rendering needs a Graphviz layout program; the ``graphviz`` Python package alone has none. One
 is looked for in this order: the program named by the environment variable
@@ -50,6 +51,7 @@ RENDERER_ENV = "TINYGRAD_CNN_DOT"
 
 COLOURS = {"param": "lightblue", "input": "gray90", "interior": "white", "root": "darkolivegreen1"}
 NOTE_COLOUR = "lightyellow"
+RULE_COLOUR = "gray35"
 BAD_COLOUR = "red"
 
 # Ops that only move or relabel values; collapsed into edges when a graph is over budget.
@@ -70,6 +72,45 @@ INSTALL_HINT = (
     "   (system Graphviz: every format, pdf too)\n"
     f"or set {RENDERER_ENV} to the path of a dot program."
 )
+
+
+# What each op's backward closure does, in one line, for ``show_rule=True``: g is the gradient that
+# reached the op's output, out its value, a and b its inputs in order. tests/test_viz.py checks that
+# every op of the library has a line here.
+GRADIENT_RULES = {
+    "add": "da = g, db = g",
+    "sub": "da = g, db = -g",
+    "mul": "da = g*b, db = g*a",
+    "div": "da = g/b, db = -g*out/b",
+    "pow": "da = g*b*a^(b-1), db = g*out*log(a)",
+    "neg": "da = -g",
+    "matmul": "da = g @ b.T, db = a.T @ g",
+    "exp": "da = g*out",
+    "log": "da = g/a",
+    "sqrt": "da = g/(2*out)",
+    "abs": "da = g*sign(a)",
+    "clip": "da = g where low <= a <= high",
+    "relu": "da = g*(a > 0)",
+    "sigmoid": "da = g*out*(1 - out)",
+    "tanh": "da = g*(1 - out^2)",
+    "softmax": "da = out*(g - sum(g*out))",
+    "log_softmax": "da = g - softmax(a)*sum(g)",
+    "sum": "da = g, spread over the summed axes",
+    "mean": "da = g/n, spread over the n averaged entries",
+    "max": "da = g to the maxima (ties share)",
+    "min": "da = g to the minima (ties share)",
+    "reshape": "da = g reshaped back",
+    "flatten": "da = g reshaped back",
+    "transpose": "da = g with the axes put back",
+    "getitem": "da = g at the indexed places (repeats add)",
+    "concatenate": "g split back to the inputs",
+    "stack": "g split back to the inputs",
+    "cross_entropy": "da = (softmax(a) - targets)/N",
+    "pad2d": "da = g without the border",
+    "conv2d": "dA += W*dZ, dW += A_slice*dZ, db += dZ",
+    "max_pool2d": "dA = dZ through each window's max mask",
+    "avg_pool2d": "dA = dZ/(f_h*f_w) over each window",
+}
 
 
 # --------------------------------------------------------------------------- errors
@@ -341,7 +382,7 @@ def _row(content: str, colour: str | None = None) -> str:
     return f"<tr><td>{inner}</td></tr>"
 
 
-def _label(t, name: str | None, show_data: bool, show_grad: bool) -> tuple[str, bool]:
+def _label(t, name: str | None, show_data: bool, show_grad: bool, show_rule: bool) -> tuple[str, bool]:
     """The node's HTML-like label and whether it holds NaN/inf (in data or grad)."""
     data, grad = np.asarray(t.data), t.grad
     rows, bad = [], False
@@ -349,6 +390,8 @@ def _label(t, name: str | None, show_data: bool, show_grad: bool) -> tuple[str, 
         rows.append(_row(f"<b>{_text(name)}</b>"))
     if t.op is not None:
         rows.append(_row(_op_line(t)))
+        if show_rule and t.op in GRADIENT_RULES:
+            rows.append(_row(f"<i>{_text(GRADIENT_RULES[t.op])}</i>", RULE_COLOUR))
     elif not name:
         rows.append(_row("<i>parameter</i>" if t.requires_grad else "<i>input</i>"))
     rows.append(_row(_text(_shape(t))))
@@ -423,7 +466,8 @@ def _plan(root, max_nodes: int) -> _Plan:
 
 
 def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: bool = True,
-               params=None, max_nodes: int | None = 200, title: str | None = None) -> TensorGraph:
+               params=None, max_nodes: int | None = 200, title: str | None = None,
+               show_rule: bool = False) -> TensorGraph:
     """Draw every tensor that leads to ``root``; return a :class:`TensorGraph`.
 
     Args:
@@ -437,6 +481,8 @@ def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: boo
             tensors farthest from ``root`` are left out; a note node says what was done.
             ``None`` draws everything.
         title: a caption under the drawing.
+        show_rule: under each op, the rule its backward applies (e.g. ``da = g*b, db = g*a`` for
+            mul), so the gradients shown can be followed by hand.
 
     Nodes are ``n0, n1, ...`` in ``topo_order(root)``, so one expression gives the same source
     every run. See the module docstring for the colour legend.
@@ -454,7 +500,7 @@ def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: boo
     if plan.note:
         graph.node("note", graphviz.nohtml(plan.note), shape="note", style="filled", fillcolor=NOTE_COLOUR)
     for t in plan.drawn:
-        label, bad = _label(t, names.get(id(t), t.name), show_data, show_grad)
+        label, bad = _label(t, names.get(id(t), t.name), show_data, show_grad, show_rule)
         extra = {"color": BAD_COLOUR, "penwidth": "2"} if bad else {}
         graph.node(ids[id(t)], label, fillcolor=COLOURS[_kind(t, root)], **extra)
     for t in plan.drawn:
