@@ -177,7 +177,7 @@ def draw_a_layer():
     path = os.path.join(OUT, "step_by_step.svg")
     print(f"  loss = {loss.item():.6f}; each node shows its shape, values and gradient: {path}")
     try:
-        save_graph(loss, path, title=title)
+        save_graph(loss, path, title=title, show_rule=True)
     except graphviz.ExecutableNotFound as e:  # viz wrote the .gv source instead, and says where
         print(f"  {e}")
 

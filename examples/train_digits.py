@@ -132,7 +132,7 @@ def draw_one_step(model, x, y, out_dir):
     path = os.path.join(out_dir, "digits_step.svg")
     print(f"      {path} (one training step)")
     try:
-        save_graph(loss, path, title=title)
+        save_graph(loss, path, title=title, show_rule=True)
     except graphviz.ExecutableNotFound as e:  # viz wrote the .gv source instead, and says where
         print(f"  {e}")
 
