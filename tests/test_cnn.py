@@ -167,3 +167,17 @@ def test_random_conv_relu_pool_chains_pass_gradcheck(config, seed, pool):
         z = cnn.conv2d(x, W, b, stride=stride, pad=pad).tanh()  # tanh: smooth, so no kinks for the differences
         return cnn.max_pool2d(z, pool_f, pool_stride) if pool == "max" else cnn.avg_pool2d(z, pool_f, pool_stride)
     assert gradcheck(net, x, W, b)
+
+
+def test_functional_forms_are_the_methods():
+    import tinygrad_cnn.functional as F
+    x = _tensor((1, 4, 4, 2), 9)
+    np.testing.assert_array_equal(F.pad2d(x, 1).data, x.pad2d(1).data)
+    np.testing.assert_array_equal(F.avg_pool2d(x.data, 2).data, x.avg_pool2d(2).data)  # arrays accepted
+    np.testing.assert_array_equal(F.max_pool2d(x, 2, ties="split").data, x.max_pool2d(2).data)
+
+
+@pytest.mark.parametrize("pad", [((1, 2, 3), (0, 0)), (1.5, 1), ((1, 0), "a")])
+def test_malformed_pad_pairs_are_named(pad):
+    with pytest.raises(TypeError, match=r"conv2d: pad must be an int, \(p_h, p_w\) or \(\(top, bottom\)"):
+        _tensor((1, 4, 4, 2), 0).conv2d(_tensor((2, 2, 2, 1), 1), pad=pad)

@@ -134,3 +134,38 @@ def test_lone_npy_and_non_numeric_arrays_are_refused(tmp_path):
     np.savez(text, names=np.array(["conv1", "fc"]))
     with pytest.raises(ValueError, match=f"load: '{text}', key 'names' holds dtype <U5, not numbers"):
         load(text)
+
+
+def test_member_with_a_broken_npy_header_names_path_and_key(tmp_path):
+    import zipfile
+    path = tmp_path / "bad_header.npz"
+    with zipfile.ZipFile(path, "w") as zf:  # a valid zip whose member is not an .npy array
+        zf.writestr("W.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': 'nonsense'}\n")
+    with pytest.raises(ValueError, match=r"bad_header.npz'?, key 'W' is corrupt"):
+        load(path)
+
+
+def test_crafted_npy_headers_only_ever_give_the_clear_error(tmp_path):
+    import io
+    import random
+    import warnings
+    import zipfile
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.arange(12.0).reshape(3, 4), allow_pickle=False)
+    header_end = buf.getvalue().index(b"\n") + 1
+    rng = random.Random(1)
+    path = tmp_path / "crafted.npz"
+    for _ in range(300):
+        member = bytearray(buf.getvalue())
+        for _ in range(rng.randint(1, 3)):  # punctuation and letters inside the header dict
+            member[rng.randrange(8, header_end)] = rng.choice(b"{}[]()'\",:0123456789 \nabcdeFTx<>")
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("W.npy", bytes(member))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                loaded = load(path)
+            except ValueError as e:
+                assert "crafted.npz" in str(e)
+            else:
+                assert set(loaded) == {"W"}

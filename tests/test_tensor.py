@@ -416,7 +416,8 @@ def test_replacing_data_of_a_used_tensor_is_caught_at_backward():
 def test_broadcast_mismatch_names_op_and_shapes():
     a = Tensor(np.ones((2, 3)), requires_grad=True)
     for fn, op in [(lambda: a + np.ones(4), "add"), (lambda: a * np.ones((3, 2)), "mul"),
-                   (lambda: a - np.ones(2), "sub"), (lambda: a / np.ones(4), "div")]:
+                   (lambda: a - np.ones(2), "sub"), (lambda: a / np.ones(4), "div"),
+                   (lambda: a ** np.ones(5), "pow")]:
         with pytest.raises(ValueError, match=rf"{op}: .*\(2, 3\) and \(\d.*\)"):
             fn()
 
@@ -511,3 +512,15 @@ def test_backward_restores_the_garbage_collector():
     with pytest.raises(RuntimeError):
         loss.backward()
     assert gc.isenabled()
+
+
+def test_small_corners_of_the_api():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x[Tensor([2, 0])]  # a Tensor of indices
+    y.sum().backward()
+    assert y.data.tolist() == [3.0, 1.0] and x.grad.tolist() == [1.0, 0.0, 1.0]
+    assert Tensor(5.0).flatten().shape == (1,)
+    copied = np.array(x, copy=True)
+    copied[0] = 9.0  # a copy is writable and leaves the tensor alone
+    assert x.data[0] == 1.0
+    assert np.asarray(x, dtype=np.float64).dtype == np.float64

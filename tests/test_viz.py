@@ -372,3 +372,12 @@ def test_show_rule_writes_the_backward_rule_under_the_op():
     source = draw_graph(y, show_rule=True).source
     assert "<i>da = g*b, db = g*a</i>" in source and "spread over the summed axes" in source
     assert "da = g*b" not in draw_graph(y).source
+
+
+def test_a_failing_renderer_reports_its_error(monkeypatch, tmp_path):
+    broken = tmp_path / "broken-dot"
+    broken.write_text("#!/bin/sh\necho 'syntax error in line 1' >&2\nexit 3\n")
+    broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv(RENDERER_ENV, str(broken))
+    with pytest.raises(graphviz.CalledProcessError, match="exit status 3"):
+        draw_graph(expression()[-1]).pipe(format="svg")
