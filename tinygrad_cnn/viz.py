@@ -308,17 +308,11 @@ def _text(value) -> str:
 
 
 def _number(x) -> str:
-    if isinstance(x, (bool, np.bool_)):
-        return str(bool(x))
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
     return f"{float(x):.4g}"
 
 
 def _nonfinite(a: np.ndarray) -> str:
     """'' when all values are finite, else e.g. '2 NaN, 1 inf'."""
-    if a.dtype.kind not in "fc":
-        return ""
     nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
     return ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (inf, "inf")) if n)
 
@@ -326,21 +320,22 @@ def _nonfinite(a: np.ndarray) -> str:
 SMALL = 4  # tensors with at most this many elements show every value (and every gradient entry)
 
 
-def _listed(a: np.ndarray) -> str:
-    """'[1 -2 0.5]': every entry of a small array, flattened, 4 significant digits."""
-    return "[" + " ".join(_number(v) for v in a.reshape(-1)) + "]"
+def _entries(a: np.ndarray) -> str | None:
+    """'9' for one element, '[1 -2 0.5]' (flattened, 4 significant digits) up to SMALL, else None."""
+    if a.size == 1:
+        return _number(a.reshape(-1)[0])
+    if a.size <= SMALL:
+        return "[" + " ".join(_number(v) for v in a.reshape(-1)) + "]"
+    return None
 
 
 def _values(a: np.ndarray) -> str:
-    """The value of a one-element array, every value of a small one, else mean and std (min/max for ints)."""
+    """Every value of a small array, else mean and std of the finite ones."""
     if a.size == 0:
         return "empty"
-    if a.size == 1:
-        return f"value {_number(a.reshape(-1)[0])}"
-    if a.size <= SMALL:
-        return f"values {_listed(a)}"
-    if a.dtype.kind not in "fc":
-        return f"min {_number(a.min())} max {_number(a.max())}"
+    entries = _entries(a)
+    if entries is not None:
+        return f"{'value' if a.size == 1 else 'values'} {entries}"
     finite = a[np.isfinite(a)]
     if finite.size == 0:
         return "no finite values"
@@ -348,13 +343,11 @@ def _values(a: np.ndarray) -> str:
 
 
 def _grad(g: np.ndarray) -> str:
-    """The gradient itself when small (so a learner can check it by hand), else its norm."""
-    if g.size == 1:
-        return f"grad {_number(g.reshape(-1)[0])}"
-    if g.size <= SMALL:
-        return f"grad {_listed(g)}"
-    finite = g[np.isfinite(g)] if g.dtype.kind in "fc" else g
-    return f"grad norm {_number(np.linalg.norm(finite.astype(np.float64)))}"
+    """The gradient itself when small (so a learner can check it by hand), else the norm of its finite part."""
+    entries = _entries(g)
+    if entries is not None:
+        return f"grad {entries}"
+    return f"grad norm {_number(np.linalg.norm(g[np.isfinite(g)].astype(np.float64)))}"
 
 
 def _op_line(t) -> str:
