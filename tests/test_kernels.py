@@ -46,7 +46,17 @@ def conv_inputs(case, seed, dtype=np.float64):
     return x, W, b
 
 
-@pytest.mark.parametrize("case", conv_grid(120))
+# up to 12 channels too: conv2d_input_grad scatters channels-first when the column stride is > 1 and C < 8
+CONV_CASES = conv_grid(120) + conv_grid(40, seed=7, max_channels=12)
+
+
+def test_conv_grid_covers_both_col2im_layouts():
+    channels_first = [c for c in CONV_CASES if c[6][1] > 1 and c[3] < 8]
+    strided_channels_last = [c for c in CONV_CASES if c[6][1] > 1 and c[3] >= 8]
+    assert len(channels_first) >= 20 and len(strided_channels_last) >= 5
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
 def test_conv2d_forward_and_backward_match_reference(case):
     x, W, b = conv_inputs(case, seed=len(str(case)))
     stride, pads = case[6], case[7]
