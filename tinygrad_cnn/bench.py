@@ -9,6 +9,7 @@ and the per-op overhead of recording a graph. Figures are measured, never assert
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import tracemalloc
@@ -229,6 +230,8 @@ def main(argv=None):
     repeats = args.repeats or (3 if args.quick else 7)
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
     names = ["W1", "W2"] if args.quick else list(WORKLOADS)
+    # torch's OpenMP threads otherwise spin after each call and slow whatever is timed next on 2 cores
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")

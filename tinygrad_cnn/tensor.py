@@ -407,8 +407,11 @@ class Tensor:
             g = pending.pop(id(t), None)
             if g is None:
                 continue
-            if t.is_leaf:
-                t.grad = np.array(g) if t.grad is None else t.grad + g
+            if t.is_leaf:  # a leaf's grad is its own array, accumulated in place as PyTorch does
+                if t.grad is None:
+                    t.grad = np.array(g)
+                else:
+                    t.grad += g
                 continue
             t.grad = g
             for parent, pg in zip(t.parents, t._backward(g), strict=True):
