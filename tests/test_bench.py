@@ -11,7 +11,8 @@ def test_quick_bench_prints_every_table(capsys):
     assert "W2" in out and "conv2d" in out and "max_pool2d" in out and "avg_pool2d" in out
 
 
-def test_interleaved_medians_time_each_function():
+def test_interleaved_medians_time_each_function(monkeypatch):
+    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0)
     calls = []
     medians = bench.interleaved_medians([lambda: calls.append("a"), lambda: calls.append("b")], repeats=3)
     assert len(medians) == 2 and all(m >= 0 for m in medians)

@@ -9,7 +9,6 @@ and the per-op overhead of recording a graph. Figures are measured, never assert
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 import tracemalloc
@@ -34,6 +33,10 @@ def median_seconds(fn, repeats: int) -> float:
     return interleaved_medians([fn], repeats)[0]
 
 
+SETTLE_SECONDS = 0.02  # pause between timed calls: BLAS and OpenMP worker threads spin for a while after
+                       # a call, and on 2 cores that spinning would slow whatever is timed next
+
+
 def interleaved_medians(fns, repeats: int) -> list:
     """Median wall time of each fn, timed in turn (fn0, fn1, ..., fn0, fn1, ...) after one warm-up each,
     so that a slow spell of a shared machine hits all of them alike and their ratios stay fair."""
@@ -42,6 +45,7 @@ def interleaved_medians(fns, repeats: int) -> list:
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, spent in zip(fns, times, strict=True):
+            time.sleep(SETTLE_SECONDS)
             start = time.perf_counter()
             fn()
             spent.append(time.perf_counter() - start)
@@ -230,8 +234,6 @@ def main(argv=None):
     repeats = args.repeats or (3 if args.quick else 7)
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
     names = ["W1", "W2"] if args.quick else list(WORKLOADS)
-    # torch's OpenMP threads otherwise spin after each call and slow whatever is timed next on 2 cores
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
