@@ -33,19 +33,15 @@ def median_seconds(fn, repeats: int) -> float:
     return interleaved_medians([fn], repeats)[0]
 
 
-SETTLE_SECONDS = 0.02  # pause between timed calls: BLAS and OpenMP worker threads spin for a while after
-                       # a call, and on 2 cores that spinning would slow whatever is timed next
-
-
 def interleaved_medians(fns, repeats: int) -> list:
-    """Median wall time of each fn, timed in turn (fn0, fn1, ..., fn0, fn1, ...) after one warm-up each,
-    so that a slow spell of a shared machine hits all of them alike and their ratios stay fair."""
-    for fn in fns:
-        fn()
+    """Median wall time of each fn, timed in turn (fn0, fn1, ..., fn0, fn1, ...), so that a slow spell of
+    a shared machine hits all of them alike. Each timed call follows an untimed call of the same fn: BLAS
+    and OpenMP workers of the previous fn spin for a while after it returns, and on 2 cores that would
+    slow the first call after it (a pause instead lets caches and thread pools go cold)."""
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, spent in zip(fns, times, strict=True):
-            time.sleep(SETTLE_SECONDS)
+            fn()
             start = time.perf_counter()
             fn()
             spent.append(time.perf_counter() - start)
