@@ -394,6 +394,15 @@ def test_data_is_read_only():
         x[0] = 5.0
 
 
+@pytest.mark.parametrize("op", ["+=", "-=", "*=", "/=", "**=", "@="])
+def test_in_place_operators_raise_and_say_what_to_write(op):
+    w = Tensor(np.ones((2, 2)), requires_grad=True)
+    before = w
+    with pytest.raises(TypeError, match=r"no in-place ops.*p.data = p.data - lr \* p.grad"):
+        exec(f"w {op} Tensor(np.ones((2, 2)))")
+    assert w is before and w.is_leaf and w.data.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+
+
 def test_tensor_owns_its_data():
     arr = np.ones(2)
     x = Tensor(arr)

@@ -329,8 +329,18 @@ class Tensor:
     def __setitem__(self, index, value):
         raise TypeError(
             "Tensor does not support item assignment: writing into a tensor that is in a graph would "
-            "change gradients silently. Build a new tensor (concatenate/stack/where) or set .data outside the graph."
+            "change gradients silently. Build a new tensor (concatenate/stack, or multiply by a mask) "
+            "or set .data outside the graph."
         )
+
+    def _no_in_place(self, other):
+        raise TypeError(
+            "Tensor has no in-place ops (+=, -=, *=, /=, **=, @=): in a graph they would change what earlier ops "
+            "saw, and on a parameter they would turn it into an op result. Write x = x + y for a new tensor, "
+            "or p.data = p.data - lr * p.grad to update a parameter's values."
+        )
+
+    __iadd__ = __isub__ = __imul__ = __itruediv__ = __ipow__ = __imatmul__ = _no_in_place
 
     def __bool__(self):
         if self.size != 1:
