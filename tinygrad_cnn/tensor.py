@@ -129,11 +129,12 @@ def _sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
 
 def _as_grad_of(g, t: "Tensor") -> np.ndarray:
     """A closure's gradient for ``t``, summed back to t's shape (undoing broadcasting), in t's dtype."""
+    data = t._data
     if type(g) is not np.ndarray:
         g = np.asarray(g)
-    if g.shape != t.shape:
-        g = _sum_to_shape(g, t.shape)
-    return g if g.dtype == t.dtype else g.astype(t.dtype)
+    if g.shape != data.shape:
+        g = _sum_to_shape(g, data.shape)
+    return g if g.dtype == data.dtype else g.astype(data.dtype)
 
 
 def _shape_error(op: str, err: Exception, *tensors) -> Exception:
@@ -417,7 +418,7 @@ class Tensor:
             g = pending.pop(id(t), None)
             if g is None:
                 continue
-            if t.is_leaf:  # a leaf's grad is its own array, accumulated in place as PyTorch does
+            if not t.parents:  # a leaf: its grad is its own array, accumulated in place as PyTorch does
                 if t.grad is None:
                     t.grad = np.array(g)
                 else:
@@ -432,6 +433,8 @@ class Tensor:
                 pending[key] = pg if key not in pending else pending[key] + pg
 
     def _check_versions(self) -> None:
+        if self._saved_versions == tuple([p._version for p in self.parents]):
+            return
         for i, (p, v) in enumerate(zip(self.parents, self._saved_versions, strict=True)):
             if p._version != v:
                 who = f" ({p.name!r})" if p.name else ""
