@@ -227,24 +227,18 @@ class Tensor:
     __array_priority__ = 100  # so ndarray <op> Tensor calls Tensor's reflected op
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None, dtype=None):
-        self._data = _to_array(data, dtype)
-        self.grad = None
-        self.requires_grad = bool(requires_grad)
-        self.name = name
-        self.op = None
-        self.op_args = {}
-        self.parents = ()
-        self._backward = None
-        self._version = 0
-        self._saved_versions = ()
+        self._set_leaf(_to_array(data, dtype), bool(requires_grad), name)
+
+    def _set_leaf(self, data: np.ndarray, requires_grad: bool, name: str | None) -> None:
+        self._data, self.grad, self.requires_grad, self.name = data, None, requires_grad, name
+        self.op, self.op_args, self.parents, self._backward = None, {}, (), None
+        self._version, self._saved_versions = 0, ()
 
     @classmethod
     def _leaf(cls, data: np.ndarray, requires_grad: bool = False, name: str | None = None) -> "Tensor":
         """A leaf around an array that is already read-only and follows the dtype policy."""
         out = cls.__new__(cls)
-        out._data, out.grad, out.requires_grad, out.name = data, None, requires_grad, name
-        out.op, out.op_args, out.parents, out._backward = None, {}, (), None
-        out._version, out._saved_versions = 0, ()
+        out._set_leaf(data, requires_grad, name)
         return out
 
     @classmethod
