@@ -451,34 +451,30 @@ class Tensor:
         return self
 
     # ------------------------------------------------------------------ elementwise binary
-    def __add__(self, other) -> "Tensor":
+    def _operands(self, other, op: str, numpy_op) -> tuple:
+        """(self, other as a Tensor, numpy_op of their data); names op and the shapes if they do not broadcast."""
         a, b = self, self._lift(other)
         try:
-            out = a._data + b._data
+            return a, b, numpy_op(a._data, b._data)
         except ValueError as e:
-            raise _shape_error("add", e, a, b) from None
+            raise _shape_error(op, e, a, b) from None
+
+    def __add__(self, other) -> "Tensor":
+        a, b, out = self._operands(other, "add", np.add)
 
         def _backward(g):
             return g, g
         return Tensor._from_op(out, (a, b), "add", _backward)
 
     def __sub__(self, other) -> "Tensor":
-        a, b = self, self._lift(other)
-        try:
-            out = a._data - b._data
-        except ValueError as e:
-            raise _shape_error("sub", e, a, b) from None
+        a, b, out = self._operands(other, "sub", np.subtract)
 
         def _backward(g):
             return g, -g
         return Tensor._from_op(out, (a, b), "sub", _backward)
 
     def __mul__(self, other) -> "Tensor":
-        a, b = self, self._lift(other)
-        try:
-            out = a._data * b._data
-        except ValueError as e:
-            raise _shape_error("mul", e, a, b) from None
+        a, b, out = self._operands(other, "mul", np.multiply)
 
         def _backward(g):
             return (g * b._data if a.requires_grad else None,
@@ -486,11 +482,7 @@ class Tensor:
         return Tensor._from_op(out, (a, b), "mul", _backward)
 
     def __truediv__(self, other) -> "Tensor":
-        a, b = self, self._lift(other)
-        try:
-            out = a._data / b._data
-        except ValueError as e:
-            raise _shape_error("div", e, a, b) from None
+        a, b, out = self._operands(other, "div", np.divide)
 
         def _backward(g):
             return (g / b._data if a.requires_grad else None,
@@ -498,11 +490,7 @@ class Tensor:
         return Tensor._from_op(out, (a, b), "div", _backward)
 
     def __pow__(self, other) -> "Tensor":
-        a, b = self, self._lift(other)
-        try:
-            out = a._data ** b._data
-        except ValueError as e:
-            raise _shape_error("pow", e, a, b) from None
+        a, b, out = self._operands(other, "pow", np.power)
 
         def _backward(g):
             da = g * b._data * a._data ** (b._data - 1) if a.requires_grad else None
