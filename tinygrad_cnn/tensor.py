@@ -154,6 +154,11 @@ def _normalize_axes(axis, ndim: int, op: str) -> tuple:
     return tuple(sorted(a % max(ndim, 1) for a in axes))
 
 
+def _axis_arg(axis) -> dict:
+    """A reduction's op_args: its axis, when it has one (for the graph's labels)."""
+    return {} if axis is None else {"axis": axis}
+
+
 def _expand_reduced(g: np.ndarray, in_shape: tuple, axes: tuple, keepdims: bool) -> np.ndarray:
     """Broadcast the gradient of a reduction back over the reduced axes of ``in_shape``."""
     if not keepdims:
@@ -645,7 +650,7 @@ class Tensor:
         def _backward(g):
             return (_expand_reduced(g, shape, axes, keepdims),)
         out = self._data.sum(axis=axes, keepdims=keepdims)
-        return Tensor._from_op(out, (self,), "sum", _backward, **({"axis": axis} if axis is not None else {}))
+        return Tensor._from_op(out, (self,), "sum", _backward, **_axis_arg(axis))
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         axes = _normalize_axes(axis, self.ndim, "mean")
@@ -655,7 +660,7 @@ class Tensor:
         def _backward(g):
             return (_expand_reduced(g / count, shape, axes, keepdims),)
         out = self._data.mean(axis=axes, keepdims=keepdims)
-        return Tensor._from_op(out, (self,), "mean", _backward, **({"axis": axis} if axis is not None else {}))
+        return Tensor._from_op(out, (self,), "mean", _backward, **_axis_arg(axis))
 
     def _extremum(self, op: str, reduce, axis, keepdims: bool) -> "Tensor":
         """max/min: the gradient is shared evenly among tied extreme entries (as torch.amax)."""
@@ -670,7 +675,7 @@ class Tensor:
             hits = x == out
             return (g * hits / hits.sum(axis=axes, keepdims=True),)
         result = out if keepdims else np.squeeze(out, axis=axes)
-        return Tensor._from_op(result, (self,), op, _backward, **({"axis": axis} if axis is not None else {}))
+        return Tensor._from_op(result, (self,), op, _backward, **_axis_arg(axis))
 
     def max(self, axis=None, keepdims: bool = False) -> "Tensor":
         return self._extremum("max", np.max, axis, keepdims)
