@@ -3,7 +3,10 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from tinygrad_cnn import Tensor, nn
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -13,7 +16,16 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_python_blocks_run(code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    tensors = [v for v in namespace.values() if isinstance(v, Tensor)]
+    tensors += [p for v in namespace.values() if isinstance(v, nn.Module) for p in v.parameters()]
+    params = [t for t in tensors if t.requires_grad and t.is_leaf]
+    if "backward()" in code:  # every block that calls backward leaves a finite gradient on each parameter
+        assert params and all(t.grad is not None and np.all(np.isfinite(t.grad)) for t in params)
+    else:
+        assert "steps" in code  # the notebook block: plain numpy arrays
+        assert np.isfinite(namespace["dW"]).all() and namespace["dW"].shape == namespace["W"].shape
 
 
 def test_ci_runs_the_readme_test_command():
