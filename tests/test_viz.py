@@ -372,6 +372,7 @@ def test_show_rule_writes_the_backward_rule_under_the_op():
     source = draw_graph(y, show_rule=True).source
     assert "<i>da = g*b, db = g*a</i>" in source and "spread over the summed axes" in source
     assert "da = g*b" not in draw_graph(y).source
+    assert "summed back to its own shape" in source and "summed back" not in draw_graph(y).source
 
 
 def test_a_failing_renderer_reports_its_error(monkeypatch, tmp_path):
