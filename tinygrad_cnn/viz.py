@@ -77,7 +77,7 @@ INSTALL_HINT = (
 # What each op's backward closure does, in one line, for ``show_rule=True``: g is the gradient that
 # reached the op's output, out its value, a and b its inputs in order. tests/test_viz.py checks that
 # every op of the library has a line here.
-RULES_KEY = ("rules: g is the gradient at the op's output, a and b its inputs, out its value; "
+RULES_KEY = ("rules: g is the gradient at the op's output, a and b its inputs, out its value;",
              "an input that was broadcast gets its gradient summed back to its own shape")
 GRADIENT_RULES = {
     "add": "da = g, db = g",
@@ -488,7 +488,7 @@ def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: boo
     graph.attr(rankdir=rankdir, nodesep="0.25", ranksep="0.35")
     caption = [title] if title else []
     if show_rule:
-        caption.append(RULES_KEY)
+        caption.extend(RULES_KEY)
     if caption:
         graph.attr(label=_plain("\n".join(caption)), labelloc="b", fontname="Helvetica", fontsize="12")
     graph.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10",
