@@ -106,7 +106,7 @@ def _to_array(data, dtype=None) -> np.ndarray:
     else:
         target = _default_dtype
     arr = arr.astype(target, copy=False)
-    arr.flags.writeable = False
+    arr.setflags(write=False)
     return arr
 
 
@@ -114,7 +114,7 @@ def _readonly(arr) -> np.ndarray:
     """The result of a numpy op as a read-only ndarray (numpy returns scalars for 0-d)."""
     if type(arr) is not np.ndarray:
         arr = np.asarray(arr)
-    arr.flags.writeable = False
+    arr.setflags(write=False)
     return arr
 
 
