@@ -533,3 +533,11 @@ def test_small_corners_of_the_api():
     copied[0] = 9.0  # a copy is writable and leaves the tensor alone
     assert x.data[0] == 1.0
     assert np.asarray(x, dtype=np.float64).dtype == np.float64
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "softmax", "log_softmax"])
+def test_functional_forms_are_the_methods(name):
+    x = rand(2, 3)
+    np.testing.assert_array_equal(getattr(F, name)(x).data, getattr(x, name)().data)
+    np.testing.assert_array_equal(getattr(F, name)(x.data).data, getattr(x, name)().data)  # arrays accepted
+    np.testing.assert_array_equal(F.matmul(x, np.ones((3, 2))).data, (x @ np.ones((3, 2))).data)

@@ -382,3 +382,13 @@ def test_a_failing_renderer_reports_its_error(monkeypatch, tmp_path):
     monkeypatch.setenv(RENDERER_ENV, str(broken))
     with pytest.raises(graphviz.CalledProcessError, match="exit status 3"):
         draw_graph(expression()[-1]).pipe(format="svg")
+
+
+def test_empty_all_nan_and_array_arguments_are_summarised():
+    empty = Tensor(np.ones((0, 3)), name="empty")
+    nan = Tensor(np.full(6, np.nan), requires_grad=True, name="nan")
+    clipped = nan.clip(np.zeros(6), np.ones(6))  # array bounds are shown by shape
+    labels = node_labels(draw_graph(clipped).source)
+    assert "no finite values" in labels["n0"] and "6 NaN" in labels["n0"]
+    assert "clip</b> low=array(6,) high=array(6,)" in labels["n1"]
+    assert "empty" in node_labels(draw_graph(empty).source)["n0"]

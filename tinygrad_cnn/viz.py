@@ -353,10 +353,8 @@ def _grad(g: np.ndarray) -> str:
 
 
 def _op_line(t) -> str:
-    """'<b>conv2d</b> stride=2 pad=1' for an op result; '' for a leaf."""
-    if t.op is None:
-        return ""
-    args = " ".join(f"{k}={_arg(v)}" for k, v in (getattr(t, "op_args", None) or {}).items() if v is not None)
+    """'<b>conv2d</b> stride=2 pad=1' for an op result."""
+    args = " ".join(f"{k}={_arg(v)}" for k, v in t.op_args.items() if v is not None)
     return f"<b>{_text(t.op)}</b> {_text(args)}".rstrip()
 
 
