@@ -541,3 +541,13 @@ def test_functional_forms_are_the_methods(name):
     np.testing.assert_array_equal(getattr(F, name)(x).data, getattr(x, name)().data)
     np.testing.assert_array_equal(getattr(F, name)(x.data).data, getattr(x, name)().data)  # arrays accepted
     np.testing.assert_array_equal(F.matmul(x, np.ones((3, 2))).data, (x @ np.ones((3, 2))).data)
+
+
+def test_is_grad_enabled_and_tensor_from_tensor():
+    from tinygrad_cnn import is_grad_enabled
+    assert is_grad_enabled()
+    with no_grad():
+        assert not is_grad_enabled()
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = Tensor(x)  # a new leaf with a copy of the values, not part of x's graph
+    assert y.data.tolist() == [1.0, 2.0] and y.data is not x.data and not y.requires_grad
