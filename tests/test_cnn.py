@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_kernels import conv_grid, conv_inputs
 
-from tinygrad_cnn import Tensor, cnn, gradcheck, kernels, no_grad, reference
+import tinygrad_cnn.functional as cnn
+from tinygrad_cnn import Tensor, gradcheck, kernels, no_grad, reference
 
 
 def _tensor(shape, seed, requires_grad=True, dtype=np.float64):
@@ -130,8 +131,8 @@ BAD_CALLS = [
 def test_bad_inputs_raise_before_anything_is_recorded(monkeypatch, call, error, words):
     x, W = _tensor((2, 5, 5, 3), 0), _tensor((3, 3, 3, 4), 1)
     recorded = []
-    real_from_op = Tensor._from_op
-    monkeypatch.setattr(Tensor, "_from_op", classmethod(
+    real_from_op = Tensor.from_op
+    monkeypatch.setattr(Tensor, "from_op", classmethod(
         lambda cls, *args, **kwargs: recorded.append(args[2]) or real_from_op(*args, **kwargs)))
     with pytest.raises(error, match=None) as info:
         call(x, W)

@@ -40,3 +40,11 @@ def test_train_digits_reaches_the_target(tmp_path):
     assert accuracy >= 0.97
     for written in ("digits_curves.png", "digits_cnn.npz", "digits_step.svg"):
         assert (tmp_path / written).exists()
+
+
+def test_custom_op_uses_only_public_names_and_passes_gradcheck():
+    source = (EXAMPLES / "custom_op.py").read_text()
+    assert "Tensor.from_op(" in source and not re.search(r"(?<![\w_])_[a-z]", source)  # no private name
+    out = run_example("custom_op.py")
+    assert "gradcheck: True" in out and "drawn with its rule" in out
+    assert "da = g*(s + out*(1 &#45; s))" in (EXAMPLES / "out" / "swish.svg").read_text()  # SVG escapes "-"

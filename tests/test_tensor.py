@@ -468,7 +468,7 @@ def test_failed_op_leaves_no_node_and_no_grad_change():
 def test_gradcheck_names_the_failing_input_and_element():
     def wrong(x):  # forward x**2, backward claims 3x
         out = x.data ** 2
-        return Tensor._from_op(out, (x,), "wrong", lambda g: (g * 3 * x.data,))
+        return Tensor.from_op(out, (x,), "wrong", lambda g: (g * 3 * x.data,), rule="da = 3*g*a (wrong on purpose)")
     x = Tensor([1.0, 2.0], requires_grad=True, name="x")
     with pytest.raises(GradcheckError, match=r"input 0 \('x'\) of shape \(2,\), element \(0,\): analytic"):
         gradcheck(wrong, x)

@@ -3,11 +3,19 @@
 from . import functional, io, nn, optim, steps
 from .gradcheck import GradcheckError, gradcheck
 from .io import load, save
-from .tensor import Tensor, get_default_dtype, is_grad_enabled, no_grad, set_default_dtype
+from .tensor import (
+    Tensor,
+    enable_grad,
+    get_default_dtype,
+    is_grad_enabled,
+    no_grad,
+    set_default_dtype,
+    set_grad_enabled,
+)
 from .viz import draw_graph, save_graph
 
 __all__ = [
-    "Tensor", "no_grad", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
+    "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
     "gradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
     "nn", "optim", "io", "save", "load", "steps",
 ]

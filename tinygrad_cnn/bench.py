@@ -16,7 +16,7 @@ import tracemalloc
 import numpy as np
 
 from . import reference
-from .cnn import avg_pool2d, conv2d, max_pool2d
+from .functional import avg_pool2d, conv2d, max_pool2d
 from .tensor import Tensor
 
 # name: (x shape, W shape, conv stride, conv pad, pool f, pool stride); pools run on the conv output's shape

@@ -1,102 +1,60 @@
-"""The ops as functions, plus losses.
+"""The ops as functions, and the losses.
 
-``F.conv2d(x, W, b, stride=1, pad=0)`` is the same implementation as ``x.conv2d(W, b, ...)``.
+Each function here is the Tensor method of the same name (one definition, in ``ops/``), taking its first
+argument as anything array-like: ``F.conv2d(x, W, b, stride=1, pad=0)`` is ``Tensor.as_tensor(x).conv2d(W, b,
+...)``. ``help(F.conv2d)`` shows the op's own docstring.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import functools
 
-from .tensor import Tensor, as_tensor
-
-
-def relu(x):
-    return as_tensor(x).relu()
+from .ops.loss import cross_entropy, mse_loss
+from .tensor import Tensor
 
 
-def sigmoid(x):
-    return as_tensor(x).sigmoid()
+def _function(method):
+    """Tensor.method as a function of (x, ...): x is lifted to a Tensor first. Docstring and name are the op's."""
+    @functools.wraps(method)
+    def function(x, *args, **kwargs):
+        return method(Tensor.as_tensor(x), *args, **kwargs)
+    return function
 
 
-def tanh(x):
-    return as_tensor(x).tanh()
+# elementwise (ops/elementwise.py)
+exp = _function(Tensor.exp)
+log = _function(Tensor.log)
+sqrt = _function(Tensor.sqrt)
+abs = _function(Tensor.abs)  # noqa: A001 (shadows the builtin inside this namespace, as numpy's np.abs)
+clip = _function(Tensor.clip)
+relu = _function(Tensor.relu)
+sigmoid = _function(Tensor.sigmoid)
+tanh = _function(Tensor.tanh)
+softmax = _function(Tensor.softmax)
+log_softmax = _function(Tensor.log_softmax)
+matmul = _function(Tensor.matmul)
 
+# reductions (ops/reduce.py)
+sum = _function(Tensor.sum)  # noqa: A001
+mean = _function(Tensor.mean)
+max = _function(Tensor.max)  # noqa: A001
+min = _function(Tensor.min)  # noqa: A001
 
-def softmax(x, axis: int = -1):
-    return as_tensor(x).softmax(axis)
-
-
-def log_softmax(x, axis: int = -1):
-    return as_tensor(x).log_softmax(axis)
-
-
-def matmul(a, b):
-    return as_tensor(a).matmul(b)
-
-
+# shape (ops/shape.py)
+reshape = _function(Tensor.reshape)
+flatten = _function(Tensor.flatten)
+transpose = _function(Tensor.transpose)
 concatenate = Tensor.concatenate
 stack = Tensor.stack
 
+# CNN (ops/cnn.py)
+pad2d = _function(Tensor.pad2d)
+conv2d = _function(Tensor.conv2d)
+max_pool2d = _function(Tensor.max_pool2d)
+avg_pool2d = _function(Tensor.avg_pool2d)
 
-def mse_loss(pred, target) -> Tensor:
-    """mean((pred - target)**2); pred and target of the same shape."""
-    pred = as_tensor(pred)
-    target_shape = np.shape(target.data if isinstance(target, Tensor) else target)
-    if pred.shape != target_shape:
-        raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target_shape}")
-    diff = pred - target
-    return (diff * diff).mean()
-
-
-def _target_probabilities(targets, n: int, c: int, dtype) -> np.ndarray:
-    """Class labels (N,) or one-hot/probabilities (N, C) -> probabilities (N, C)."""
-    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
-    if targets.shape == (n, c):
-        return targets.astype(dtype)
-    if targets.shape != (n,):
-        raise ValueError(
-            f"cross_entropy: targets must be labels of shape ({n},) or one-hot of shape ({n}, {c}), got {targets.shape}"
-        )
-    if targets.dtype.kind not in "iu" and not np.all(targets == np.round(targets)):
-        raise TypeError(f"cross_entropy: class labels must be integers, got dtype {targets.dtype}")
-    labels = targets.astype(np.intp)
-    if labels.size and (labels.min() < 0 or labels.max() >= c):
-        raise ValueError(f"cross_entropy: labels must lie in [0, {c}), got min {labels.min()} max {labels.max()}")
-    return np.eye(c, dtype=dtype)[labels]
-
-
-def cross_entropy(logits, targets) -> Tensor:
-    """Mean cross-entropy of ``logits`` (N, C) against class labels (N,) or one-hot/probabilities (N, C).
-
-    loss = -1/N sum_i sum_c p_ic log softmax(x)_ic, through a max-shifted log-softmax so logits of
-    1000 do not overflow.  Its gradient is the classic (softmax(x) - p) / N (for rows of p summing to 1).
-    """
-    logits = as_tensor(logits)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
-    n, c = logits.shape
-    p = _target_probabilities(targets, n, c, logits.dtype)
-    x = logits.data
-    shifted = x - x.max(axis=1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -(p * logp).sum() / n
-
-    def _backward(g):
-        return (g * (np.exp(logp) * p.sum(axis=1, keepdims=True) - p) / n,)
-    return Tensor._from_op(loss, (logits,), "cross_entropy", _backward)
-
-
-def pad2d(x, pad, value: float = 0.0):
-    return as_tensor(x).pad2d(pad, value)
-
-
-def conv2d(x, W, b=None, stride=1, pad=0):
-    return as_tensor(x).conv2d(W, b, stride=stride, pad=pad)
-
-
-def max_pool2d(x, f, stride=None, ties: str = "first"):
-    return as_tensor(x).max_pool2d(f, stride=stride, ties=ties)
-
-
-def avg_pool2d(x, f, stride=None):
-    return as_tensor(x).avg_pool2d(f, stride=stride)
+__all__ = [
+    "exp", "log", "sqrt", "abs", "clip", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "matmul",
+    "sum", "mean", "max", "min", "reshape", "flatten", "transpose", "concatenate", "stack",
+    "pad2d", "conv2d", "max_pool2d", "avg_pool2d", "mse_loss", "cross_entropy",
+]

@@ -43,7 +43,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from .tensor import topo_order
+from .graph import topo_order
 
 __all__ = ["draw_graph", "save_graph", "find_renderer", "TensorGraph", "RendererNotFound", "RENDERER_ENV"]
 
@@ -74,45 +74,10 @@ INSTALL_HINT = (
 )
 
 
-# What each op's backward closure does, in one line, for ``show_rule=True``: g is the gradient that
-# reached the op's output, out its value, a and b its inputs in order. tests/test_viz.py checks that
-# every op of the library has a line here.
+# ``show_rule=True`` writes each op's rule (``t.rule``, given where the op is defined) under its label; this
+# caption says what the letters in the rules mean.
 RULES_KEY = ("rules: g is the gradient at the op's output, a and b its inputs, out its value;",
              "an input that was broadcast gets its gradient summed back to its own shape")
-GRADIENT_RULES = {
-    "add": "da = g, db = g",
-    "sub": "da = g, db = -g",
-    "mul": "da = g*b, db = g*a",
-    "div": "da = g/b, db = -g*out/b",
-    "pow": "da = g*b*a^(b-1), db = g*out*log(a)",
-    "neg": "da = -g",
-    "matmul": "da = g @ b.T, db = a.T @ g",
-    "exp": "da = g*out",
-    "log": "da = g/a",
-    "sqrt": "da = g/(2*out)",
-    "abs": "da = g*sign(a)",
-    "clip": "da = g where low <= a <= high",
-    "relu": "da = g*(a > 0)",
-    "sigmoid": "da = g*out*(1 - out)",
-    "tanh": "da = g*(1 - out^2)",
-    "softmax": "da = out*(g - sum(g*out))",
-    "log_softmax": "da = g - softmax(a)*sum(g)",
-    "sum": "da = g, spread over the summed axes",
-    "mean": "da = g/n, spread over the n averaged entries",
-    "max": "da = g to the maxima (ties share)",
-    "min": "da = g to the minima (ties share)",
-    "reshape": "da = g reshaped back",
-    "flatten": "da = g reshaped back",
-    "transpose": "da = g with the axes put back",
-    "getitem": "da = g at the indexed places (repeats add)",
-    "concatenate": "g split back to the inputs",
-    "stack": "g split back to the inputs",
-    "cross_entropy": "da = (softmax(a) - targets)/N",
-    "pad2d": "da = g without the border",
-    "conv2d": "dA += W*dZ, dW += A_slice*dZ, db += dZ",
-    "max_pool2d": "dA = dZ through each window's max mask",
-    "avg_pool2d": "dA = dZ/(f_h*f_w) over each window",
-}
 
 
 # --------------------------------------------------------------------------- errors
@@ -383,8 +348,8 @@ def _label(t, name: str | None, show_data: bool, show_grad: bool, show_rule: boo
         rows.append(_row(f"<b>{_text(name)}</b>"))
     if t.op is not None:
         rows.append(_row(_op_line(t)))
-        if show_rule and t.op in GRADIENT_RULES:
-            rows.append(_row(f"<i>{_text(GRADIENT_RULES[t.op])}</i>", RULE_COLOUR))
+        if show_rule and t.rule:
+            rows.append(_row(f"<i>{_text(t.rule)}</i>", RULE_COLOUR))
     elif not name:
         rows.append(_row("<i>parameter</i>" if t.requires_grad else "<i>input</i>"))
     rows.append(_row(_text(_shape(t))))

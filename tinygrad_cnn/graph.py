@@ -1,0 +1,74 @@
+"""The engine's helpers: the graph walk and broadcasting undone. numpy only; no Tensor import.
+
+Anything with ``.parents`` (a tuple of nodes) is a node here, so viz.py and explain.py can read a graph
+without importing the Tensor class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+
+import numpy as np
+
+
+def topo_order(root) -> list:
+    """Every node that leads to ``root``, parents before children, root last.
+
+    Iterative depth-first search (no recursion limit), deterministic: parents are visited in
+    the order the op lists them.
+    """
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for parent in reversed(node.parents):
+            if id(parent) not in seen:
+                stack.append((parent, False))
+    return order
+
+
+def sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Undo numpy broadcasting: sum g (broadcast shape) down to ``shape``."""
+    if g.shape == shape:
+        return g
+    g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def grad_like(g, data: np.ndarray) -> np.ndarray:
+    """A closure's gradient for an input holding ``data``: summed back to its shape, in its dtype."""
+    if type(g) is not np.ndarray:
+        g = np.asarray(g)
+    if g.shape != data.shape:
+        g = sum_to_shape(g, data.shape)
+    return g if g.dtype == data.dtype else g.astype(data.dtype)
+
+
+def readonly(arr) -> np.ndarray:
+    """The result of a numpy op as a read-only ndarray (numpy returns scalars for 0-d)."""
+    if type(arr) is not np.ndarray:
+        arr = np.asarray(arr)
+    arr.setflags(write=False)
+    return arr
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector: the backward walk allocates arrays but no cycles, and
+    collections that scan a graph of 100,000 tensors would make its cost grow faster than linearly."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -1,0 +1,39 @@
+"""Small helpers the ops share: axis arguments, shape errors, short labels. numpy only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def normalize_axes(axis, ndim: int, op: str) -> tuple:
+    """axis (None, int or tuple) -> sorted tuple of non-negative axes; names op if one is out of range."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
+    return tuple(sorted(a % max(ndim, 1) for a in axes))
+
+
+def axis_arg(axis) -> dict:
+    """A reduction's op_args: its axis, when it has one (for the graph's labels)."""
+    return {} if axis is None else {"axis": axis}
+
+
+def shape_error(op: str, err: Exception, *tensors) -> Exception:
+    """A numpy shape error, re-worded with the op's name and the shapes it got."""
+    shapes = " and ".join(str(t.shape) for t in tensors)
+    return type(err)(f"{op}: {err} (got shapes {shapes})")
+
+
+def shape_arg(shape: tuple) -> tuple:
+    """``f(2, 3)`` and ``f((2, 3))`` both mean the shape (2, 3)."""
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+
+
+def compact(pair):
+    """(2, 2) -> 2 and ((1, 1), (1, 1)) -> 1, for short graph labels; anything uneven stays as it is."""
+    if all(p == pair[0] for p in pair):
+        return compact(pair[0]) if isinstance(pair[0], tuple) else pair[0]
+    return pair

@@ -1,0 +1,222 @@
+"""Elementwise ops and matmul: arithmetic with broadcasting, unary functions, softmax.
+
+Every op has the same shape, micrograd's: compute the output with numpy, define ``_backward(g)`` beside it
+(g: the gradient at the output, shape out.shape; it returns one gradient per input, or None where an input
+needs none), then record both with ``self.from_op(out, inputs, name, _backward, rule=...)``. The rule is the
+one line ``draw(show_rule=True)`` writes under the op: g is the gradient at the output, a and b the inputs,
+out the value. An input that numpy broadcast gets its gradient summed back to its own shape by the engine
+(``Tensor.backward``), so the closures below return broadcast-shaped gradients freely.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import normalize_axes, shape_error
+
+
+class ElementwiseOps:
+    """Mixin of Tensor: ``+ - * / ** @``, unary minus, exp, log, sqrt, abs, clip, relu, sigmoid, tanh, softmax."""
+
+    __slots__ = ()
+
+    # ------------------------------------------------------------------ binary, with broadcasting
+    def _operands(self, other, op: str, numpy_op) -> tuple:
+        """(self, other as a Tensor, numpy_op of their data); names op and the shapes if they do not broadcast."""
+        a, b = self, self._lift(other)
+        try:
+            return a, b, numpy_op(a.data, b.data)
+        except ValueError as e:
+            raise shape_error(op, e, a, b) from None
+
+    def __add__(self, other):
+        """a + b, broadcasting as numpy. a, b: any shapes that broadcast -> the broadcast shape."""
+        a, b, out = self._operands(other, "add", np.add)
+
+        def _backward(g):
+            return g, g
+        return self.from_op(out, (a, b), "add", _backward, rule="da = g, db = g")
+
+    def __sub__(self, other):
+        """a - b, broadcasting as numpy."""
+        a, b, out = self._operands(other, "sub", np.subtract)
+
+        def _backward(g):
+            return g, -g
+        return self.from_op(out, (a, b), "sub", _backward, rule="da = g, db = -g")
+
+    def __mul__(self, other):
+        """a * b elementwise, broadcasting as numpy."""
+        a, b, out = self._operands(other, "mul", np.multiply)
+
+        def _backward(g):
+            return (g * b.data if a.requires_grad else None,
+                    g * a.data if b.requires_grad else None)
+        return self.from_op(out, (a, b), "mul", _backward, rule="da = g*b, db = g*a")
+
+    def __truediv__(self, other):
+        """a / b elementwise, broadcasting as numpy."""
+        a, b, out = self._operands(other, "div", np.divide)
+
+        def _backward(g):
+            return (g / b.data if a.requires_grad else None,
+                    -g * out / b.data if b.requires_grad else None)
+        return self.from_op(out, (a, b), "div", _backward, rule="da = g/b, db = -g*out/b")
+
+    def __pow__(self, other):
+        """a ** b elementwise, broadcasting as numpy (b may be a Tensor too)."""
+        a, b, out = self._operands(other, "pow", np.power)
+
+        def _backward(g):
+            da = g * b.data * a.data ** (b.data - 1) if a.requires_grad else None
+            db = g * out * np.log(a.data) if b.requires_grad else None
+            return da, db
+        return self.from_op(out, (a, b), "pow", _backward, rule="da = g*b*a^(b-1), db = g*out*log(a)")
+
+    def __neg__(self):
+        """-a."""
+        def _backward(g):
+            return (-g,)
+        return self.from_op(-self.data, (self,), "neg", _backward, rule="da = -g")
+
+    def __radd__(self, other):
+        return self._lift(other) + self
+
+    def __rsub__(self, other):
+        return self._lift(other) - self
+
+    def __rmul__(self, other):
+        return self._lift(other) * self
+
+    def __rtruediv__(self, other):
+        return self._lift(other) / self
+
+    def __rpow__(self, other):
+        return self._lift(other) ** self
+
+    def __matmul__(self, other):
+        return self.matmul(other)
+
+    def __rmatmul__(self, other):
+        return self._lift(other).matmul(self)
+
+    def matmul(self, other):
+        """numpy.matmul: 1-D, 2-D and batched (..., n, k) @ (..., k, m) -> (..., n, m)."""
+        a, b = self, self._lift(other)
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: operands must have at least 1 dim, got shapes {a.shape} and {b.shape}")
+        try:
+            out = np.matmul(a.data, b.data)
+        except ValueError:
+            raise ValueError(
+                f"matmul: shapes {a.shape} and {b.shape} do not align: the last axis of the first "
+                f"({a.shape[-1]}) must equal the {'only' if b.ndim == 1 else 'second-to-last'} axis of the "
+                f"second ({b.shape[0] if b.ndim == 1 else b.shape[-2]}), and batch axes must broadcast"
+            ) from None
+
+        def _backward(g):
+            ad = a.data[None, :] if a.ndim == 1 else a.data
+            bd = b.data[:, None] if b.ndim == 1 else b.data
+            g = g[..., None] if b.ndim == 1 else g
+            g = g[..., None, :] if a.ndim == 1 else g
+            da = db = None
+            if a.requires_grad:
+                da = g @ np.swapaxes(bd, -1, -2)
+                da = da[..., 0, :] if a.ndim == 1 else da
+            if b.requires_grad:
+                db = np.swapaxes(ad, -1, -2) @ g
+                db = db[..., 0] if b.ndim == 1 else db
+            return da, db
+        return self.from_op(out, (a, b), "matmul", _backward, rule="da = g @ b.T, db = a.T @ g")
+
+    # ------------------------------------------------------------------ unary
+    def exp(self):
+        """e ** x elementwise."""
+        out = np.exp(self.data)
+
+        def _backward(g):
+            return (g * out,)
+        return self.from_op(out, (self,), "exp", _backward, rule="da = g*out")
+
+    def log(self):
+        """Natural log elementwise."""
+        x = self.data
+
+        def _backward(g):
+            return (g / x,)
+        return self.from_op(np.log(x), (self,), "log", _backward, rule="da = g/a")
+
+    def sqrt(self):
+        """Square root elementwise."""
+        out = np.sqrt(self.data)
+
+        def _backward(g):
+            return (g / (2 * out),)
+        return self.from_op(out, (self,), "sqrt", _backward, rule="da = g/(2*out)")
+
+    def abs(self):
+        """|x| elementwise; its gradient at 0 is taken as 0."""
+        x = self.data
+
+        def _backward(g):
+            return (g * np.sign(x),)
+        return self.from_op(np.abs(x), (self,), "abs", _backward, rule="da = g*sign(a)")
+
+    def clip(self, low=None, high=None):
+        """Clamp to [low, high] (either may be None, a number or an array); the gradient passes where
+        low <= x <= high."""
+        x = self.data
+        out = np.clip(x, low, high)
+
+        def _backward(g):
+            return (g * (out == x),)
+        return self.from_op(out, (self,), "clip", _backward, rule="da = g where low <= a <= high",
+                            low=low, high=high)
+
+    def relu(self):
+        """max(x, 0) elementwise; its gradient at 0 is taken as 0."""
+        x = self.data
+
+        def _backward(g):
+            return (g * (x > 0),)
+        return self.from_op(np.maximum(x, 0), (self,), "relu", _backward, rule="da = g*(a > 0)")
+
+    def sigmoid(self):
+        """1 / (1 + e ** -x) elementwise, stable for large |x|."""
+        x = self.data
+        e = np.exp(-np.abs(x))  # exp of a non-positive number only
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+        def _backward(g):
+            return (g * out * (1 - out),)
+        return self.from_op(out, (self,), "sigmoid", _backward, rule="da = g*out*(1 - out)")
+
+    def tanh(self):
+        """Hyperbolic tangent elementwise."""
+        out = np.tanh(self.data)
+
+        def _backward(g):
+            return (g * (1 - out * out),)
+        return self.from_op(out, (self,), "tanh", _backward, rule="da = g*(1 - out^2)")
+
+    def softmax(self, axis: int = -1):
+        """exp(x) / sum(exp(x)) along ``axis`` (same shape), shifted by the max so large logits do not overflow."""
+        normalize_axes(axis, self.ndim, "softmax")
+        x = self.data
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        out = e / e.sum(axis=axis, keepdims=True)
+
+        def _backward(g):
+            return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
+        return self.from_op(out, (self,), "softmax", _backward, rule="da = out*(g - sum(g*out))", axis=axis)
+
+    def log_softmax(self, axis: int = -1):
+        """x - logsumexp(x) along ``axis`` (same shape), computed stably."""
+        normalize_axes(axis, self.ndim, "log_softmax")
+        x = self.data
+        shifted = x - x.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+        def _backward(g):
+            return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
+        return self.from_op(out, (self,), "log_softmax", _backward, rule="da = g - softmax(a)*sum(g)", axis=axis)

@@ -1,0 +1,58 @@
+"""Losses: functions of (prediction, target) that return a scalar Tensor.
+
+They sit above the engine (they import Tensor to lift their inputs); ``functional`` re-exports them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor, as_tensor
+
+
+def mse_loss(pred, target) -> Tensor:
+    """mean((pred - target)**2); pred and target of the same shape -> a scalar."""
+    pred = as_tensor(pred)
+    target_shape = np.shape(target.data if isinstance(target, Tensor) else target)
+    if pred.shape != target_shape:
+        raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target_shape}")
+    diff = pred - target
+    return (diff * diff).mean()
+
+
+def _target_probabilities(targets, n: int, c: int, dtype) -> np.ndarray:
+    """Class labels (N,) or one-hot/probabilities (N, C) -> probabilities (N, C)."""
+    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if targets.shape == (n, c):
+        return targets.astype(dtype)
+    if targets.shape != (n,):
+        raise ValueError(
+            f"cross_entropy: targets must be labels of shape ({n},) or one-hot of shape ({n}, {c}), got {targets.shape}"
+        )
+    if targets.dtype.kind not in "iu" and not np.all(targets == np.round(targets)):
+        raise TypeError(f"cross_entropy: class labels must be integers, got dtype {targets.dtype}")
+    labels = targets.astype(np.intp)
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        raise ValueError(f"cross_entropy: labels must lie in [0, {c}), got min {labels.min()} max {labels.max()}")
+    return np.eye(c, dtype=dtype)[labels]
+
+
+def cross_entropy(logits, targets) -> Tensor:
+    """Mean cross-entropy of ``logits`` (N, C) against class labels (N,) or one-hot/probabilities (N, C) -> a scalar.
+
+    loss = -1/N sum_i sum_c p_ic log softmax(x)_ic, through a max-shifted log-softmax so logits of
+    1000 do not overflow.  Its gradient is the classic (softmax(x) - p) / N (for rows of p summing to 1).
+    """
+    logits = as_tensor(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
+    n, c = logits.shape
+    p = _target_probabilities(targets, n, c, logits.dtype)
+    x = logits.data
+    shifted = x - x.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -(p * logp).sum() / n
+
+    def _backward(g):
+        return (g * (np.exp(logp) * p.sum(axis=1, keepdims=True) - p) / n,)
+    return logits.from_op(loss, (logits,), "cross_entropy", _backward, rule="da = (softmax(a) - targets)/N")

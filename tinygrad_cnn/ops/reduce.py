@@ -1,0 +1,75 @@
+"""Reductions: sum, mean, max, min over ``axis`` (None, an int or a tuple), with ``keepdims``; argmax.
+
+Each backward spreads g back over the reduced axes (``expand_reduced``), the same shape as the forward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import axis_arg, normalize_axes
+
+
+def expand_reduced(g: np.ndarray, in_shape: tuple, axes: tuple, keepdims: bool) -> np.ndarray:
+    """Broadcast the gradient of a reduction back over the reduced axes of ``in_shape`` (a read-only view)."""
+    if not keepdims:
+        g = np.expand_dims(g, axes) if axes else g
+    return np.broadcast_to(g, in_shape)
+
+
+class ReduceOps:
+    """Mixin of Tensor: sum, mean, max, min, argmax."""
+
+    __slots__ = ()
+
+    def sum(self, axis=None, keepdims: bool = False):
+        """Sum over ``axis``: (d0, d1, ...) -> the shape without the summed axes (kept as 1 with keepdims)."""
+        axes = normalize_axes(axis, self.ndim, "sum")
+        shape = self.shape
+
+        def _backward(g):
+            return (expand_reduced(g, shape, axes, keepdims),)
+        out = self.data.sum(axis=axes, keepdims=keepdims)
+        return self.from_op(out, (self,), "sum", _backward, rule="da = g, spread over the summed axes",
+                            **axis_arg(axis))
+
+    def mean(self, axis=None, keepdims: bool = False):
+        """Mean over ``axis``, shapes as ``sum``."""
+        axes = normalize_axes(axis, self.ndim, "mean")
+        shape = self.shape
+        count = int(np.prod([shape[a] for a in axes])) if axes else 1
+
+        def _backward(g):
+            return (expand_reduced(g / count, shape, axes, keepdims),)
+        out = self.data.mean(axis=axes, keepdims=keepdims)
+        return self.from_op(out, (self,), "mean", _backward, rule="da = g/n, spread over the n averaged entries",
+                            **axis_arg(axis))
+
+    def _extremum(self, op: str, reduce, axis, keepdims: bool):
+        """max/min over ``axis``: the gradient is shared evenly among tied extreme entries (as torch.amax)."""
+        axes = normalize_axes(axis, self.ndim, op)
+        if self.size == 0:
+            raise ValueError(f"{op}: cannot reduce an empty tensor (shape {self.shape})")
+        x = self.data
+        out = reduce(x, axis=axes, keepdims=True)
+
+        def _backward(g):
+            g = g if keepdims else np.expand_dims(g, axes)
+            hits = x == out
+            return (g * hits / hits.sum(axis=axes, keepdims=True),)
+        result = out if keepdims else np.squeeze(out, axis=axes)
+        extremes = "maxima" if op == "max" else "minima"
+        return self.from_op(result, (self,), op, _backward, rule=f"da = g to the {extremes} (ties share)",
+                            **axis_arg(axis))
+
+    def max(self, axis=None, keepdims: bool = False):
+        """Maximum over ``axis``, shapes as ``sum``; tied maxima share the gradient evenly."""
+        return self._extremum("max", np.max, axis, keepdims)
+
+    def min(self, axis=None, keepdims: bool = False):
+        """Minimum over ``axis``, shapes as ``sum``; tied minima share the gradient evenly."""
+        return self._extremum("min", np.min, axis, keepdims)
+
+    def argmax(self, axis=None) -> np.ndarray:
+        """Indices of the maxima (a plain ndarray: not differentiable)."""
+        return np.argmax(self.data, axis=axis)

@@ -1,0 +1,124 @@
+"""Shape ops: reshape, flatten, transpose/permute, indexing, concatenate, stack.
+
+They move values without changing them, so each backward moves the gradient back the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import normalize_axes, shape_arg, shape_error
+
+
+class ShapeOps:
+    """Mixin of Tensor: reshape, flatten, transpose/permute/.T, x[index], concatenate, stack."""
+
+    __slots__ = ()
+
+    @property
+    def T(self):
+        """All axes reversed (``transpose()``)."""
+        return self.transpose()
+
+    def reshape(self, *shape):
+        """The same values in a new shape (one axis may be -1), as numpy.reshape."""
+        shape = shape_arg(shape)
+        try:
+            out = self.data.reshape(shape)
+        except ValueError as e:
+            raise ValueError(
+                f"reshape: cannot reshape shape {self.shape} ({self.size} elements) into {shape}: {e}"
+            ) from None
+        return self._reshaped(out, "reshape", shape=out.shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        """Merge axes start_dim..end_dim into one (``flatten(1)``: (m, H, W, C) -> (m, H*W*C))."""
+        if self.ndim == 0:
+            return self._reshaped(self.data.reshape(1), "flatten")
+        start, end = normalize_axes((start_dim, end_dim), self.ndim, "flatten")
+        if start_dim % self.ndim > end_dim % self.ndim:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
+        s = self.shape
+        out = self.data.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:])
+        return self._reshaped(out, "flatten", **({"start_dim": start_dim} if start_dim else {}))
+
+    def _reshaped(self, out: np.ndarray, op: str, **op_args):
+        """Record ``out`` (self's values in another shape); the gradient is reshaped back."""
+        in_shape = self.shape
+
+        def _backward(g):
+            return (g.reshape(in_shape),)
+        return self.from_op(out, (self,), op, _backward, rule="da = g reshaped back", **op_args)
+
+    def transpose(self, *axes):
+        """Permute axes (all reversed when none are given), as numpy.transpose."""
+        axes = shape_arg(axes) or tuple(reversed(range(self.ndim)))
+        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+            raise ValueError(
+                f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}"
+            )
+        inverse = tuple(np.argsort([a % self.ndim for a in axes]))
+
+        def _backward(g):
+            return (g.transpose(inverse),)
+        return self.from_op(self.data.transpose(axes), (self,), "transpose", _backward,
+                            rule="da = g with the axes put back", axes=axes)
+
+    def permute(self, *axes):
+        """The same as ``transpose(*axes)`` (PyTorch's name)."""
+        return self.transpose(*axes)
+
+    def __getitem__(self, index):
+        """numpy indexing: slices, ints, None, Ellipsis, integer/bool arrays (repeats accumulate)."""
+        if isinstance(index, ShapeOps):
+            index = index.data.astype(np.intp)
+        elif isinstance(index, tuple):
+            index = tuple(i.data.astype(np.intp) if isinstance(i, ShapeOps) else i for i in index)
+        try:
+            out = self.data[index]
+        except IndexError as e:
+            raise IndexError(f"getitem: {e} (tensor shape {self.shape})") from None
+        shape, dtype = self.shape, self.dtype
+        parts = index if isinstance(index, tuple) else (index,)
+        advanced = any(isinstance(i, (list, np.ndarray)) for i in parts)
+
+        def _backward(g):
+            dx = np.zeros(shape, dtype)
+            if advanced:
+                np.add.at(dx, index, g)  # repeated indices must accumulate
+            else:
+                dx[index] = g
+            return (dx,)
+        return self.from_op(out, (self,), "getitem", _backward, rule="da = g at the indexed places (repeats add)")
+
+    @classmethod
+    def _joined(cls, op: str, numpy_join, tensors, axis: int) -> tuple:
+        """(the inputs as a tuple of Tensors, their data joined by numpy_join along axis)."""
+        tensors = tuple(cls.as_tensor(t) for t in tensors)
+        if not tensors:
+            raise ValueError(f"{op}: needs at least one tensor")
+        try:
+            return tensors, numpy_join([t.data for t in tensors], axis=axis)
+        except ValueError as e:
+            raise shape_error(op, e, *tensors) from None
+
+    @classmethod
+    def concatenate(cls, tensors, axis: int = 0):
+        """Join tensors along an existing axis: shapes equal but on ``axis`` -> their sum on ``axis``."""
+        tensors, out = cls._joined("concatenate", np.concatenate, tensors, axis)
+        ax = axis % out.ndim
+        bounds = np.cumsum([t.shape[ax] for t in tensors])[:-1]
+
+        def _backward(g):
+            return tuple(np.split(g, bounds, axis=ax))
+        return cls.from_op(out, tensors, "concatenate", _backward, rule="g split back to the inputs", axis=axis)
+
+    @classmethod
+    def stack(cls, tensors, axis: int = 0):
+        """Join k same-shaped tensors along a new axis: k x (d0, d1, ...) -> (k, d0, d1, ...) for axis 0."""
+        tensors, out = cls._joined("stack", np.stack, tensors, axis)
+        ax = axis % out.ndim
+
+        def _backward(g):
+            return tuple(np.moveaxis(g, ax, 0))
+        return cls.from_op(out, tensors, "stack", _backward, rule="g split back to the inputs", axis=axis)
