@@ -169,3 +169,111 @@ def test_crafted_npy_headers_only_ever_give_the_clear_error(tmp_path):
                 assert "crafted.npz" in str(e)
             else:
                 assert set(loaded) == {"W"}
+
+
+# ----------------------------------------------------------------------------- issue 11: paths and messages
+def test_save_into_a_missing_directory_names_the_users_path(tmp_path):
+    path = tmp_path / "no" / "such" / "dir" / "w.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        save(_net(), path)
+    assert str(info.value) == f"save: cannot write '{path}': no directory '{path.parent}'"
+    assert ".tmp" not in str(info.value)
+
+
+def test_save_onto_a_directory_says_so(tmp_path):
+    with pytest.raises(IsADirectoryError, match=f"save: '{tmp_path}' is a directory; give a file path"):
+        save(_net(), tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_load_of_a_directory_says_so(tmp_path):
+    with pytest.raises(IsADirectoryError, match=f"load: '{tmp_path}' is a directory, not a weights file"):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"this is not a weights file\n" * 10,
+                                     __import__("pickle").dumps({"W": [1.0, 2.0]})], ids=["text", "pickle"])
+def test_non_weights_file_gives_no_advice_to_unpickle(tmp_path, content):
+    path = tmp_path / "junk.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        load(path)
+    assert str(info.value) == (f"load: '{path}' is not a .npz weights file (it starts with neither the zip "
+                               "nor the .npy signature)")
+
+
+# ----------------------------------------------------------------------------- issue 11: size limit
+def _zip_bomb(path, members):
+    """A deflated zip whose members are runs of zeros: a few KB on disk, ``members`` bytes inflated."""
+    import zipfile
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, size in members.items():
+            zf.writestr(name, bytes(size))
+
+
+def test_load_refuses_a_member_larger_than_max_bytes(tmp_path):
+    path = tmp_path / "bomb.npz"
+    _zip_bomb(path, {"W.npy": 10_000_000})
+    assert path.stat().st_size < 20_000
+    with pytest.raises(ValueError, match=f"load: '{path}', member 'W.npy' declares 10,000,000 bytes "
+                                         r"uncompressed, more than max_bytes=1,000,000 \(raise max_bytes"):
+        load(path, max_bytes=1_000_000)
+
+
+def test_load_refuses_members_whose_total_is_larger_than_max_bytes(tmp_path):
+    path = tmp_path / "bomb.npz"
+    _zip_bomb(path, {"a.npy": 600_000, "b.npy": 600_000})
+    with pytest.raises(ValueError, match=f"load: '{path}', members up to 'b.npy' declare 1,200,000 bytes "
+                                         r"uncompressed in total, more than max_bytes=1,000,000"):
+        load(path, max_bytes=1_000_000)
+
+
+def test_sizes_are_checked_before_any_byte_is_inflated(tmp_path):
+    """The member's bytes are damaged: a size check that came after reading would report the checksum."""
+    path = tmp_path / "w.npz"
+    save({"w": np.zeros(1000)}, path)
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(bytes(800)) + 100] = 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="member 'w.npy' declares 8,128 bytes"):
+        load(path, max_bytes=8000)
+    with pytest.raises(ValueError, match="fails its checksum"):
+        load(path, max_bytes=8128)  # exactly at the limit passes the size check
+
+
+def test_max_bytes_default_and_checks(tmp_path):
+    import inspect
+    assert inspect.signature(load).parameters["max_bytes"].default == 2 * 1024 ** 3
+    path = tmp_path / "w.npz"
+    save({"w": np.zeros(2)}, path)
+    for bad in (0, -1, 1.5, True, "1"):
+        with pytest.raises(TypeError, match=f"load: max_bytes must be a positive int, got {bad!r}"):
+            load(path, max_bytes=bad)
+
+
+def test_a_member_that_understates_its_size_is_not_inflated(tmp_path):
+    """The zip says 1,000 bytes, the deflated stream holds 100 MB: reading stops at the declared size."""
+    import struct
+    import tracemalloc
+    path = tmp_path / "liar.npz"
+    _zip_bomb(path, {"W.npy": 100_000_000})
+    raw = bytearray(path.read_bytes())
+    raw[22:26] = struct.pack("<I", 1000)  # uncompressed size in the local header ...
+    central = raw.index(b"PK\x01\x02")
+    raw[central + 24:central + 28] = struct.pack("<I", 1000)  # ... and in the central directory
+    path.write_bytes(bytes(raw))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="member 'W.npy' fails its checksum"):
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000
+
+
+def test_other_os_errors_of_save_name_the_users_path(tmp_path):
+    path = tmp_path / ("w" * 300 + ".npz")  # longer than a file name may be
+    with pytest.raises(OSError, match=rf"save: cannot write '{tmp_path}/w+\.npz' \(File name too long\)"):
+        save({"w": np.zeros(2)}, path)
+    assert list(tmp_path.iterdir()) == []

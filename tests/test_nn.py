@@ -42,6 +42,11 @@ def _gradcheck_layer(layer, x_shape, seed=0):
     (nn.AvgPool2d(2, stride=1), (2, 3, 4, 2)),
     (nn.ReLU(), (3, 4)),
     (nn.Flatten(), (2, 3, 3, 2)),
+    (nn.Sigmoid(), (3, 4)),
+    (nn.Tanh(), (2, 3, 2)),
+    (nn.Softmax(), (3, 4)),
+    (nn.Softmax(axis=1), (2, 3, 4)),
+    (nn.GlobalAvgPool2d(), (2, 3, 4, 5)),
 ], ids=repr)
 def test_gradcheck_each_layer(layer, x_shape):
     assert _gradcheck_layer(layer, x_shape)
@@ -222,6 +227,8 @@ def test_he_and_glorot_scales():
     (lambda: nn.AvgPool2d(-1), TypeError, "AvgPool2d: f must be a positive int, got -1"),
     (lambda: nn.Sequential(nn.ReLU(), relu=nn.ReLU()), TypeError, "Sequential: give layers either all"),
     (lambda: nn.Sequential(nn.ReLU(), np.tanh), TypeError, "Sequential: layer '1' must be a Module, got ufunc"),
+    (lambda: nn.Softmax(axis=1.0), TypeError, r"Softmax: axis must be an int, got 1.0"),
+    (lambda: nn.Softmax(axis=None), TypeError, r"Softmax: axis must be an int, got None"),
 ])
 def test_bad_constructor_arguments(make, error, words):
     with pytest.raises(error, match=words):
@@ -236,6 +243,9 @@ def test_bad_constructor_arguments(make, error, words):
     (nn.Conv2d(3, 8, 3), (5, 5, 3), r"input must be 4-D NHWC .*got shape \(5, 5, 3\) \(a single image\?"),
     (nn.MaxPool2d(2), (4, 4), r"MaxPool2d\(f=2\): input must be 4-D NHWC"),
     (nn.AvgPool2d(2, stride=1), (4,), r"AvgPool2d\(f=2, stride=1\): input must be 4-D NHWC"),
+    (nn.GlobalAvgPool2d(), (2, 8), r"GlobalAvgPool2d\(\): input must be 4-D NHWC \(m, n_H, n_W, n_C\), got shape "
+                                   r"\(2, 8\)$"),
+    (nn.Softmax(axis=2), (2, 8), r"softmax: axis 2 is out of range for a tensor with 2 dims"),
 ])
 def test_bad_inputs_name_the_layer(layer, x_shape, words):
     with pytest.raises(ValueError, match=words):
@@ -281,3 +291,268 @@ def test_a_short_training_run_lowers_the_loss():
         losses.append(loss.item())
     assert losses[-1] < 0.25 * losses[0]
     assert (net(x).argmax(axis=1) == y).mean() == 1.0
+
+
+# ----------------------------------------------------------------------------- issue 11: ModuleList, ModuleDict
+class _Stack(nn.Module):
+    """Blocks in a ModuleList, heads in a ModuleDict."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(3, 3, seed=i) for i in range(2)])
+        self.heads = nn.ModuleDict({"cls": nn.Linear(3, 2, seed=5), "box": nn.Linear(3, 4, seed=6)})
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x).relu()
+        return self.heads["cls"](x).sum() + self.heads["box"](x).sum()
+
+
+def test_module_list_and_dict_register_their_parameters():
+    model = _Stack()
+    names = ["blocks.0.W", "blocks.0.b", "blocks.1.W", "blocks.1.b",
+             "heads.cls.W", "heads.cls.b", "heads.box.W", "heads.box.b"]
+    assert [n for n, _ in model.named_parameters()] == names
+    assert list(model.state_dict()) == names
+    assert [p.name for p in model.parameters()] == names
+    assert model.num_parameters() == 2 * 12 + 8 + 16
+    assert repr(model).splitlines()[:4] == ["_Stack(", "  (blocks): ModuleList(", "    (0): Linear(3, 3)",
+                                            "    (1): Linear(3, 3)"]
+    assert _gradcheck_layer(model, (2, 3))
+
+
+def test_module_list_behaves_like_a_list():
+    a, b, c, d = (nn.Linear(1, 1, seed=i) for i in range(4))
+    blocks = nn.ModuleList([a])
+    assert blocks.append(b) is blocks and blocks.extend([c]) is blocks
+    assert len(blocks) == 3 and list(blocks) == [a, b, c]
+    assert blocks[0] is a and blocks[-1] is c
+    assert isinstance(blocks[1:], nn.ModuleList) and list(blocks[1:]) == [b, c]
+    blocks.insert(1, d)
+    assert list(blocks) == [a, d, b, c] and [n for n, _ in blocks.named_parameters()][::2] == ["0.W", "1.W",
+                                                                                               "2.W", "3.W"]
+    blocks[1] = c
+    del blocks[0]
+    assert list(blocks) == [c, b, c] and [n for n, _ in blocks.named_children()] == ["0", "1", "2"]
+    del blocks[1:]
+    assert list(blocks) == [c] and len(nn.ModuleList()) == 0
+    assert getattr(blocks, "0") is c  # children are attributes by name too, as in PyTorch
+    with pytest.raises(AttributeError, match="'ModuleList' object has no attribute '1'"):
+        getattr(blocks, "1")
+
+
+def test_module_dict_behaves_like_a_dict():
+    a, b, c = (nn.Linear(1, 1, seed=i) for i in range(3))
+    heads = nn.ModuleDict({"a": a})
+    heads["b"] = b
+    heads.update({"c": c})
+    assert len(heads) == 3 and list(heads) == ["a", "b", "c"] and "b" in heads and "z" not in heads
+    assert list(heads.keys()) == ["a", "b", "c"] and list(heads.values()) == [a, b, c]
+    assert list(heads.items()) == [("a", a), ("b", b), ("c", c)]
+    del heads["a"]
+    assert list(heads) == ["b", "c"] and [n for n, _ in heads.named_parameters()] == ["b.W", "b.b", "c.W", "c.b"]
+    keys = nn.ModuleDict({"keys": a})  # a key may be any name: entries are not attributes
+    assert keys["keys"] is a and list(keys.keys()) == ["keys"]
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda: nn.ModuleList([nn.ReLU(), 3]), TypeError, r"ModuleList: item 1 must be a Module, got int"),
+    (lambda: nn.ModuleList().append(np.tanh), TypeError, r"ModuleList: item 0 must be a Module, got ufunc"),
+    (lambda: nn.ModuleList(nn.ReLU()), TypeError,
+     r"ModuleList: expected an iterable of Modules, got a ReLU; wrap it in a list"),
+    (lambda: nn.ModuleList([nn.ReLU()])[2], IndexError, r"ModuleList: index 2 is out of range for 1 modules"),
+    (lambda: nn.ModuleList([nn.ReLU()])["0"], TypeError, r"ModuleList: indices must be ints or slices, got str"),
+    (lambda: nn.ModuleList([nn.ReLU()]).__setitem__(slice(0, 1), nn.ReLU()), TypeError,
+     r"ModuleList: set one module at a time \(blocks\[i\] = module\), got a slice"),
+    (lambda: nn.ModuleList([nn.ReLU()]).__setitem__(-2, nn.ReLU()), IndexError,
+     r"ModuleList: index -2 is out of range for 1 modules"),
+    (lambda: nn.ModuleList([nn.ReLU()]).insert(0, "relu"), TypeError, r"ModuleList: item 0 must be a Module, got str"),
+    (lambda: nn.ModuleDict({"a": nn.ReLU()}).__delitem__("b"), KeyError, r"ModuleDict: no module 'b'"),
+    (lambda: nn.ModuleDict({"a": 1}), TypeError, r"ModuleDict: value of key 'a' must be a Module, got int"),
+    (lambda: nn.ModuleDict({1: nn.ReLU()}), TypeError, r"ModuleDict: keys must be strings, got 1"),
+    (lambda: nn.ModuleDict({"a.b": nn.ReLU()}), KeyError, r"ModuleDict: key 'a.b' must not be empty or hold"),
+    (lambda: nn.ModuleDict({"": nn.ReLU()}), KeyError, r"ModuleDict: key '' must not be empty or hold"),
+    (lambda: nn.ModuleDict([nn.ReLU()]), TypeError, r"ModuleDict: expected a mapping name -> Module, got list"),
+    (lambda: nn.ModuleDict({"a": nn.ReLU()})["b"], KeyError, r"ModuleDict: no module 'b'; keys are \['a'\]"),
+])
+def test_container_errors(make, error, words):
+    with pytest.raises(error, match=words):
+        make()
+
+
+@pytest.mark.parametrize("value, words", [
+    ([nn.ReLU(), nn.ReLU()], r"Holder: attribute 'layers' is a list holding Modules; a plain list registers "
+                             r"nothing: use nn.ModuleList\(\[...\]\)"),
+    ((nn.ReLU(),), r"attribute 'layers' is a tuple holding Modules; .* use nn.ModuleList\(\[...\]\)"),
+    ({"a": nn.ReLU()}, r"attribute 'layers' is a dict holding Modules; .* use nn.ModuleDict\(\{...\}\)"),
+    ([Tensor(1.0), 2], r"attribute 'layers' is a list holding Tensors; a plain list registers nothing: set each "
+                       r"Tensor as its own attribute \(self.w0 = ...\), or put them in Modules held by an "
+                       r"nn.ModuleList"),
+    ({"w": Tensor(1.0)}, r"attribute 'layers' is a dict holding Tensors"),
+])
+def test_plain_containers_of_modules_or_tensors_are_refused(value, words):
+    class Holder(nn.Module):
+        def __init__(self, layers):
+            super().__init__()
+            self.layers = layers
+
+    with pytest.raises(TypeError, match=words):
+        Holder(value)
+    assert Holder([1, 2]).layers == [1, 2] and Holder({}).parameters() == []  # plain data is fine
+
+
+def test_train_and_eval_reach_every_descendant():
+    model = nn.Sequential(stack=_Stack(), relu=nn.ReLU())
+    modules = [m for _, m in model.named_modules()]
+    assert len(modules) == 1 + 1 + 1 + 2 + 1 + 2 + 1  # model, stack, blocks+2, heads+2, relu
+    assert all(m.training for m in modules)
+    model.eval()
+    assert not any(m.training for m in modules)
+    model.stack.train()
+    assert [m.training for m in modules] == [False] + [True] * 7 + [False]
+
+
+# ----------------------------------------------------------------------------- issue 11: tied weights
+def _tied():
+    enc, dec = nn.Linear(3, 3, seed=0), nn.Linear(3, 3, seed=1)
+    dec.W = enc.W
+    return nn.Sequential(enc=enc, dec=dec)
+
+
+def test_a_tied_weight_is_listed_once_under_its_first_name():
+    model = _tied()
+    assert [n for n, _ in model.named_parameters()] == ["enc.W", "enc.b", "dec.b"]
+    assert [n for n, _ in model.named_parameters(remove_duplicate=False)] == ["enc.W", "enc.b", "dec.W", "dec.b"]
+    assert model.parameters() == [model.enc.W, model.enc.b, model.dec.b]
+    assert model.num_parameters() == 9 + 3 + 3
+    shared = nn.Sequential(a=model.enc, b=model.enc)  # one layer used twice: its parameters once
+    assert [n for n, _ in shared.named_parameters()] == ["a.W", "a.b"]
+    assert [n for n, _ in shared.named_modules()] == ["", "a"]
+
+
+def test_state_dict_of_tied_weights_holds_both_names_as_pytorch():
+    model, other = _tied(), _tied()
+    state = model.state_dict()
+    assert list(state) == ["enc.W", "enc.b", "dec.W", "dec.b"]
+    np.testing.assert_array_equal(state["enc.W"], state["dec.W"])
+    other.load_state_dict(state)
+    assert other.dec.W is other.enc.W
+    np.testing.assert_array_equal(other.enc.W.data, model.enc.W.data)
+    state["dec.W"] = state["dec.W"] + 1
+    with pytest.raises(ValueError, match=r"load_state_dict: keys 'enc.W' and 'dec.W' name one tied parameter but "
+                                         r"hold different values"):
+        other.load_state_dict(state)
+
+
+# ----------------------------------------------------------------------------- issue 10: activation and pooling layers
+def test_new_layers_match_pytorch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    t = torch.tensor(x)
+    pairs = [(nn.Sigmoid(), torch.sigmoid(t)), (nn.Tanh(), torch.tanh(t)), (nn.Softmax(), torch.softmax(t, -1)),
+             (nn.Softmax(axis=1), torch.softmax(t, 1)),
+             (nn.GlobalAvgPool2d(), torch.nn.AdaptiveAvgPool2d(1)(t.permute(0, 3, 1, 2)).flatten(1))]
+    for layer, expected in pairs:
+        np.testing.assert_allclose(layer(Tensor(x)).data, expected.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_new_layers_values_and_repr():
+    x = Tensor(np.arange(24.0).reshape(1, 2, 3, 4))
+    np.testing.assert_array_equal(nn.GlobalAvgPool2d()(x).data, [[10.0, 11.0, 12.0, 13.0]])
+    np.testing.assert_allclose(nn.Softmax()(Tensor([[0.0, np.log(3.0)]])).data, [[0.25, 0.75]], rtol=1e-12)
+    np.testing.assert_allclose(nn.Sigmoid()(Tensor([0.0, 800.0, -800.0])).data, [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(nn.Tanh()(Tensor([0.0, 20.0])).data, [0.0, 1.0])
+    assert repr(nn.Sequential(nn.Sigmoid(), nn.Tanh(), nn.Softmax(), nn.GlobalAvgPool2d())).splitlines()[1:5] == [
+        "  (0): Sigmoid()", "  (1): Tanh()", "  (2): Softmax(axis=-1)", "  (3): GlobalAvgPool2d()"]
+
+
+# ----------------------------------------------------------------------------- issue 10: summary
+SUMMARY = """\
+Model: Sequential, input (2, 8, 8, 1) -> output (2, 3)
+==============================================
+Layer    Type             Output shape  Params
+==============================================
+conv1    Conv2d           (2, 8, 8, 4)      40
+relu1    ReLU             (2, 8, 8, 4)       0
+pool1    MaxPool2d        (2, 4, 4, 4)       0
+block    Sequential       (2, 4, 4, 4)       0
+block.0  Conv2d           (2, 4, 4, 4)     148
+block.1  ReLU             (2, 4, 4, 4)       0
+gap      GlobalAvgPool2d  (2, 4)             0
+fc       Linear           (2, 3)            15
+soft     Softmax          (2, 3)             0
+==============================================
+Total params: 203
+Trainable params: 203
+Non-trainable params: 0"""
+
+
+def _summary_net():
+    # conv1: 3*3*1*4 + 4 = 40;  block.0: 3*3*4*4 + 4 = 148;  fc: 4*3 + 3 = 15;  total 203
+    return nn.Sequential(conv1=nn.Conv2d(1, 4, 3, pad=1, seed=0), relu1=nn.ReLU(), pool1=nn.MaxPool2d(2),
+                         block=nn.Sequential(nn.Conv2d(4, 4, 3, pad=1, seed=1), nn.ReLU()),
+                         gap=nn.GlobalAvgPool2d(), fc=nn.Linear(4, 3, seed=2), soft=nn.Softmax())
+
+
+def test_summary_table(capsys):
+    model = _summary_net()
+    assert model.summary((2, 8, 8, 1)) == SUMMARY
+    assert capsys.readouterr().out == SUMMARY + "\n"
+    assert nn.summary(model, [2, 8, 8, 1], print_fn=None) == SUMMARY
+    assert capsys.readouterr().out == ""
+
+
+def test_summary_of_containers_tied_and_frozen_weights():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = Tensor(np.ones(1), requires_grad=True)  # on the model itself: totals only
+            self.blocks = nn.ModuleList([nn.Linear(3, 3, seed=0), nn.Linear(3, 3, bias=False, seed=1)])
+            self.heads = nn.ModuleDict({"out": nn.Linear(3, 2, seed=2), "unused": nn.ReLU()})
+            self.blocks[1].W = self.blocks[0].W  # tied: counted once, at blocks.0
+            self.heads["out"].b.requires_grad = False
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.heads["out"](x) * self.scale
+
+    lines = Net().summary((5, 3), print_fn=None).splitlines()
+    assert lines[0] == "Model: Net, input (5, 3) -> output (5, 2)"
+    assert [line.split() for line in lines[4:10]] == [
+        ["blocks", "ModuleList", "-", "0"], ["blocks.0", "Linear", "(5,", "3)", "12"],
+        ["blocks.1", "Linear", "(5,", "3)", "0"], ["heads", "ModuleDict", "-", "0"],
+        ["heads.out", "Linear", "(5,", "2)", "8"], ["heads.unused", "ReLU", "-", "0"]]
+    assert lines[-3:] == ["Total params: 21", "Trainable params: 19", "Non-trainable params: 2"]
+
+
+def test_summary_runs_in_eval_mode_without_grad_and_restores_the_modes():
+    import tinygrad_cnn
+
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append((self.training, tinygrad_cnn.is_grad_enabled()))
+            return x
+
+    model = nn.Sequential(probe=Probe(), fc=nn.Linear(2, 2, seed=0))
+    model.fc.eval()
+    model.summary((1, 2), print_fn=None)
+    assert seen == [(False, False)]
+    assert [m.training for _, m in model.named_modules()] == [True, True, False]
+    assert "forward" not in model.probe.__dict__ and tinygrad_cnn.is_grad_enabled()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_summary_errors_and_cleanup():
+    model = _summary_net()
+    for bad in [(), (2, 0, 8, 1), 8, (2, 8.0)]:
+        with pytest.raises(TypeError, match=r"summary: input_shape must be a tuple of positive ints, batch axis "
+                                            r"included \(e.g. \(1, 28, 28, 1\)\), got "):
+            nn.summary(model, bad)
+    with pytest.raises(TypeError, match="summary: model must be a Module, got function"):
+        nn.summary(lambda x: x, (1, 2))
+    with pytest.raises(ValueError, match=r"Conv2d\(1, 4, f=3, pad=1\): input must have 1 channels"):
+        model.summary((2, 8, 8, 3))  # the layer's own error; the model is left as it was
+    assert all("forward" not in m.__dict__ for _, m in model.named_modules()) and model.training

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor
+from tinygrad_cnn import Tensor, nn
 from tinygrad_cnn.optim import SGD, Adam
 
 GRADS = [np.array([1.0, -2.0]), np.array([0.5, 0.5]), np.array([-1.0, 4.0])]
@@ -117,6 +117,23 @@ def test_sgd_minimizes_a_quadratic():
     np.testing.assert_allclose(w.data, [1.0, 1.0], atol=1e-4)
 
 
+def test_tied_weights_are_stepped_once():
+    """Two layers share one weight (issue 11): model.parameters() lists it once, so the optimizer takes
+    it, and one step moves it by lr times the sum of both uses' gradients."""
+    enc, dec = nn.Linear(2, 2, bias=False, seed=0), nn.Linear(2, 2, bias=False, seed=1)
+    dec.W = enc.W
+    model = nn.Sequential(enc=enc, dec=dec)
+    assert model.parameters() == [enc.W]
+    opt = SGD(model.parameters(), lr=0.5)
+    w0 = enc.W.data.copy()
+    model(Tensor(np.ones((1, 2), np.float32))).sum().backward()
+    opt.step()
+    # out = (x W) W summed: d/dW = x^T (1 W^T) + (x W)^T 1 -- both uses land in the one grad
+    x, one = np.ones((1, 2)), np.ones((1, 2))
+    grad = x.T @ (one @ w0.T) + (x @ w0).T @ one
+    np.testing.assert_allclose(enc.W.data, w0 - 0.5 * grad, rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- errors
 P = Tensor(np.ones(1), requires_grad=True)
 
@@ -137,7 +154,22 @@ P = Tensor(np.ones(1), requires_grad=True)
     (lambda: Adam([]), ValueError, r"Adam: got an empty parameter list"),
     (lambda: SGD(P, lr=0.1), TypeError, r"SGD: params must be a list of Tensors .* got a single Tensor"),
     (lambda: SGD([P, np.ones(1)], lr=0.1), TypeError, r"SGD: params\[1\] must be a Tensor, got ndarray"),
-    (lambda: Adam([P, P]), ValueError, r"Adam: a parameter appears more than once"),
+    (lambda: Adam([P, P]), ValueError, r"Adam: a parameter appears more than once in params \(params\[0\] and "
+     r"params\[1\] are the same Tensor\); pass each once \(model.parameters\(\) lists a tied weight once\)"),
+    # issue 11: a Module, a non-iterable, a dict, a Module among the entries, a non-leaf
+    (lambda: SGD(nn.Linear(2, 2), lr=0.1), TypeError,
+     r"SGD: params must be an iterable of Tensors, got a Linear \(a Module\): pass model.parameters\(\)$"),
+    (lambda: Adam(nn.Sequential(nn.ReLU())), TypeError,
+     r"Adam: params must be an iterable of Tensors, got a Sequential \(a Module\): pass model.parameters\(\)$"),
+    (lambda: SGD(3, lr=0.1), TypeError,
+     r"SGD: params must be an iterable of Tensors \(e.g. model.parameters\(\)\), got int$"),
+    (lambda: SGD({"w": P}, lr=0.1), TypeError,
+     r"SGD: params must be an iterable of Tensors, got a dict: pass list\(d.values\(\)\) or model.parameters\(\)"),
+    (lambda: SGD([P, nn.Linear(1, 1)], lr=0.1), TypeError,
+     r"SGD: params\[1\] is a Linear \(a Module\), not a Tensor: pass model.parameters\(\)"),
+    (lambda: SGD([P * 2], lr=0.1), ValueError,
+     r"SGD: params\[0\] is not a leaf Tensor \(it is the result of 'mul'\); optimize the leaf Tensors it "
+     r"was computed from"),
 ])
 def test_bad_hyper_parameters(make, error, words):
     with pytest.raises(error, match=words):

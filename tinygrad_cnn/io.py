@@ -8,6 +8,7 @@ is bit-identical (dtype, shape and every value).
 
 from __future__ import annotations
 
+import numbers
 import os
 import zipfile
 from collections.abc import Mapping
@@ -22,6 +23,9 @@ __all__ = ["save", "load"]
 # (seen in fuzzing: SyntaxError, tokenize.TokenError, TypeError), and with allow_pickle=False no code
 # of the file runs, so any exception while reading means the file is corrupt.
 _CORRUPT = Exception
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member, or an empty zip (as numpy.load tests)
+_NPY_MAGIC = b"\x93NUMPY"
+MAX_BYTES = 2 * 1024 ** 3  # load's default limit on the uncompressed size of a file's arrays
 
 
 def _as_state_dict(obj) -> dict:
@@ -45,10 +49,18 @@ def save(module_or_state_dict, path) -> None:
     """Write a Module's parameters (or a state dict) to ``path`` as an uncompressed ``.npz``.
 
     The path is used as given (no ``.npz`` is appended).  The file is written next to ``path`` and
-    renamed into place, so an interrupted save never leaves a half-written file behind.
+    renamed into place, so an interrupted save never leaves a half-written file behind.  Errors
+    name ``path`` (IsADirectoryError if it is a directory, FileNotFoundError if its directory is
+    missing, the OSError's own type otherwise).
     """
     state = _as_state_dict(module_or_state_dict)
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save: {path!r} is a directory; give a file path such as "
+                                f"{os.path.join(path, 'weights.npz')!r}")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"save: cannot write {path!r}: no directory {folder!r}")
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -56,33 +68,62 @@ def save(module_or_state_dict, path) -> None:
                 with zf.open(f"{key}.npy", "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, arr, allow_pickle=False)
         os.replace(tmp, path)
+    except OSError as e:  # its message would name the temporary file
+        raise type(e)(f"save: cannot write {path!r} ({e.strerror or e})") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def load(path) -> dict:
+def load(path, max_bytes: int = MAX_BYTES) -> dict:
     """Read a file written by ``save``; return {name: ndarray} in the order saved.
 
-    Raises FileNotFoundError for a missing file, and ValueError naming the path for a file that
-    is not an ``.npz`` (garbage, a lone ``.npy``), is corrupt or truncated, or holds an object
-    (pickled) or other non-numeric array.
+    Before reading any array, the sizes each member of the zip declares (uncompressed) are checked:
+    one member, or all of them together, larger than ``max_bytes`` (default 2 GiB) is refused, so a
+    small crafted file cannot inflate to gigabytes.  A member that declares less than it holds fails
+    its checksum: members are read in chunks that stop at the declared size.
+
+    Raises FileNotFoundError for a missing file, IsADirectoryError for a directory, and ValueError
+    naming the path for a file that is not an ``.npz`` (garbage, a pickle, a lone ``.npy``), is too
+    large, corrupt or truncated, or holds an object (pickled) or other non-numeric array.
     """
     path = os.fspath(path)
+    if not isinstance(max_bytes, numbers.Integral) or isinstance(max_bytes, bool) or max_bytes <= 0:
+        raise TypeError(f"load: max_bytes must be a positive int, got {max_bytes!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"load: {path!r} is a directory, not a weights file")
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no weights file at {path!r}")
+    with open(path, "rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if not head.startswith(_ZIP_MAGICS) and head != _NPY_MAGIC:  # numpy would try it as a pickle
+        raise ValueError(f"load: {path!r} is not a .npz weights file (it starts with neither the zip nor "
+                         "the .npy signature)")
     try:
         npz = np.load(path, allow_pickle=False)
-    except ValueError as e:  # not a zip or .npy file: numpy takes it for a pickle and refuses
-        raise ValueError(f"load: {path!r} is not a .npz weights file ({e})") from None
     except _CORRUPT as e:
         raise ValueError(f"load: {path!r} is corrupt or truncated ({type(e).__name__}: {e})") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ValueError(f"load: {path!r} holds a single array ({type(npz).__name__}), not a .npz of named "
                          "weights; write it with tinygrad_cnn.save")
     with npz:
+        _check_sizes(npz.zip, path, max_bytes)
         _check_crc(npz, path)
         return {key: _read_member(npz, key, path) for key in npz.files}
+
+
+def _check_sizes(zf: zipfile.ZipFile, path: str, max_bytes: int) -> None:
+    """No member, and not all members together, may declare more than ``max_bytes`` uncompressed."""
+    advice = "raise max_bytes if you trust this file"
+    total = 0
+    for info in zf.infolist():
+        total += info.file_size
+        if info.file_size > max_bytes:
+            raise ValueError(f"load: {path!r}, member {info.filename!r} declares {info.file_size:,} bytes "
+                             f"uncompressed, more than max_bytes={max_bytes:,} ({advice})")
+        if total > max_bytes:
+            raise ValueError(f"load: {path!r}, members up to {info.filename!r} declare {total:,} bytes "
+                             f"uncompressed in total, more than max_bytes={max_bytes:,} ({advice})")
 
 
 def _check_crc(npz, path: str) -> None:

@@ -1,9 +1,15 @@
-"""Layers for CNNs in NHWC: Module, Conv2d, Linear, MaxPool2d, AvgPool2d, ReLU, Flatten, Sequential.
+"""Layers for CNNs in NHWC: Module, Conv2d, Linear, MaxPool2d, AvgPool2d, GlobalAvgPool2d, ReLU, Sigmoid,
+Tanh, Softmax, Flatten; the containers Sequential, ModuleList, ModuleDict; ``summary``.
 
 A Module is a plain Python object whose attributes are registered as they are set:
 
 * a ``Tensor`` attribute is a parameter (``self.W = Tensor(..., requires_grad=True)``);
-* a ``Module`` attribute is a child (``self.conv1 = Conv2d(1, 8, 3)``).
+* a ``Module`` attribute is a child (``self.conv1 = Conv2d(1, 8, 3)``);
+* several children go in a ``ModuleList`` or ``ModuleDict`` (a plain list, tuple or dict holding
+  Modules or Tensors registers nothing, so setting one raises TypeError).
+
+A parameter shared by two layers (tied weights) is listed once by ``parameters()`` and
+``named_parameters()`` (under its first name), as in PyTorch; ``state_dict()`` lists it under each name.
 
 Both keep the order they were set in, so ``named_parameters()`` is deterministic and gives dotted
 names (``conv1.W``, ``conv1.b``, ``fc.W``). When a module is set as a child, each of its parameters'
@@ -17,15 +23,15 @@ conv bias ``(C_out,)``, linear weights ``(in_features, out_features)`` used as `
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from .kernels import TIES
 from .tensor import Tensor, as_tensor
 
-__all__ = ["Module", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "ReLU", "Flatten", "Sequential",
-           "he_init", "glorot_init"]
+__all__ = ["Module", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU", "Sigmoid", "Tanh",
+           "Softmax", "Flatten", "Sequential", "ModuleList", "ModuleDict", "summary", "he_init", "glorot_init"]
 
 INITS = ("he", "glorot")
 
@@ -42,21 +48,36 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before setting attributes")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
         if isinstance(value, Tensor):
-            self._parameters[name] = value
+            self._modules.pop(name, None)
+            self._parameters[name] = value  # a re-assigned name keeps its place, as in PyTorch
             value.name = name
         elif isinstance(value, Module):
-            self._modules[name] = value
-            for sub, p in value.named_parameters():
-                p.name = f"{name}.{sub}"
+            self._parameters.pop(name, None)
+            self._add_module(name, value)
+        else:
+            _refuse_plain_container(type(self).__name__, name, value)
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str):
+        """Only called when normal lookup fails: children held by containers (``blocks.0``) by name."""
+        modules = self.__dict__.get("_modules", {})
+        if name in modules:
+            return modules[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
+
+    def _add_module(self, name: str, module: "Module") -> None:
+        """Register ``module`` as the child ``name``; its parameters' Tensor names get the prefix."""
+        self._modules[name] = module
+        for sub, p in module.named_parameters():
+            p.name = f"{name}.{sub}"
 
     # ------------------------------------------------------------------ calling
     def forward(self, *args, **kwargs):
@@ -73,21 +94,39 @@ class Module:
     def children(self):
         return (m for _, m in self.named_children())
 
-    def named_modules(self, prefix: str = ""):
-        """(dotted name, module) for this module ("" for itself) and every descendant, depth first."""
-        yield prefix, self
-        for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True):
+        """(dotted name, module) for this module ("" for itself) and every descendant, depth first.
 
-    def named_parameters(self, prefix: str = ""):
-        """(dotted name, Tensor) pairs: own parameters first, then each child's, in the order set."""
-        for name, p in self._parameters.items():
-            yield (f"{prefix}.{name}" if prefix else name), p
-        for name, child in self._modules.items():
-            yield from child.named_parameters(f"{prefix}.{name}" if prefix else name)
+        A module held in two places is listed once, under its first name (as PyTorch), unless
+        ``remove_duplicate=False``.
+        """
+        seen = set()
+
+        def walk(module, name):
+            if remove_duplicate and id(module) in seen:
+                return
+            seen.add(id(module))
+            yield name, module
+            for child_name, child in module._modules.items():
+                yield from walk(child, f"{name}.{child_name}" if name else child_name)
+        return walk(self, prefix)
+
+    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True):
+        """(dotted name, Tensor) pairs: each module's own parameters, then its children's, in the order set.
+
+        A parameter shared by several layers (tied weights) is listed once, under its first name, as
+        PyTorch does; ``remove_duplicate=False`` lists it under every name (what ``state_dict`` does).
+        """
+        seen = set()
+        for module_name, module in self.named_modules(prefix, remove_duplicate):
+            for name, p in module._parameters.items():
+                if remove_duplicate and id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{module_name}.{name}" if module_name else name), p
 
     def parameters(self) -> list:
-        """Every parameter Tensor, in ``named_parameters()`` order."""
+        """Every parameter Tensor once (a tied weight once), in ``named_parameters()`` order."""
         return [p for _, p in self.named_parameters()]
 
     def num_parameters(self) -> int:
@@ -111,25 +150,29 @@ class Module:
 
     # ------------------------------------------------------------------ weights as arrays
     def state_dict(self) -> dict:
-        """{dotted name: writable ndarray copy of the parameter}, in ``named_parameters()`` order."""
-        return {name: np.array(p.data, copy=True) for name, p in self.named_parameters()}
+        """{dotted name: writable ndarray copy of the parameter}, in ``named_parameters()`` order.
+
+        A tied parameter appears under each of its names, as in PyTorch's ``state_dict``.
+        """
+        return {name: np.array(p.data, copy=True) for name, p in self.named_parameters(remove_duplicate=False)}
 
     def load_state_dict(self, state) -> None:
         """Copy arrays into the parameters (each cast to its parameter's dtype).
 
-        The keys must be exactly those of ``state_dict()`` and each shape must match.  Everything is
-        checked before anything is written, so on error no parameter has changed.
+        The keys must be exactly those of ``state_dict()`` and each shape must match; the names of
+        one tied parameter must hold equal values (PyTorch would silently keep the last).  Everything
+        is checked before anything is written, so on error no parameter has changed.
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a mapping name -> array, got {type(state).__name__}")
-        own = dict(self.named_parameters())
+        own = dict(self.named_parameters(remove_duplicate=False))
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if missing or unexpected:
             parts = [f"missing keys {missing}"] if missing else []
             parts += [f"unexpected keys {unexpected}"] if unexpected else []
             raise ValueError(f"load_state_dict: {type(self).__name__}: {'; '.join(parts)}")
-        arrays = {}
+        arrays, first_name = {}, {}
         for name, p in own.items():
             value = state[name]
             value = value.data if isinstance(value, Tensor) else value
@@ -139,11 +182,19 @@ class Module:
             if arr.shape != p.shape:
                 raise ValueError(f"load_state_dict: key {name!r} has shape {arr.shape}, "
                                  f"but the parameter has shape {p.shape}")
+            first = first_name.setdefault(id(p), name)
+            if not np.array_equal(arr.astype(p.dtype), arrays.get(first, arr).astype(p.dtype), equal_nan=True):
+                raise ValueError(f"load_state_dict: keys {first!r} and {name!r} name one tied parameter but "
+                                 "hold different values")
             arrays[name] = arr
         for name, p in own.items():
             p.data = arrays[name]
 
     # ------------------------------------------------------------------ printing
+    def summary(self, input_shape, print_fn=print) -> str:
+        """The table of layers, output shapes and parameter counts: ``nn.summary(self, input_shape)``."""
+        return summary(self, input_shape, print_fn)
+
     def extra_repr(self) -> str:
         """The arguments shown between the parentheses of ``repr``; override in layers."""
         return ""
@@ -160,6 +211,22 @@ class Module:
 
 
 # ----------------------------------------------------------------------------- checks and init
+def _refuse_plain_container(owner: str, name: str, value) -> None:
+    """A list, tuple or dict holding Modules or Tensors would register nothing: say what to use."""
+    if not isinstance(value, (list, tuple, dict)):
+        return
+    items = value.values() if isinstance(value, dict) else value
+    kind = type(value).__name__
+    if any(isinstance(v, Module) for v in items):
+        use = "nn.ModuleDict({...})" if isinstance(value, dict) else "nn.ModuleList([...])"
+        raise TypeError(f"{owner}: attribute {name!r} is a {kind} holding Modules; a plain {kind} registers "
+                        f"nothing: use {use}")
+    if any(isinstance(v, Tensor) for v in items):
+        raise TypeError(f"{owner}: attribute {name!r} is a {kind} holding Tensors; a plain {kind} registers "
+                        "nothing: set each Tensor as its own attribute (self.w0 = ...), or put them in Modules "
+                        "held by an nn.ModuleList")
+
+
 def _check_positive_int(layer: str, arg: str, value) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
         raise TypeError(f"{layer}: {arg} must be a positive int, got {value!r}")
@@ -337,11 +404,58 @@ class AvgPool2d(Module):
         return f"f={self.f}" + (f", stride={self.stride}" if self.stride is not None else "")
 
 
+class GlobalAvgPool2d(Module):
+    """Mean over the rows and columns, NHWC: (m, n_H, n_W, C) -> (m, C).
+
+    PyTorch: ``AdaptiveAvgPool2d(1)`` then ``Flatten()``.  Replaces a Flatten before the classifier,
+    whatever the image size.
+    """
+
+    def forward(self, x) -> Tensor:
+        x = as_tensor(x)
+        _check_images("GlobalAvgPool2d()", x)
+        return x.mean(axis=(1, 2))
+
+
 class ReLU(Module):
     """max(x, 0), elementwise; any shape."""
 
     def forward(self, x) -> Tensor:
         return as_tensor(x).relu()
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)), elementwise; any shape."""
+
+    def forward(self, x) -> Tensor:
+        return as_tensor(x).sigmoid()
+
+
+class Tanh(Module):
+    """tanh(x), elementwise; any shape."""
+
+    def forward(self, x) -> Tensor:
+        return as_tensor(x).tanh()
+
+
+class Softmax(Module):
+    """exp(x) / sum(exp(x)) along ``axis`` (default -1: the classes of (m, n_classes) scores).
+
+    For training, give the raw scores to ``functional.cross_entropy``, which applies log-softmax
+    itself (more stable); use this layer for probabilities at prediction time.
+    """
+
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+            raise TypeError(f"Softmax: axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+
+    def forward(self, x) -> Tensor:
+        return as_tensor(x).softmax(axis=self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
 
 
 class Flatten(Module):
@@ -386,3 +500,236 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class ModuleList(Module):
+    """A list of Modules whose parameters are registered: ``self.blocks = ModuleList([...])`` names
+    them ``blocks.0.W``, ``blocks.1.W``...  As a Python list: ``blocks[i]`` (a slice gives a
+    ModuleList), ``len``, iteration, ``append``, ``extend``, ``insert``, ``blocks[i] = m``, ``del
+    blocks[i]``.  No ``forward``: the owner decides how to call the modules.
+    """
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _check(self, i: int, module) -> "Module":
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: item {i} must be a Module, got {type(module).__name__}")
+        return module
+
+    def _set_all(self, modules: list) -> None:
+        """Re-register ``modules`` under the names "0", "1", ... (after an insert or a delete)."""
+        self._modules.clear()
+        for i, module in enumerate(modules):
+            self._add_module(str(i), module)
+
+    def _index(self, index) -> int:
+        if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+            raise TypeError(f"ModuleList: indices must be ints or slices, got {type(index).__name__}")
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"ModuleList: index {index} is out of range for {len(self)} modules")
+        return int(index) % len(self)
+
+    def append(self, module) -> "ModuleList":
+        self._add_module(str(len(self)), self._check(len(self), module))
+        return self
+
+    def extend(self, modules) -> "ModuleList":
+        if isinstance(modules, Module) or not isinstance(modules, Iterable):
+            hint = "; wrap it in a list" if isinstance(modules, Module) else ""
+            raise TypeError(f"ModuleList: expected an iterable of Modules, got a {type(modules).__name__}{hint}")
+        modules = [self._check(len(self) + i, m) for i, m in enumerate(modules)]
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module) -> None:
+        modules = list(self)
+        modules.insert(index, self._check(index, module))
+        self._set_all(modules)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(list(self)[index])
+        return list(self._modules.values())[self._index(index)]
+
+    def __setitem__(self, index: int, module) -> None:
+        if isinstance(index, slice):
+            raise TypeError("ModuleList: set one module at a time (blocks[i] = module), got a slice")
+        index = self._index(index)
+        self._add_module(str(index), self._check(index, module))
+
+    def __delitem__(self, index) -> None:
+        modules = list(self)
+        del modules[index if isinstance(index, slice) else self._index(index)]
+        self._set_all(modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """A dict of Modules whose parameters are registered: ``self.heads = ModuleDict({"cls": ...})``
+    names them ``heads.cls.W``.  As a Python dict: ``heads["cls"]``, ``heads[k] = m``, ``del
+    heads[k]``, ``in``, ``len``, iteration over keys, ``keys()``, ``items()``, ``values()``,
+    ``update(mapping)``.  Keys are non-empty strings without a "." (they become parts of dotted
+    names); insertion order is kept.  No ``forward``.
+    """
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def update(self, modules) -> None:
+        if not isinstance(modules, Mapping):
+            raise TypeError(f"ModuleDict: expected a mapping name -> Module, got {type(modules).__name__}")
+        for key, module in modules.items():
+            self._check(key, module)
+        for key, module in modules.items():
+            self[key] = module
+
+    @staticmethod
+    def _check(key, module) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be strings, got {key!r}")
+        if not key or "." in key:
+            raise KeyError(f"ModuleDict: key {key!r} must not be empty or hold a '.' (keys become parts of "
+                           "dotted names)")
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: value of key {key!r} must be a Module, got {type(module).__name__}")
+
+    def __setitem__(self, key: str, module) -> None:
+        self._check(key, module)
+        self._add_module(key, module)
+
+    def _check_present(self, key) -> None:
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict: no module {key!r}; keys are {list(self._modules)}")
+
+    def __getitem__(self, key: str) -> Module:
+        self._check_present(key)
+        return self._modules[key]
+
+    def __delitem__(self, key: str) -> None:
+        self._check_present(key)
+        del self._modules[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self._modules
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+
+# ----------------------------------------------------------------------------- summary
+def summary(model: Module, input_shape, print_fn=print) -> str:
+    """A table of the model's layers, as Keras' ``model.summary()``: returned, and printed by ``print_fn``
+    (None: not printed).
+
+    ``input_shape`` is the whole input's shape, batch axis included, e.g. ``(1, 28, 28, 1)``: the model
+    runs once on zeros of that shape (in the parameters' dtype, under ``no_grad``, in eval mode, the
+    modes restored after) to find each layer's output shape.  One row per module below the model, in
+    ``named_modules()`` order, named with dots (``block.0``); "-" for a module that was not called.
+    "Params" counts the parameters a module holds itself (a container holds none: its children's
+    rows count them; a tied weight counts once, at its first name), so the rows add up to the total,
+    except parameters set on the model itself, which only the totals include.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"summary: model must be a Module, got {type(model).__name__}")
+    shape = _check_input_shape(input_shape)
+    shapes = _output_shapes(model, shape)
+    owned = {}
+    for name, p in model.named_parameters():
+        owner = name.rpartition(".")[0]
+        owned[owner] = owned.get(owner, 0) + p.size
+    rows = [(name, type(m).__name__, shapes.get(id(m), "-"), f"{owned.get(name, 0):,}")
+            for name, m in model.named_modules() if name]
+    params = model.parameters()
+    trainable = sum(p.size for p in params if p.requires_grad)
+    total = sum(p.size for p in params)
+    table = _table(("Layer", "Type", "Output shape", "Params"), rows)
+    rule = "=" * len(table[0])
+    lines = [f"Model: {type(model).__name__}, input {shape} -> output {shapes.get(id(model), '-')}", rule,
+             table[0], rule, *table[1:], rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+             f"Non-trainable params: {total - trainable:,}"]
+    text = "\n".join(lines)
+    if print_fn is not None:
+        print_fn(text)
+    return text
+
+
+def _check_input_shape(input_shape) -> tuple:
+    ok = isinstance(input_shape, (tuple, list)) and all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in input_shape)
+    if not ok or not input_shape:
+        raise TypeError("summary: input_shape must be a tuple of positive ints, batch axis included "
+                        f"(e.g. (1, 28, 28, 1)), got {input_shape!r}")
+    return tuple(int(n) for n in input_shape)
+
+
+def _shape_text(out) -> str:
+    if isinstance(out, Tensor):
+        return str(out.shape)
+    if isinstance(out, (tuple, list)) and out and all(isinstance(o, Tensor) for o in out):
+        return ", ".join(str(o.shape) for o in out)
+    return "-"
+
+
+def _output_shapes(model: Module, input_shape: tuple) -> dict:
+    """{id(module): its first output's shape as text}, from one eval-mode, no-grad pass on zeros."""
+    from . import no_grad  # the package's public name; imported here as nn loads before it is defined
+
+    modules = [m for _, m in model.named_modules()]
+    saved = [(m.training, m.__dict__.get("forward")) for m in modules]
+    shapes = {}
+
+    def recording(module, forward):
+        def forward_and_record(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            shapes.setdefault(id(module), _shape_text(out))
+            return out
+        return forward_and_record
+
+    params = model.parameters()
+    x = Tensor(np.zeros(input_shape, params[0].dtype if params else np.float32))
+    try:
+        for m in modules:
+            object.__setattr__(m, "forward", recording(m, m.forward))
+        model.eval()
+        with no_grad():
+            model(x)
+    finally:
+        for m, (training, own_forward) in zip(modules, saved, strict=True):
+            object.__setattr__(m, "training", training)
+            m.__dict__.pop("forward", None)
+            if own_forward is not None:
+                object.__setattr__(m, "forward", own_forward)
+    return shapes
+
+
+def _table(header: tuple, rows: list) -> list:
+    """Lines of text: columns padded to their widest cell, numbers (the last column) right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        left = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False))
+        return f"{left}  {cells[-1].rjust(widths[-1])}"
+    return [line(header)] + [line(r) for r in rows]

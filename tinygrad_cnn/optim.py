@@ -1,6 +1,8 @@
 """Optimizers: SGD (momentum, Nesterov, weight decay) and Adam, with PyTorch's update formulas.
 
-Both take a list of parameter Tensors (e.g. ``model.parameters()``).  ``step()`` reads each
+Both take a list of parameter Tensors (e.g. ``model.parameters()``, which lists a tied weight once;
+given a Module, a dict, a non-leaf or the same Tensor twice they raise an error that says what to
+pass instead).  ``step()`` reads each
 ``p.grad`` (parameters whose grad is None are skipped) and writes the update by assigning
 ``p.data = new_array``; ``zero_grad()`` sets every grad back to None.  The state (momentum
 buffers, Adam moments) is kept in the parameter's dtype, one entry per parameter.
@@ -9,9 +11,11 @@ buffers, Adam moments) is kept in the parameter's dtype, one entry per parameter
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from .nn import Module
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -29,22 +33,46 @@ def _check_number(opt: str, name: str, value, low: float = 0.0, high: float | No
     return float(value)
 
 
+def _check_params(opt: str, params) -> list:
+    """params as a list of distinct leaf Tensors, or an error that says what to pass instead."""
+    if isinstance(params, Tensor):
+        raise TypeError(f"{opt}: params must be a list of Tensors (e.g. model.parameters()), "
+                        "got a single Tensor; wrap it in a list")
+    if isinstance(params, Module):
+        raise TypeError(f"{opt}: params must be an iterable of Tensors, got a {type(params).__name__} "
+                        "(a Module): pass model.parameters()")
+    if isinstance(params, Mapping):
+        raise TypeError(f"{opt}: params must be an iterable of Tensors, got a {type(params).__name__}: "
+                        "pass list(d.values()) or model.parameters()")
+    if not isinstance(params, Iterable):
+        raise TypeError(f"{opt}: params must be an iterable of Tensors (e.g. model.parameters()), "
+                        f"got {type(params).__name__}")
+    params = list(params)
+    if not params:
+        raise ValueError(f"{opt}: got an empty parameter list")
+    first_index = {}
+    for i, p in enumerate(params):
+        if isinstance(p, Module):
+            raise TypeError(f"{opt}: params[{i}] is a {type(p).__name__} (a Module), not a Tensor: "
+                            "pass model.parameters()")
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{opt}: params[{i}] must be a Tensor, got {type(p).__name__}")
+        if not p.is_leaf:  # PyTorch: "can't optimize a non-leaf Tensor"
+            raise ValueError(f"{opt}: params[{i}] is not a leaf Tensor (it is the result of {p.op!r}); "
+                             "optimize the leaf Tensors it was computed from")
+        j = first_index.setdefault(id(p), i)
+        if j != i:  # PyTorch only warns, then updates the tensor twice per step
+            raise ValueError(f"{opt}: a parameter appears more than once in params (params[{j}] and "
+                             f"params[{i}] are the same Tensor); pass each once (model.parameters() lists "
+                             "a tied weight once)")
+    return params
+
+
 class Optimizer:
     """Holds the parameter list; subclasses define ``_update(i, p, g)``."""
 
     def __init__(self, params):
-        name = type(self).__name__
-        if isinstance(params, Tensor):
-            raise TypeError(f"{name}: params must be a list of Tensors (e.g. model.parameters()), "
-                            "got a single Tensor; wrap it in a list")
-        self.params = list(params)
-        if not self.params:
-            raise ValueError(f"{name}: got an empty parameter list")
-        for i, p in enumerate(self.params):
-            if not isinstance(p, Tensor):
-                raise TypeError(f"{name}: params[{i}] must be a Tensor, got {type(p).__name__}")
-        if len({id(p) for p in self.params}) != len(self.params):
-            raise ValueError(f"{name}: a parameter appears more than once in params")
+        self.params = _check_params(type(self).__name__, params)
         self.state = [{} for _ in self.params]
 
     def zero_grad(self) -> None:
