@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from .kernels import TIES
-from .tensor import Tensor, as_tensor
+from .tensor import Tensor, as_tensor, no_grad
 
 __all__ = ["Module", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU", "Sigmoid", "Tanh",
            "Softmax", "Flatten", "Sequential", "ModuleList", "ModuleDict", "summary", "he_init", "glorot_init"]
@@ -695,8 +695,6 @@ def _shape_text(out) -> str:
 
 def _output_shapes(model: Module, input_shape: tuple) -> dict:
     """{id(module): its first output's shape as text}, from one eval-mode, no-grad pass on zeros."""
-    from . import no_grad  # the package's public name; imported here as nn loads before it is defined
-
     modules = [m for _, m in model.named_modules()]
     saved = [(m.training, m.__dict__.get("forward")) for m in modules]
     shapes = {}
