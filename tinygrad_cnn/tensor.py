@@ -80,7 +80,8 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps):
             return cls._leaf(readonly(data))
         out = cls.__new__(cls)
         out._data, out.grad, out.requires_grad, out.name = readonly(data), None, True, None
-        out.op, out.op_args, out.rule, out.parents, out._backward = op, op_args, rule, tuple(parents), backward
+        out.op, out.op_args, out.rule, out._backward = op, op_args, rule, backward
+        out.parents = parents if type(parents) is tuple else tuple(parents)
         out._version, out._saved_versions = 0, tuple([p._version for p in parents])
         return out
 
