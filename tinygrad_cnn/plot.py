@@ -19,6 +19,7 @@ __all__ = ["plot_filters", "plot_feature_maps", "PLOT_HINT"]
 
 PLOT_HINT = 'pip install "tinygrad_cnn[plot]"'
 TILE_INCHES = 1.1
+MAPS_INCHES = 7.0  # a grid of feature maps is about this wide
 WEIGHT_CMAP = "RdBu_r"  # diverging: blue negative, white zero, red positive
 ACTIVATION_CMAP = "viridis"
 
@@ -110,8 +111,9 @@ def plot_feature_maps(t, max_maps: int = 16, index: int = 0, path: str | os.Path
     """The channel planes of image ``index`` of an NHWC tensor, in a grid; returns the Figure.
 
     t (m, n_H, n_W, n_C), a Tensor or array (e.g. the activations after a conv layer). Draws the first
-    ``min(n_C, max_maps)`` channels, one tile each, each with its own colour scale (its min to its max,
-    written in the tile's title). That many axes.
+    ``min(n_C, max_maps)`` channels, one tile each (that many axes), each on its own colour scale, its
+    range in the tile's title: blue-white-red symmetric about zero for a plane with negative values
+    (e.g. before a ReLU), else dark to bright from 0 to its max.
     """
     maps = _as_4d("plot_feature_maps", "t", t, "NHWC (m, n_H, n_W, n_C)")
     if isinstance(max_maps, bool) or not isinstance(max_maps, int) or max_maps < 1:
@@ -121,11 +123,21 @@ def plot_feature_maps(t, max_maps: int = 16, index: int = 0, path: str | os.Path
                          f"(t.shape={maps.shape}, NHWC)")
     n = min(maps.shape[3], max_maps)
     rows, cols = _grid(n)
-    fig = _new_figure("plot_feature_maps", cols * TILE_INCHES * 1.3, rows * TILE_INCHES * 1.3 + 0.6)
+    tile_w = min(max(MAPS_INCHES / cols, TILE_INCHES), 2 * TILE_INCHES)
+    tile_h = tile_w * maps.shape[1] / maps.shape[2]
+    fig = _new_figure("plot_feature_maps", cols * tile_w + 0.2, rows * (tile_h + 0.3) + 0.5)
     for c, ax in enumerate(_tiles(fig, rows, cols, n)):
         plane = maps[index, :, :, c]
-        ax.imshow(plane, cmap=ACTIVATION_CMAP)
-        ax.set_title(f"ch {c}: {plane.min():.2g}..{plane.max():.2g}", fontsize=7)
+        ax.imshow(plane, **_activation_scale(plane))
+        ax.set_title(f"ch {c}: {plane.min():.2g} .. {plane.max():.2g}", fontsize=7)
     shown = f"first {n} of {maps.shape[3]} channels" if n < maps.shape[3] else f"{n} channels"
-    fig.suptitle(title or f"feature maps of image {index}, {shown}", fontsize=10)
+    fig.suptitle(title or f"feature maps of image {index}, {shown}", fontsize=9)
     return _save(fig, path)
+
+
+def _activation_scale(plane: np.ndarray) -> dict:
+    """imshow colour arguments for one feature map: symmetric diverging if it has negatives."""
+    if plane.min() < 0:
+        top = float(np.abs(plane).max())
+        return {"cmap": WEIGHT_CMAP, "vmin": -top, "vmax": top}
+    return {"cmap": ACTIVATION_CMAP, "vmin": 0.0, "vmax": float(plane.max()) or 1.0}
