@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from tinygrad_cnn import Tensor, nn, no_grad
+from tinygrad_cnn.data import batches
 from tinygrad_cnn.functional import cross_entropy
 from tinygrad_cnn.io import load, save
 from tinygrad_cnn.optim import Adam
@@ -69,10 +70,10 @@ def make_model(seed: int) -> nn.Sequential:
 def evaluate(model, x, y, batch_size=512):
     """(mean loss, accuracy) over the whole set, without recording a graph."""
     losses, hits = [], 0
-    for i in range(0, len(x), batch_size):
-        logits = model(Tensor(x[i:i + batch_size]))
-        losses.append(cross_entropy(logits, y[i:i + batch_size]).item() * len(logits))
-        hits += int((logits.argmax(axis=1) == y[i:i + batch_size]).sum())
+    for x_batch, y_batch in batches(x, y, batch_size, shuffle=False):
+        logits = model(Tensor(x_batch))
+        losses.append(cross_entropy(logits, y_batch).item() * len(logits))
+        hits += int((logits.argmax(axis=1) == y_batch).sum())
     return sum(losses) / len(x), hits / len(x)
 
 
@@ -83,19 +84,18 @@ def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
 
 def train_epoch(model, opt, x, y, batch_size, rng, desc):
     """One pass over (x, y) in shuffled minibatches, with a tqdm bar; returns (mean loss, accuracy)."""
-    order = rng.permutation(len(x))
     total_loss, hits, seen = 0.0, 0, 0
-    bar = tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", leave=True)
-    for i in bar:
-        idx = order[i:i + batch_size]
-        logits = model(Tensor(x[idx]))
-        loss = cross_entropy(logits, y[idx])
+    bar = tqdm(batches(x, y, batch_size, seed=rng), desc=desc, unit="batch", leave=True,
+               total=-(-len(x) // batch_size))
+    for x_batch, y_batch in bar:
+        logits = model(Tensor(x_batch))
+        loss = cross_entropy(logits, y_batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        total_loss += loss.item() * len(idx)
-        hits += int((logits.argmax(axis=1) == y[idx]).sum())
-        seen += len(idx)
+        total_loss += loss.item() * len(y_batch)
+        hits += int((logits.argmax(axis=1) == y_batch).sum())
+        seen += len(y_batch)
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{hits / seen:.3f}", refresh=False)
     return total_loss / seen, hits / seen
 

@@ -48,3 +48,26 @@ def test_custom_op_uses_only_public_names_and_passes_gradcheck():
     out = run_example("custom_op.py")
     assert "gradcheck: True" in out and "drawn with its rule" in out
     assert "da = g*(s + out*(1 &#45; s))" in (EXAMPLES / "out" / "swish.svg").read_text()  # SVG escapes "-"
+
+
+def test_edges_on_a_photo_writes_its_pictures(tmp_path):
+    out = run_example("edges_on_a_photo.py", "--out", str(tmp_path), "--weights", str(tmp_path / "none.npz"))
+    assert "(1, 427, 640, 1) -> conv2d(W (3, 3, 1, 2), pad=1) (1, 427, 640, 2)" in out
+    assert "trained here for 3 epochs" in out
+    for picture in ("photo_gray.png", "photo_filters.png", "photo_edges.png", "photo_edges_maxpool.png",
+                    "photo_edges_avgpool.png", "digits_filters.png"):
+        assert (tmp_path / picture).stat().st_size > 5000, picture
+
+
+def test_edges_on_a_photo_plots_the_saved_digits_weights(tmp_path):
+    """With the weights train_digits.py writes, the example loads them instead of training."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import train_digits
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    from tinygrad_cnn.io import save
+    save(train_digits.make_model(5), tmp_path / "digits_cnn.npz")
+    out = run_example("edges_on_a_photo.py", "--out", str(tmp_path), "--weights", str(tmp_path / "digits_cnn.npz"))
+    assert f"loaded from {tmp_path / 'digits_cnn.npz'}" in out
+    assert (tmp_path / "digits_filters.png").stat().st_size > 5000

@@ -36,6 +36,11 @@ def node_labels(source):
     return dict(re.findall(r"^\s*(n\d+) \[label=<(.*)>", source, flags=re.M))
 
 
+def squeezed(text):
+    """Runs of spaces as one: labels pad their lines with spaces, room for a wider font (see viz.SLACK)."""
+    return re.sub(" +", " ", text)
+
+
 def edges(source):
     return re.findall(r"^\s*(\w+) -> (\w+)", source, flags=re.M)
 
@@ -102,7 +107,7 @@ def test_colours_tell_kinds_apart():
 def test_op_hyper_parameters_and_rankdir():
     x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     y = x.softmax(axis=1).clip(0.1, 0.9).sum()
-    source = draw_graph(y, rankdir="LR").source
+    source = squeezed(draw_graph(y, rankdir="LR").source)
     assert "rankdir=LR" in source
     assert "<b>softmax</b> axis=1" in source
     assert "<b>clip</b> low=0.1 high=0.9" in source
@@ -114,11 +119,11 @@ def test_cnn_ops_show_their_hyper_parameters():
     x = Tensor(np.ones((1, 9, 9, 2), np.float32), name="image")
     W = Tensor(np.full((3, 3, 2, 4), 0.1, np.float32), requires_grad=True, name="W")
     y = F.max_pool2d(F.conv2d(x, W, stride=2, pad=1), 3, stride=2)
-    source = draw_graph(y.sum(), title="a <CNN>").source
+    source = squeezed(draw_graph(y.sum(), title="a <CNN>").source)
     assert "<b>conv2d</b> stride=2 pad=1" in source
     assert "<b>max_pool2d</b> f=3 stride=2" in source
     assert "(1, 5, 5, 4) float32" in source and "(1, 2, 2, 4) float32" in source
-    assert 'label="a <CNN>"' in source                # a plain caption, not HTML
+    assert 'label=" a <CNN> "' in source              # a plain caption, not HTML
 
 
 def test_example_script_writes_svg_and_png(tmp_path):
@@ -198,7 +203,7 @@ def test_large_graph_collapses_reshapes_then_prunes_with_a_note():
     assert len(node_labels(pruned)) == 20
     assert "42 tensors nearest the inputs not drawn" in pruned
     assert [head for tail, head in edges(pruned) if tail == "note"] == ["n0"]  # one dashed edge
-    assert "over max_nodes=20:\\n60 reshape-like" in pruned
+    assert "over max_nodes=20: \\n 60 reshape-like" in squeezed(pruned)
     assert "darkolivegreen1" in pruned                # the root is always kept
 
 
@@ -396,5 +401,19 @@ def test_empty_all_nan_and_array_arguments_are_summarised():
     clipped = nan.clip(np.zeros(6), np.ones(6))  # array bounds are shown by shape
     labels = node_labels(draw_graph(clipped).source)
     assert "no finite values" in labels["n0"] and "6 NaN" in labels["n0"]
-    assert "clip</b> low=array(6,) high=array(6,)" in labels["n1"]
+    assert "clip</b> low=array(6,) high=array(6,)" in squeezed(labels["n1"])
     assert "empty" in node_labels(draw_graph(empty).source)["n0"]
+
+
+def test_svg_text_has_room_for_a_wider_fallback_font():
+    """The SVG asks for Helvetica's metric-compatible fonts, and each label line ends in spaces (room for
+    DejaVu Sans; tools/check_svg_fonts.py measures the result in Chromium)."""
+    x = Tensor(np.ones((1, 5, 5, 1)), name="x")
+    y = x.conv2d(Tensor(np.ones((3, 3, 1, 2)), requires_grad=True), stride=2).sum()
+    source = draw_graph(y, title="a caption").source
+    assert "<b>conv2d</b>   stride=2 pad=0" in source             # the bold name, 1 + ceil(0.2 * 6) spaces, settings
+    assert "<td>(1, 2, 2, 2) float64     </td>" in source         # ceil(0.25 * 20) = 5 spaces after the line
+    assert 'label="  a caption  "' in source                      # a centred caption: room on both sides
+    svg = draw_graph(y).pipe(format="svg", encoding="utf-8")
+    assert 'font-family="Helvetica,Arial,Liberation Sans,Nimbus Sans,DejaVu Sans,sans-serif"' in svg
+    assert "Helvetica,sans-Serif" not in svg

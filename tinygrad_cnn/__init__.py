@@ -1,6 +1,6 @@
 """tinygrad_cnn: a small, readable autograd on numpy, built around convolutional networks (NHWC)."""
 
-from . import functional, io, nn, optim, steps
+from . import data, functional, io, nn, optim, plot, steps
 from .gradcheck import GradcheckError, gradcheck
 from .io import load, save
 from .tensor import (
@@ -17,6 +17,6 @@ from .viz import draw_graph, save_graph
 __all__ = [
     "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
     "gradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
-    "nn", "optim", "io", "save", "load", "steps",
+    "nn", "optim", "io", "save", "load", "steps", "data", "plot",
 ]
 __version__ = "0.1.0"

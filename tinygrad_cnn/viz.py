@@ -33,7 +33,10 @@ Without one, building the graph, ``.source`` and saving ``.gv`` still work, and 
 from __future__ import annotations
 
 import functools
+import html
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -193,7 +196,8 @@ class TensorGraph(graphviz.Digraph):
             raise graphviz.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
         if proc.stderr and not quiet:
             sys.stderr.write(proc.stderr.decode(errors="replace"))
-        return proc.stdout.decode(encoding) if encoding else proc.stdout
+        out = _svg_fonts(proc.stdout) if fmt == "svg" else proc.stdout
+        return out.decode(encoding) if encoding else out
 
     def write(self, path: str | os.PathLike) -> str:
         """Write the drawing to ``path``, the format taken from its extension; return the path.
@@ -284,6 +288,25 @@ def _nonfinite(a: np.ndarray) -> str:
     return ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (inf, "inf")) if n)
 
 
+# Graphviz places each text by Helvetica's widths, from its left end. A browser without Helvetica or a
+# metric-compatible font (Arial, Liberation Sans, Nimbus Sans) draws it wider: DejaVu Sans, the usual Linux
+# fallback, by up to about 12% (bold more). Spaces after each text leave it that room, and the SVG asks for
+# the metric-compatible fonts first (tools/check_svg_fonts.py measures the result in Chromium).
+SLACK = 0.25  # spaces per character after a line
+BOLD_SLACK = 0.2  # after a bold op name, before its settings
+SVG_FONTS = "Helvetica,Arial,Liberation Sans,Nimbus Sans,DejaVu Sans,sans-serif"
+
+
+def _svg_fonts(svg: bytes) -> bytes:
+    """The SVG with Graphviz's font-family="Helvetica,sans-Serif" widened to :data:`SVG_FONTS`."""
+    return svg.replace(b'font-family="Helvetica,sans-Serif"', f'font-family="{SVG_FONTS}"'.encode())
+
+
+def _caption(lines: list[str]) -> str:
+    """A plain, centred caption; spaces on both sides of each line leave room for a wider font."""
+    return "\\n".join(f"{pad}{_ascii(line)}{pad}" for line in lines for pad in [_slack(line, SLACK / 2)])
+
+
 SMALL = 4  # tensors with at most this many elements show every value (and every gradient entry)
 
 
@@ -318,9 +341,11 @@ def _grad(g: np.ndarray) -> str:
 
 
 def _op_line(t) -> str:
-    """'<b>conv2d</b> stride=2 pad=1' for an op result."""
+    """'<b>conv2d</b>   stride=2 pad=1' for an op result (room after the name for a wider bold font)."""
     args = " ".join(f"{k}={_arg(v)}" for k, v in t.op_args.items() if v is not None)
-    return f"<b>{_text(t.op)}</b> {_text(args)}".rstrip()
+    if not args:
+        return f"<b>{_text(t.op)}</b>"
+    return f"<b>{_text(t.op)}</b>{_slack(t.op, BOLD_SLACK)} {_text(args)}"
 
 
 def _arg(v) -> str:
@@ -335,9 +360,15 @@ def _shape(t) -> str:
     return f"{shape if shape else 'scalar'} {np.dtype(t.dtype).name}"
 
 
+def _slack(text: str, per_char: float = SLACK) -> str:
+    """Spaces after ``text`` (its visible characters, tags and entities aside) for a wider fallback font."""
+    visible = html.unescape(re.sub(r"<[^>]*>", "", text))
+    return " " * math.ceil(per_char * len(visible))
+
+
 def _row(content: str, colour: str | None = None) -> str:
     inner = f'<font color="{colour}">{content}</font>' if colour else content
-    return f"<tr><td>{inner}</td></tr>"
+    return f"<tr><td>{inner}{_slack(content)}</td></tr>"
 
 
 def _label(t, name: str | None, show_data: bool, show_grad: bool, show_rule: bool) -> tuple[str, bool]:
@@ -417,7 +448,7 @@ def _plan(root, max_nodes: int) -> _Plan:
         parts.append(f"{len(alias)} reshape-like ops ({', '.join(ops)}) drawn as edge labels")
     if dropped:
         parts.append(f"{len(dropped)} tensors nearest the inputs not drawn")
-    return _Plan(drawn, alias, {id(t) for t in dropped}, "\\n".join(_ascii(part) for part in parts))
+    return _Plan(drawn, alias, {id(t) for t in dropped}, _caption(parts))
 
 
 # --------------------------------------------------------------------------- public API
@@ -453,7 +484,7 @@ def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: boo
     if show_rule:
         caption.extend(RULES_KEY)
     if caption:
-        graph.attr(label=_plain("\n".join(caption)), labelloc="b", fontname="Helvetica", fontsize="12")
+        graph.attr(label=graphviz.nohtml(_caption(caption)), labelloc="b", fontname="Helvetica", fontsize="12")
     graph.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10",
                margin="0.08,0.04")
     graph.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.7")
