@@ -2,6 +2,7 @@
 from_op as a public API with clear errors, grad mode per thread, leaf accumulation safe across threads."""
 
 import ast
+import gc
 import sys
 import threading
 from pathlib import Path
@@ -263,5 +264,18 @@ def test_concurrent_backward_on_a_shared_parameter_loses_no_update():
                 t.join(timeout=60)
             assert not any(t.is_alive() for t in threads)
             assert W.grad.min() == W.grad.max() == 200.0
+            assert gc.isenabled()  # backward pauses the collector; threads overlapping must not leave it off
     finally:
         sys.setswitchinterval(interval)
+
+
+def test_overlapping_backward_walks_restore_the_collector_only_when_the_last_one_ends():
+    from tinygrad_cnn.graph import gc_paused
+    assert gc.isenabled()
+    first, second = gc_paused(), gc_paused()
+    first.__enter__()
+    second.__enter__()      # a walk in another thread starts while the first runs
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()   # the second walk still runs: the collector stays paused
+    second.__exit__(None, None, None)
+    assert gc.isenabled()

@@ -6,8 +6,8 @@ without importing the Tensor class.
 
 from __future__ import annotations
 
-import contextlib
 import gc
+import threading
 
 import numpy as np
 
@@ -61,14 +61,36 @@ def readonly(arr) -> np.ndarray:
     return arr
 
 
-@contextlib.contextmanager
-def gc_paused():
-    """Pause Python's cyclic garbage collector: the backward walk allocates arrays but no cycles, and
-    collections that scan a graph of 100,000 tensors would make its cost grow faster than linearly."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+class _CollectorPause:
+    """Counts the backward walks running now (in any thread); the first pauses the collector, the last restores it.
+
+    Reading ``gc.isenabled()`` and calling ``gc.disable()`` per walk would race between threads: a walk that starts
+    while another has paused the collector would find it off, and could switch it off again after the other
+    switched it back on, leaving it off for good.
+    """
+
+    def __init__(self):
+        self.lock, self.walks, self.was_enabled = threading.Lock(), 0, False
+
+    def __enter__(self):
+        with self.lock:
+            if self.walks == 0:
+                self.was_enabled = gc.isenabled()
+                gc.disable()
+            self.walks += 1
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.walks -= 1
+            if self.walks == 0 and self.was_enabled:
+                gc.enable()
+        return False
+
+
+_collector_pause = _CollectorPause()
+
+
+def gc_paused() -> _CollectorPause:
+    """Pause Python's cyclic garbage collector during a backward walk: the walk allocates arrays but no cycles,
+    and collections that scan a graph of 100,000 tensors would make its cost grow faster than linearly."""
+    return _collector_pause
