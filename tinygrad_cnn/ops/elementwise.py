@@ -185,7 +185,7 @@ class ElementwiseOps:
         x = self.data
 
         def _backward(g):
-            return (g * np.where(np.isnan(x), 0, np.sign(x)),)
+            return (g * ((x > 0).astype(x.dtype) - (x < 0)),)  # not np.sign(x): NaN at NaN
         return self.from_op(np.abs(x), (self,), "abs", _backward, rule="da = g*sign(a) (0 at NaN)")
 
     def clip(self, low=None, high=None):
@@ -204,7 +204,7 @@ class ElementwiseOps:
         x = self.data
 
         def _backward(g):
-            return (np.where(x <= 0, 0, g),)
+            return (g * ~(x <= 0),)  # not g*(x > 0): that would drop the gradient at NaN
         return self.from_op(np.maximum(x, 0), (self,), "relu", _backward, rule="da = g*(a > 0) (g at NaN)")
 
     def sigmoid(self):
