@@ -1,9 +1,9 @@
 """The engine: Tensor, a numpy array that records the computation that made it, and ``backward()``.
 
-This file holds only what every op relies on: a tensor's fields and constructors, ``from_op`` (how an op
-records itself), the backward walk, grad mode and the dtype policy. The ops themselves live in ``ops/``
-(elementwise, reduce, shape, cnn) as mixin classes whose methods Tensor inherits, each written in one place in
-micrograd's shape:
+This file holds only what every op relies on: a tensor's fields, constructors, conversions and copies,
+``from_op`` (how an op records itself), the backward walk, grad mode and the dtype policy. The ops themselves
+live in ``ops/`` (elementwise, reduce, shape, cnn; compare and numpy_protocol for ``==`` and numpy calls) as
+mixin classes whose methods Tensor inherits, each written in one place in micrograd's shape:
 
     out = <numpy forward>
     def _backward(g):                  # g: gradient of the loss w.r.t. out, shape out.shape
