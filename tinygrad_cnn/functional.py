@@ -33,6 +33,8 @@ tanh = _function(Tensor.tanh)
 softmax = _function(Tensor.softmax)
 log_softmax = _function(Tensor.log_softmax)
 matmul = _function(Tensor.matmul)
+maximum = _function(Tensor.maximum)
+minimum = _function(Tensor.minimum)
 
 # reductions (ops/reduce.py)
 sum = _function(Tensor.sum)  # noqa: A001
@@ -55,6 +57,7 @@ avg_pool2d = _function(Tensor.avg_pool2d)
 
 __all__ = [
     "exp", "log", "sqrt", "abs", "clip", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "matmul",
+    "maximum", "minimum",
     "sum", "mean", "max", "min", "reshape", "flatten", "transpose", "concatenate", "stack",
     "pad2d", "conv2d", "max_pool2d", "avg_pool2d", "mse_loss", "cross_entropy",
 ]

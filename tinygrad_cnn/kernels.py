@@ -116,6 +116,8 @@ def check_conv2d_args(x, W, b, stride, pad):
         raise ValueError(f"conv2d: x has {x.shape[3]} channels (axis 3) but W expects {W.shape[2]} "
                          f"(W.shape={W.shape}, x.shape={x.shape}){hint}")
     n_C = W.shape[3]
+    if n_C == 0:
+        raise ValueError(f"conv2d: W has 0 filters (n_C = W.shape[3] = 0, W.shape={W.shape}); it needs at least one")
     if b is not None and (not isinstance(b, np.ndarray) or b.shape not in ((n_C,), (1, 1, 1, n_C))):
         raise ValueError(f"conv2d: b must have shape ({n_C},) or (1, 1, 1, {n_C}) to match W.shape={W.shape}, "
                          f"got {getattr(b, 'shape', type(b).__name__)}")
@@ -326,13 +328,16 @@ def max_pool_masks(saved: PoolSaved):
     "all"   every entry equal to the window max gets the full gradient (notebook; may pass out more than came in)
     "first" only the first max in row-major order gets it (like PyTorch)
     "split" tied entries share it evenly
+    A window holding NaN has max NaN (np.maximum passes NaN on) and its NaN entries count as its maxima, so the
+    gradient reaches the entry that caused it (PyTorch sends it to the last NaN; "first" here picks the first).
     """
     windows = list(_pool_windows(saved.x, saved.f, saved.stride))
+    has_nan = bool(np.isnan(saved.out).any())
     if saved.ties == "split":
-        count = sum((window == saved.out).astype(saved.out.dtype) for _, _, window in windows)
+        count = sum(_is_window_max(window, saved.out, has_nan).astype(saved.out.dtype) for _, _, window in windows)
     taken = np.zeros(saved.out.shape, dtype=bool)
     for i, j, window in windows:
-        is_max = window == saved.out
+        is_max = _is_window_max(window, saved.out, has_nan)
         if saved.ties == "first":
             np.greater(is_max, taken, out=is_max)  # a max that no earlier offset took
             np.logical_or(taken, is_max, out=taken)
@@ -341,6 +346,12 @@ def max_pool_masks(saved: PoolSaved):
             yield i, j, is_max / count
         else:
             yield i, j, is_max
+
+
+def _is_window_max(window: np.ndarray, out: np.ndarray, has_nan: bool) -> np.ndarray:
+    """Where a window offset holds its window's max; a window holding NaN has max NaN, and its NaNs are the maxima."""
+    is_max = window == out
+    return np.logical_or(is_max, np.isnan(window), out=is_max) if has_nan else is_max
 
 
 def _scatter_windows(dout, saved, weights):

@@ -1,9 +1,9 @@
 """The engine: Tensor, a numpy array that records the computation that made it, and ``backward()``.
 
-This file holds only what every op relies on: a tensor's fields and constructors, ``from_op`` (how an op
-records itself), the backward walk, grad mode and the dtype policy. The ops themselves live in ``ops/``
-(elementwise, reduce, shape, cnn) as mixin classes whose methods Tensor inherits, each written in one place in
-micrograd's shape:
+This file holds only what every op relies on: a tensor's fields, constructors, conversions and copies,
+``from_op`` (how an op records itself), the backward walk, grad mode and the dtype policy. The ops themselves
+live in ``ops/`` (elementwise, reduce, shape, cnn; compare and numpy_protocol for ``==`` and numpy calls) as
+mixin classes whose methods Tensor inherits, each written in one place in micrograd's shape:
 
     out = <numpy forward>
     def _backward(g):                  # g: gradient of the loss w.r.t. out, shape out.shape
@@ -35,12 +35,14 @@ import numpy as np
 from .graph import gc_paused, grad_like, readonly, topo_order
 from .ops.cnn import CNNOps
 from .ops.common import shape_arg
+from .ops.compare import CompareOps
 from .ops.elementwise import ElementwiseOps
+from .ops.numpy_protocol import NumpyProtocol
 from .ops.reduce import ReduceOps
 from .ops.shape import ShapeOps
 
 
-class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps):
+class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProtocol):
     """An n-d array of float32/float64 that records the ops applied to it.
 
     Fields: ``data`` (read-only ndarray), ``grad`` (ndarray of data's shape and dtype, or None),
@@ -50,7 +52,6 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps):
 
     __slots__ = ("_data", "grad", "requires_grad", "name", "op", "op_args", "rule", "parents",
                  "_backward", "_version", "_saved_versions", "__weakref__")
-    __array_priority__ = 100  # so ndarray <op> Tensor calls Tensor's reflected op
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None, dtype=None):
         self._set_leaf(to_array(data, dtype), bool(requires_grad), name)
@@ -193,9 +194,26 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps):
         return self._data
 
     def item(self) -> float:
+        return self._number("item")
+
+    def __float__(self) -> float:
+        return float(self._number("float"))
+
+    def __int__(self) -> int:
+        return int(self._number("int"))
+
+    def _number(self, caller: str):
+        """The value of a one-element tensor as a Python number; caller names the conversion in the error."""
         if self.size != 1:
-            raise ValueError(f"item: only a one-element tensor converts to a Python number, got shape {self.shape}")
+            raise ValueError(f"{caller}: only a one-element tensor converts to a Python number, got shape "
+                             f"{self.shape}")
         return self._data.item()
+
+    def __iter__(self):
+        """The rows ``x[0], x[1], ...``, each a Tensor in the graph (as PyTorch)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     def __array__(self, dtype=None, copy=None):
         if copy:
@@ -239,6 +257,33 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps):
 
     __iadd__ = __isub__ = __imul__ = __itruediv__ = __ipow__ = __imatmul__ = _no_in_place
 
+    # ------------------------------------------------------------------ copies and pickle
+    def _check_copyable(self, how: str) -> None:
+        if not self.is_leaf:
+            raise RuntimeError(
+                f"{how}: this tensor is the result of '{self.op}', inside a graph; only a leaf can be copied or "
+                "pickled (as PyTorch). Call t.detach() first for a leaf with the same values."
+            )
+
+    def __copy__(self) -> Tensor:
+        """A leaf sharing the read-only data, with the same name and requires_grad; no grad (as PyTorch)."""
+        self._check_copyable("copy")
+        return type(self)._leaf(self._data, self.requires_grad, self.name)
+
+    def __deepcopy__(self, memo) -> Tensor:
+        """A leaf with its own read-only copy of the data, the same name and requires_grad, and a copy of the
+        grad (as PyTorch)."""
+        self._check_copyable("deepcopy")
+        out = type(self)._leaf(readonly(self._data.copy()), self.requires_grad, self.name)
+        out.grad = None if self.grad is None else self.grad.copy()
+        memo[id(self)] = out
+        return out
+
+    def __reduce_ex__(self, protocol):
+        """Pickle a leaf as its data, requires_grad and name (no grad, as PyTorch); it comes back read-only."""
+        self._check_copyable("pickle")
+        return _rebuild_leaf, (np.array(self._data), self.requires_grad, self.name)
+
     def draw(self, **options):
         """The graph that leads here, as a graphviz.Digraph (see ``tinygrad_cnn.viz.draw_graph``)."""
         from .viz import draw_graph
@@ -276,6 +321,11 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps):
 
 
 as_tensor = Tensor.as_tensor
+
+
+def _rebuild_leaf(data: np.ndarray, requires_grad: bool, name: str | None) -> Tensor:
+    """The leaf a pickle holds (see ``Tensor.__reduce_ex__``)."""
+    return Tensor(data, requires_grad, name)
 
 
 # ----------------------------------------------------------------------------- the walk's inner loop

@@ -43,9 +43,13 @@ class CNNOps:
         out, saved = kernels.conv2d_forward(x.data, W.data, None if b is None else b.data, stride, pads)
         if not W.requires_grad:
             saved = saved._replace(cols=None)  # the im2col matrix is only needed for dW
+        x_data = x.data
 
         def _backward(g):
-            dx, dW, db = kernels.conv2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
+            s = saved
+            if W.requires_grad and s.cols is None:  # W.requires_grad_() after the forward: rebuild im2col from x
+                s = kernels.conv2d_saved(x_data, s.W, None, s.stride, s.pads)._replace(b_shape=s.b_shape)
+            dx, dW, db = kernels.conv2d_backward(g, s, need_dx=x.requires_grad, need_dW=W.requires_grad,
                                                  need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
         parents = (x, W) if b is None else (x, W, b)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def normalize_axes(axis, ndim: int, op: str) -> tuple:
-    """axis (None, int or tuple) -> sorted tuple of non-negative axes; names op if one is out of range."""
+def normalize_axes(axis, shape: tuple, op: str) -> tuple:
+    """axis (None, int or tuple) -> sorted tuple of non-negative axes; names op and shape if one is out of range
+    (a 0-d tensor has no axis 0, as numpy)."""
+    ndim = len(shape)
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
-    return tuple(sorted(a % max(ndim, 1) for a in axes))
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {shape} ({ndim} dims)")
+    return tuple(sorted(a % ndim for a in axes))
 
 
 def axis_arg(axis) -> dict:

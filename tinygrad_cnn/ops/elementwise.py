@@ -16,7 +16,8 @@ from .common import normalize_axes, shape_error
 
 
 class ElementwiseOps:
-    """Mixin of Tensor: ``+ - * / ** @``, unary minus, exp, log, sqrt, abs, clip, relu, sigmoid, tanh, softmax."""
+    """Mixin of Tensor: ``+ - * / ** @``, maximum, minimum, unary minus, exp, log, sqrt, abs, clip, relu,
+    sigmoid, tanh, softmax."""
 
     __slots__ = ()
 
@@ -68,10 +69,35 @@ class ElementwiseOps:
         a, b, out = self._operands(other, "pow", np.power)
 
         def _backward(g):
-            da = g * b.data * a.data ** (b.data - 1) if a.requires_grad else None
-            db = g * out * np.log(a.data) if b.requires_grad else None
+            x, e = a.data, b.data
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 and log(0), masked as PyTorch does
+                da = g * np.where(e == 0, 0, e * x ** (e - 1)) if a.requires_grad else None
+                db = g * np.where((x == 0) & (e >= 0), 0, out * np.log(x)) if b.requires_grad else None
             return da, db
-        return self.from_op(out, (a, b), "pow", _backward, rule="da = g*b*a^(b-1), db = g*out*log(a)")
+        return self.from_op(out, (a, b), "pow", _backward,
+                            rule="da = g*b*a^(b-1) (0 where b = 0), db = g*out*log(a) (0 where a = 0, b >= 0)")
+
+    def maximum(self, other):
+        """Elementwise max of a and b, broadcasting as numpy; NaN wins (as np.maximum and torch.maximum).
+
+        Tied entries share the gradient equally (g/2 each, as torch.maximum); at a NaN both inputs get g.
+        """
+        return self._pairwise_extremum(other, "maximum", np.maximum, np.less)
+
+    def minimum(self, other):
+        """Elementwise min of a and b, broadcasting as numpy; NaN wins; ties and NaN as ``maximum``."""
+        return self._pairwise_extremum(other, "minimum", np.minimum, np.greater)
+
+    def _pairwise_extremum(self, other, op: str, numpy_op, loses):
+        """maximum/minimum: ``loses(a, b)`` says where a is not the result (np.less for maximum)."""
+        a, b, out = self._operands(other, op, numpy_op)
+
+        def _backward(g):
+            x, y = a.data, b.data
+            tie = x == y
+            return (g * np.where(tie, 0.5, ~loses(x, y)) if a.requires_grad else None,
+                    g * np.where(tie, 0.5, ~loses(y, x)) if b.requires_grad else None)
+        return self.from_op(out, (a, b), op, _backward, rule="da = g where a is the result (ties: g/2 each)")
 
     def __neg__(self):
         """-a."""
@@ -155,12 +181,12 @@ class ElementwiseOps:
         return self.from_op(out, (self,), "sqrt", _backward, rule="da = g/(2*out)")
 
     def abs(self):
-        """|x| elementwise; its gradient at 0 is taken as 0."""
+        """|x| elementwise; its gradient at 0 and at NaN is taken as 0 (as PyTorch)."""
         x = self.data
 
         def _backward(g):
-            return (g * np.sign(x),)
-        return self.from_op(np.abs(x), (self,), "abs", _backward, rule="da = g*sign(a)")
+            return (g * ((x > 0).astype(x.dtype) - (x < 0)),)  # not np.sign(x): NaN at NaN
+        return self.from_op(np.abs(x), (self,), "abs", _backward, rule="da = g*sign(a) (0 at NaN)")
 
     def clip(self, low=None, high=None):
         """Clamp to [low, high] (either may be None, a number or an array); the gradient passes where
@@ -174,12 +200,12 @@ class ElementwiseOps:
                             low=low, high=high)
 
     def relu(self):
-        """max(x, 0) elementwise; its gradient at 0 is taken as 0."""
+        """max(x, 0) elementwise; its gradient at 0 is taken as 0; at NaN (which it passes on) it is g, as PyTorch."""
         x = self.data
 
         def _backward(g):
-            return (g * (x > 0),)
-        return self.from_op(np.maximum(x, 0), (self,), "relu", _backward, rule="da = g*(a > 0)")
+            return (g * ~(x <= 0),)  # not g*(x > 0): that would drop the gradient at NaN
+        return self.from_op(np.maximum(x, 0), (self,), "relu", _backward, rule="da = g*(a > 0) (g at NaN)")
 
     def sigmoid(self):
         """1 / (1 + e ** -x) elementwise, stable for large |x|."""
@@ -201,9 +227,9 @@ class ElementwiseOps:
 
     def softmax(self, axis: int = -1):
         """exp(x) / sum(exp(x)) along ``axis`` (same shape), shifted by the max so large logits do not overflow."""
-        normalize_axes(axis, self.ndim, "softmax")
+        normalize_axes(axis, self.shape, "softmax")
         x = self.data
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))  # initial: an empty axis gives empty
         out = e / e.sum(axis=axis, keepdims=True)
 
         def _backward(g):
@@ -212,10 +238,11 @@ class ElementwiseOps:
 
     def log_softmax(self, axis: int = -1):
         """x - logsumexp(x) along ``axis`` (same shape), computed stably."""
-        normalize_axes(axis, self.ndim, "log_softmax")
+        normalize_axes(axis, self.shape, "log_softmax")
         x = self.data
-        shifted = x - x.max(axis=axis, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
+        with np.errstate(divide="ignore"):  # log(0) only for an empty axis, whose output is empty
+            out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
         def _backward(g):
             return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)

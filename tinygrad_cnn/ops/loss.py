@@ -47,11 +47,13 @@ def cross_entropy(logits, targets) -> Tensor:
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
     n, c = logits.shape
+    if c == 0:
+        raise ValueError(f"cross_entropy: logits have 0 classes (shape {logits.shape}); need at least one")
     p = _target_probabilities(targets, n, c, logits.dtype)
     x = logits.data
     shifted = x - x.max(axis=1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -(p * logp).sum() / n
+    loss = -(p * np.where(p == 0, 0, logp)).sum() / n  # 0 * log 0 = 0: a -inf logit that is no target is fine
 
     def _backward(g):
         return (g * (np.exp(logp) * p.sum(axis=1, keepdims=True) - p) / n,)

@@ -24,7 +24,7 @@ class ReduceOps:
 
     def sum(self, axis=None, keepdims: bool = False):
         """Sum over ``axis``: (d0, d1, ...) -> the shape without the summed axes (kept as 1 with keepdims)."""
-        axes = normalize_axes(axis, self.ndim, "sum")
+        axes = normalize_axes(axis, self.shape, "sum")
         shape = self.shape
 
         def _backward(g):
@@ -35,7 +35,7 @@ class ReduceOps:
 
     def mean(self, axis=None, keepdims: bool = False):
         """Mean over ``axis``, shapes as ``sum``."""
-        axes = normalize_axes(axis, self.ndim, "mean")
+        axes = normalize_axes(axis, self.shape, "mean")
         shape = self.shape
         count = int(np.prod([shape[a] for a in axes])) if axes else 1
 
@@ -47,7 +47,7 @@ class ReduceOps:
 
     def _extremum(self, op: str, reduce, axis, keepdims: bool):
         """max/min over ``axis``: the gradient is shared evenly among tied extreme entries (as torch.amax)."""
-        axes = normalize_axes(axis, self.ndim, op)
+        axes = normalize_axes(axis, self.shape, op)
         if self.size == 0:
             raise ValueError(f"{op}: cannot reduce an empty tensor (shape {self.shape})")
         x = self.data

@@ -35,7 +35,7 @@ class ShapeOps:
         """Merge axes start_dim..end_dim into one (``flatten(1)``: (m, H, W, C) -> (m, H*W*C))."""
         if self.ndim == 0:
             return self._reshaped(self.data.reshape(1), "flatten")
-        start, end = normalize_axes((start_dim, end_dim), self.ndim, "flatten")
+        start, end = normalize_axes((start_dim, end_dim), self.shape, "flatten")
         if start_dim % self.ndim > end_dim % self.ndim:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
         s = self.shape
@@ -69,11 +69,12 @@ class ShapeOps:
         return self.transpose(*axes)
 
     def __getitem__(self, index):
-        """numpy indexing: slices, ints, None, Ellipsis, integer/bool arrays (repeats accumulate)."""
-        if isinstance(index, ShapeOps):
-            index = index.data.astype(np.intp)
-        elif isinstance(index, tuple):
-            index = tuple(i.data.astype(np.intp) if isinstance(i, ShapeOps) else i for i in index)
+        """numpy indexing: slices, ints, None, Ellipsis, integer/bool arrays (repeats accumulate); not Tensors."""
+        if isinstance(index, ShapeOps) or (type(index) is tuple and any(isinstance(i, ShapeOps) for i in index)):
+            raise IndexError(
+                "getitem: a Tensor cannot be an index: it holds floats, so a mask would become indices 0/1 and "
+                "1.9 would become 1; index with a numpy integer or boolean array, e.g. x[np.asarray(mask, bool)]"
+            )
         try:
             out = self.data[index]
         except IndexError as e:
