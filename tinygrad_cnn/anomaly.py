@@ -103,13 +103,18 @@ def _bad_entries(a: np.ndarray) -> tuple[int, tuple]:
     return int(bad.sum()), first
 
 
+def _num(v) -> str:
+    """A numpy number as Python shows a float: 0.0, -inf, nan."""
+    return repr(float(v))
+
+
 def _is_finite(a) -> bool:
     return bool(np.isfinite(a).all())
 
 
 def _at(a: np.ndarray, shape: tuple, k: tuple):
     """The entry of ``a`` that numpy broadcasting put at ``k`` of an array of ``shape``, or None."""
-    if a.ndim > len(shape) or np.broadcast_shapes(a.shape, shape) != tuple(shape):
+    if a.ndim > len(shape) or any(n not in (1, m) for n, m in zip(a.shape[::-1], shape[::-1], strict=False)):
         return None
     k = k[len(k) - a.ndim:] if a.ndim else ()
     return a[tuple(0 if n == 1 else i for i, n in zip(k, a.shape, strict=True))]
@@ -126,10 +131,10 @@ def _what_inputs_held(label: str, parents, shape: tuple, k: tuple) -> str:
     for name, p in zip(names, parents, strict=True):
         value = _at(np.asarray(p.data), shape, k)
         if value is not None:
-            held.append(f"{value!r}" if len(parents) == 1 else f"{name}={value!r}")
+            held.append(_num(value) if len(parents) == 1 else f"{name}={_num(value)}")
         else:
             data = np.asarray(p.data)
-            span = f"[{data.min()!r}, {data.max()!r}]" if data.size else "nothing"
+            span = f"[{_num(data.min())}, {_num(data.max())}]" if data.size else "nothing"
             held.append(f"{name} {tuple(p.shape)} in {span}")
     return f"{label} got {', '.join(held)} at {k}"
 
@@ -149,7 +154,7 @@ def check_forward(data: np.ndarray, parents: tuple, op: str, op_args: dict, wher
     output = f"{op}({', '.join(names)})" if names else f"the output of {op}"
     raise AnomalyError(
         f"{label} made non-finite values from finite inputs, at {where}: {output}, shape {tuple(data.shape)}, "
-        f"has {count} of {data.size} entries NaN or inf, the first {data[first]!r} at {first}; "
+        f"has {count} of {data.size} entries NaN or inf, the first {_num(data[first])} at {first}; "
         f"{_what_inputs_held(op, parents, data.shape, first)}"
     )
 
@@ -170,6 +175,6 @@ def check_backward(t, g: np.ndarray, grads: tuple) -> None:
         raise AnomalyError(
             f"backward of {op_label(t.op, t.op_args)} returned a non-finite gradient for its input {i}{who}, "
             f"shape {tuple(parent.shape)}, from a finite gradient at its output: {count} of {pg.size} entries "
-            f"NaN or inf, the first {pg[first]!r} at {first}, where the input held {parent.data[first]!r}; "
+            f"NaN or inf, the first {_num(pg[first])} at {first}, where the input held {_num(parent.data[first])}; "
             f"the op was created at {where}"
         )
