@@ -27,6 +27,7 @@ from .tensor import Tensor, walk_gradients
 
 __all__ = ["explain", "Explanation", "Term"]
 
+PLOTTED_OPS = ("conv2d", "max_pool2d", "avg_pool2d")  # the ops a picture of windows fits
 GRAD_NAMES = {"conv2d": "dZ", "max_pool2d": "dA", "avg_pool2d": "dA", "matmul": "G"}
 INPUT_NAMES = {"conv2d": ("A_prev", "W", "b"), "max_pool2d": ("A_prev",), "avg_pool2d": ("A_prev",),
                "matmul": ("A", "B")}
@@ -56,6 +57,8 @@ class Consumer:
     note: str = ""
     terms: list = field(default_factory=list)
     arriving: np.ndarray | None = None  # the gradient that arrived at out
+    geometry: tuple | None = None  # conv/pool image input: ((s_h, s_w), (top, left), (f_h, f_w))
+    windows: list = field(default_factory=list)  # conv/pool image input: the (h, w) whose window covers x[index]
 
 
 def _idx(k) -> str:
@@ -274,6 +277,8 @@ def explain(root: Tensor, x: Tensor, index, recompute: bool = False) -> Explanat
         make = SPECIAL_TERMS.get(c.out.op, _generic_terms)
         if x.shape != c.out.shape and c.out.op not in SPECIAL_TERMS and _broadcasts(x.shape, c.out.shape):
             c.note = f"{x_name} {x.shape} was broadcast to {c.out.shape}: its gradient sums the entries that used it"
+        if c.out.op in PLOTTED_OPS and c.input == 0:
+            c.geometry, c.windows = _geometry(c.out), [(h, w) for h, w, _, _ in _windows(c.out, index)]
         label = c.out.op_label
         for k, local, formula in make(c, x, x_name, index, G):
             grad = G[k]

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .explain import _geometry, _windows
-
-PLOTTED_OPS = ("conv2d", "max_pool2d", "avg_pool2d")
 PLOT_HINT = 'explain(...).plot() needs matplotlib: pip install "tinygrad_cnn[plot]"'
 
 
@@ -25,7 +22,7 @@ def _pyplot():
 
 def plottable(explanation) -> list:
     """The consumers a picture fits: conv2d/max_pool2d/avg_pool2d ops that took x as their image (input 0)."""
-    return [c for c in explanation.consumers if c.out.op in PLOTTED_OPS and c.input == 0]
+    return [c for c in explanation.consumers if c.geometry is not None]
 
 
 def plot_explanation(explanation, path=None):
@@ -39,7 +36,7 @@ def plot_explanation(explanation, path=None):
     plt = _pyplot()
     fig, axes = plt.subplots(len(drawn), 2, figsize=(10, 4.2 * len(drawn)), squeeze=False)
     for (left_ax, right_ax), c in zip(axes, drawn, strict=True):
-        windows = sorted({t.k[1:3] for t in c.terms} | _covering_windows(c, explanation.index))
+        windows = sorted(c.windows)
         _input_panel(plt, left_ax, explanation, c, windows)
         _gradient_panel(plt, fig, right_ax, explanation, c, windows)
     fig.suptitle(f"why {explanation.x_name}.grad[{','.join(map(str, explanation.index))}] = {explanation.grad:.6g} "
@@ -61,7 +58,7 @@ def _input_panel(plt, ax, explanation, c, windows) -> None:
     """x's plane (its channel, its image), padding left white, the pixel in red, each covering window dashed
     and labelled with what it adds to the pixel's gradient."""
     i, r, q, ch = explanation.index
-    (s_h, s_w), (top, left), (f_h, f_w) = _geometry(c.out)
+    (s_h, s_w), (top, left), (f_h, f_w) = c.geometry
     plane = np.asarray(explanation.x.data[i, :, :, ch], dtype=np.float64)
     n_h, n_w = plane.shape
     ax.imshow(plane, cmap="gray", extent=(-0.5, n_w - 0.5, n_h - 0.5, -0.5))
@@ -101,8 +98,3 @@ def _gradient_panel(plt, fig, ax, explanation, c, windows) -> None:
                                    linewidth=2.5))
         ax.text(w, h, f"{carried[h, w]:.3g}", ha="center", va="center", fontsize=8)
     ax.set_title(f"{c.out.op_label} -> {c.output_name}\n{what}", fontsize=9)
-
-
-def _covering_windows(c, index) -> set:
-    return {(h, w) for h, w, _, _ in _windows(c.out, index)}
-
