@@ -398,3 +398,20 @@ def test_empty_all_nan_and_array_arguments_are_summarised():
     assert "no finite values" in labels["n0"] and "6 NaN" in labels["n0"]
     assert "clip</b> low=array(6,) high=array(6,)" in labels["n1"]
     assert "empty" in node_labels(draw_graph(empty).source)["n0"]
+
+
+def test_a_parameter_changed_after_the_forward_is_drawn_stale_and_the_caption_says_why():
+    from tinygrad_cnn.optim import SGD
+    W = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True, name="W")
+    x = Tensor(np.array([[1.0, -1.0]]), name="x")
+    loss = (x @ W).relu().sum()
+    loss.backward()
+    fresh = draw_graph(loss).source
+    assert "stale" not in fresh
+    SGD([W], lr=0.1).step()  # new values, while the graph still holds activations of the old ones
+    source = draw_graph(loss).source
+    assert "stale: data replaced after use (version 0 -&gt; 1)" in source
+    assert "dashed orange (stale): .data replaced after the forward (e.g. an optimizer step)" in source
+    stale_nodes = [line for line in source.splitlines() if "style=\"rounded,filled,dashed\"" in line
+                   or "style=rounded,filled,dashed" in line]
+    assert len(stale_nodes) == 1 and "W" in stale_nodes[0] and "darkorange" in stale_nodes[0]
