@@ -127,14 +127,14 @@ def draw_one_step(model, x, y, out_dir):
 
     loss = cross_entropy(model(Tensor(x[:4])), y[:4])
     loss.backward()
-    model.zero_grad()
     title = "one training step: cross_entropy(model(x), y) on 4 digits"
     path = os.path.join(out_dir, "digits_step.svg")
     print(f"      {path} (one training step)")
     try:
-        save_graph(loss, path, title=title, show_rule=True)
+        save_graph(loss, path, title=title, show_rule=True)  # drawn while the gradients are there
     except graphviz.ExecutableNotFound as e:  # viz wrote the .gv source instead, and says where
         print(f"  {e}")
+    model.zero_grad()
 
 
 def main():

@@ -40,6 +40,9 @@ def test_train_digits_reaches_the_target(tmp_path):
     assert accuracy >= 0.97
     for written in ("digits_curves.png", "digits_cnn.npz", "digits_step.svg"):
         assert (tmp_path / written).exists()
+    nodes = (tmp_path / "digits_step.svg").read_text().split('<g id="node')
+    parameters = [node for node in nodes if ".W</text>" in node or ".b</text>" in node]
+    assert parameters and all("grad norm" in node for node in parameters)  # drawn before zero_grad()
 
 
 def test_custom_op_uses_only_public_names_and_passes_gradcheck():
@@ -71,3 +74,14 @@ def test_edges_on_a_photo_plots_the_saved_digits_weights(tmp_path):
     out = run_example("edges_on_a_photo.py", "--out", str(tmp_path), "--weights", str(tmp_path / "digits_cnn.npz"))
     assert f"loaded from {tmp_path / 'digits_cnn.npz'}" in out
     assert (tmp_path / "digits_filters.png").stat().st_size > 5000
+
+
+def test_explain_gradient_explains_an_entry_and_catches_the_first_nan():
+    out = run_example("explain_gradient.py")
+    total = re.search(r"total \(sum of 16 terms\): (\S+)", out).group(1)
+    assert f"A_prev.grad[0,3,4,2]: {total}" in out  # the terms add up to the entry
+    assert "dA_prev[0,3,4,2] += W[2,1,2,4] * dZ[0,1,2,4]" in out and "... and 4 more terms summing to" in out
+    assert "without detect_anomaly(): loss = nan" in out
+    assert re.search(r"AnomalyError: log made non-finite values from finite inputs, at .*explain_gradient.py:\d+: "
+                     r"log\(probs\), shape \(4, 3\), .* log got 0.0 at", out)
+    assert (EXAMPLES / "out" / "explain_dA_prev.png").stat().st_size > 10_000

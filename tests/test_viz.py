@@ -417,3 +417,20 @@ def test_svg_text_has_room_for_a_wider_fallback_font():
     svg = draw_graph(y).pipe(format="svg", encoding="utf-8")
     assert 'font-family="Helvetica,Arial,Liberation Sans,Nimbus Sans,DejaVu Sans,sans-serif"' in svg
     assert "Helvetica,sans-Serif" not in svg
+
+
+def test_a_parameter_changed_after_the_forward_is_drawn_stale_and_the_caption_says_why():
+    from tinygrad_cnn.optim import SGD
+    W = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True, name="W")
+    x = Tensor(np.array([[1.0, -1.0]]), name="x")
+    loss = (x @ W).relu().sum()
+    loss.backward()
+    fresh = draw_graph(loss).source
+    assert "stale" not in fresh
+    SGD([W], lr=0.1).step()  # new values, while the graph still holds activations of the old ones
+    source = draw_graph(loss).source
+    assert "stale: data replaced after use (version 0 -&gt; 1)" in source
+    assert "dashed orange (stale): .data replaced after the forward (e.g. an optimizer step)" in source
+    stale_nodes = [line for line in source.splitlines() if "style=\"rounded,filled,dashed\"" in line
+                   or "style=rounded,filled,dashed" in line]
+    assert len(stale_nodes) == 1 and "W" in stale_nodes[0] and "darkorange" in stale_nodes[0]

@@ -1,6 +1,8 @@
 """tinygrad_cnn: a small, readable autograd on numpy, built around convolutional networks (NHWC)."""
 
 from . import data, functional, io, nn, optim, plot, steps
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
+from .explain import Explanation, explain
 from .gradcheck import GradcheckError, gradcheck
 from .io import load, save
 from .tensor import (
@@ -18,5 +20,6 @@ __all__ = [
     "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
     "gradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
     "nn", "optim", "io", "save", "load", "steps", "data", "plot",
+    "explain", "Explanation", "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
 ]
 __version__ = "0.1.0"

@@ -28,10 +28,13 @@ returning a wrong gradient.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 
 import numpy as np
 
+from .anomaly import _mode as _anomaly_mode
+from .anomaly import check_backward, check_forward, user_line
 from .graph import gc_paused, grad_like, readonly, topo_order
 from .ops.cnn import CNNOps
 from .ops.common import shape_arg
@@ -51,7 +54,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "name", "op", "op_args", "rule", "parents",
-                 "_backward", "_version", "_saved_versions", "__weakref__")
+                 "_backward", "_version", "_saved_versions", "_hooks", "_where", "__weakref__")
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None, dtype=None):
         self._set_leaf(to_array(data, dtype), bool(requires_grad), name)
@@ -59,7 +62,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
     def _set_leaf(self, data: np.ndarray, requires_grad: bool, name: str | None) -> None:
         self._data, self.grad, self.requires_grad, self.name = data, None, requires_grad, name
         self.op, self.op_args, self.rule, self.parents, self._backward = None, {}, None, (), None
-        self._version, self._saved_versions = 0, ()
+        self._version, self._saved_versions, self._hooks, self._where = 0, (), None, None
 
     # ------------------------------------------------------------------ recording an op
     @classmethod
@@ -71,19 +74,24 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
         rule: one line saying what backward computes, drawn by ``draw(show_rule=True)``. op_args: the op's
         hyper-parameters, shown in its label (``conv2d stride=2 pad=1``).
         Nothing is recorded (a plain leaf comes back) inside ``no_grad()`` or when no parent requires grad.
+        Inside ``detect_anomaly()`` the op also records the user's file:line and checks its output.
         """
         try:
             needs_grad = _grad_mode.enabled and any([p.requires_grad for p in parents])
         except AttributeError:
             raise TypeError(f"from_op: parents of '{op}' must be Tensors, got "
                             f"{[type(p).__name__ for p in parents]}; wrap constants with Tensor(...)") from None
+        where = None
+        if _anomaly_mode.enabled:
+            where = user_line()
+            check_forward(data, parents, op, op_args, where)
         if not needs_grad:
             return cls._leaf(readonly(data))
         out = cls.__new__(cls)
         out._data, out.grad, out.requires_grad, out.name = readonly(data), None, True, None
         out.op, out.op_args, out.rule, out._backward = op, op_args, rule, backward
         out.parents = parents if type(parents) is tuple else tuple(parents)
-        out._version, out._saved_versions = 0, tuple([p._version for p in parents])
+        out._version, out._saved_versions, out._hooks, out._where = 0, tuple([p._version for p in parents]), None, where
         return out
 
     @classmethod
@@ -134,7 +142,45 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
             order = [t for t in topo_order(self) if t.requires_grad]
             for t in order:  # check before changing anything: a failed backward leaves grads untouched
                 t._check_versions()
-            _run_backward(order, grad)
+            _run_backward(order, grad, anomaly=_anomaly_mode.enabled)
+
+    def register_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(grad)`` each time backward() computes this tensor's gradient; return a handle whose
+        ``.remove()`` takes the hook off.
+
+        As PyTorch: ``grad`` is the whole gradient of this tensor for that backward() (read-only); the hook
+        may return a replacement array (same shape and dtype) or None. The replacement is what flows on to
+        the op's inputs and what ``.grad`` holds; on a leaf the hook runs before ``.grad`` accumulates it.
+        Several hooks run in the order they were registered, each getting the previous one's result.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad, so no gradient will reach it")
+        if not callable(hook):
+            raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+        if self._hooks is None:
+            self._hooks = {}
+        handle = RemovableHandle(self._hooks)
+        self._hooks[handle.id] = hook
+        return handle
+
+    def _run_hooks(self, g: np.ndarray) -> np.ndarray:
+        """The gradient after this tensor's hooks (each may replace it with an array of g's shape and dtype)."""
+        for hook in list(self._hooks.values()):
+            view = g.view()
+            view.setflags(write=False)
+            new = hook(view)
+            if new is None:
+                continue
+            new = new.data if isinstance(new, Tensor) else new
+            if not isinstance(new, np.ndarray) or new.shape != g.shape or new.dtype != g.dtype:
+                found = f"{type(new).__name__} of shape {np.shape(new)} and dtype {getattr(new, 'dtype', '?')}"
+                raise RuntimeError(
+                    f"hook {getattr(hook, '__qualname__', repr(hook))} returned {found}, but the gradient it "
+                    f"replaces has shape {g.shape} and dtype {g.dtype}: return an array of that shape and dtype, "
+                    "or None to keep the gradient"
+                )
+            g = new
+        return g
 
     def _check_versions(self) -> None:
         """Raise if an input's data was replaced after this op used it."""
@@ -332,32 +378,74 @@ def _rebuild_leaf(data: np.ndarray, requires_grad: bool, name: str | None) -> Te
 _leaf_grad_lock = threading.Lock()  # backward() in several threads may reach the same parameter
 
 
-def _run_backward(order: list, grad: np.ndarray) -> None:
-    """Call each closure in reverse topological order; accumulate what it returns per parent."""
+def _run_backward(order: list, grad: np.ndarray, anomaly: bool = False, record: dict | None = None) -> None:
+    """Call each closure in reverse topological order; accumulate what it returns per parent.
+
+    anomaly: check each closure's gradients (``detect_anomaly()``). record: None for ``backward()``, which
+    runs hooks and fills ``.grad``; or a dict that receives ``{id(t): gradient}`` for every tensor reached,
+    touching no ``.grad`` and calling no hook (``explain`` re-runs the walk this way).
+    """
     pending = {id(order[-1]): grad}
     for t in reversed(order):
         g = pending.pop(id(t), None)
         if g is None:
             continue
-        if not t.parents:  # a leaf: its grad is its own array, accumulated in place as PyTorch does
-            with _leaf_grad_lock:
-                if t.grad is None:
-                    t.grad = np.array(g)
-                else:
-                    t.grad += g
-            continue
-        t.grad = g
+        if record is not None:
+            record[id(t)] = g
+            if not t.parents:
+                continue
+        else:
+            if t._hooks:
+                g = t._run_hooks(g)
+            if not t.parents:  # a leaf: its grad is its own array, accumulated in place as PyTorch does
+                with _leaf_grad_lock:
+                    if t.grad is None:
+                        t.grad = np.array(g)
+                    else:
+                        t.grad += g
+                continue
+            t.grad = g
         grads = t._backward(g)
         if type(grads) is not tuple or len(grads) != len(t.parents):
             raise TypeError(f"backward of '{t.op}' must return a tuple of {len(t.parents)} gradients (one per "
                             f"input, None allowed), got {type(grads).__name__}"
                             f"{f' of {len(grads)}' if isinstance(grads, (tuple, list)) else ''}")
+        if anomaly:
+            check_backward(t, g, grads)
         for parent, pg in zip(t.parents, grads, strict=True):
             if pg is None or not parent.requires_grad:
                 continue
             pg = grad_like(pg, parent._data)
             key = id(parent)
             pending[key] = pg if key not in pending else pending[key] + pg
+
+
+def walk_gradients(root: Tensor, grad: np.ndarray) -> dict:
+    """{id(t): the gradient backward() would send to t} for every tensor leading to root that gets one,
+    from ``grad`` at root; no ``.grad`` is touched and no hook is called."""
+    record = {}
+    with gc_paused():
+        _run_backward([t for t in topo_order(root) if t.requires_grad], grad, record=record)
+    return record
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``.remove()`` takes the hook off (calling it twice is harmless)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict):
+        self._hooks, self.id = hooks, next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
 
 
 # ----------------------------------------------------------------------------- grad mode (per thread)

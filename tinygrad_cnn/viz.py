@@ -19,6 +19,8 @@ Colour legend (as in torchviz):
 - green (darkolivegreen1): the root, the tensor that was drawn (usually the loss)
 - red outline and red text: the tensor or its gradient holds NaN or inf
 - yellow note (lightyellow): what was simplified or left out past ``max_nodes`` tensors
+- dashed orange outline, "stale" row: the tensor's ``.data`` was replaced after the ops drawn below it used it
+  (an optimizer step, say): its values are newer than the ones the graph computed with, and a caption says so
 - dark grey italics: the backward rule of the op (``show_rule=True``)
 
 Rendering needs a Graphviz layout program; the ``graphviz`` Python package alone has none. One
@@ -56,6 +58,9 @@ COLOURS = {"param": "lightblue", "input": "gray90", "interior": "white", "root":
 NOTE_COLOUR = "lightyellow"
 RULE_COLOUR = "gray35"
 BAD_COLOUR = "red"
+STALE_COLOUR = "darkorange"
+STALE_KEY = ("dashed orange (stale): .data replaced after the forward (e.g. an optimizer step); the values shown are "
+             "newer than the ones the graph computed with")
 
 # Ops that only move or relabel values; collapsed into edges when a graph is over budget.
 RESHAPE_LIKE = frozenset({
@@ -371,12 +376,26 @@ def _row(content: str, colour: str | None = None) -> str:
     return f"<tr><td>{inner}{_slack(content)}</td></tr>"
 
 
-def _label(t, name: str | None, show_data: bool, show_grad: bool, show_rule: bool) -> tuple[str, bool]:
+def _stale(order: list) -> dict:
+    """{id(t): (version the ops used, version now)} for tensors whose data was replaced after an op used it."""
+    stale = {}
+    for t in order:
+        for parent, used in zip(t.parents, getattr(t, "_saved_versions", ()), strict=False):
+            now = getattr(parent, "_version", used)
+            if now != used:
+                stale[id(parent)] = (min(used, stale.get(id(parent), (used,))[0]), now)
+    return stale
+
+
+def _label(t, name: str | None, show_data: bool, show_grad: bool, show_rule: bool,
+           stale: tuple | None = None) -> tuple[str, bool]:
     """The node's HTML-like label and whether it holds NaN/inf (in data or grad)."""
     data, grad = np.asarray(t.data), t.grad
     rows, bad = [], False
     if name:
         rows.append(_row(f"<b>{_text(name)}</b>"))
+    if stale:
+        rows.append(_row(f"stale: data replaced after use (version {stale[0]} -&gt; {stale[1]})", STALE_COLOUR))
     if t.op is not None:
         rows.append(_row(_op_line(t)))
         if show_rule and t.rule:
@@ -480,9 +499,12 @@ def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: boo
     plan = _plan(root, max_nodes)
     graph = TensorGraph(name="tinygrad_cnn", format="svg")
     graph.attr(rankdir=rankdir, nodesep="0.25", ranksep="0.35")
+    stale = _stale(plan.drawn)
     caption = [title] if title else []
     if show_rule:
         caption.extend(RULES_KEY)
+    if stale:
+        caption.append(STALE_KEY)
     if caption:
         graph.attr(label=graphviz.nohtml(_caption(caption)), labelloc="b", fontname="Helvetica", fontsize="12")
     graph.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10",
@@ -492,8 +514,10 @@ def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: boo
     if plan.note:
         graph.node("note", graphviz.nohtml(plan.note), shape="note", style="filled", fillcolor=NOTE_COLOUR)
     for t in plan.drawn:
-        label, bad = _label(t, names.get(id(t), t.name), show_data, show_grad, show_rule)
+        label, bad = _label(t, names.get(id(t), t.name), show_data, show_grad, show_rule, stale.get(id(t)))
         extra = {"color": BAD_COLOUR, "penwidth": "2"} if bad else {}
+        if id(t) in stale:
+            extra = {"color": BAD_COLOUR if bad else STALE_COLOUR, "penwidth": "2", "style": "rounded,filled,dashed"}
         graph.node(ids[id(t)], label, fillcolor=COLOURS[_kind(t, root)], **extra)
     for t in plan.drawn:
         from_note = False

@@ -35,7 +35,9 @@ def shape_arg(shape: tuple) -> tuple:
 
 
 def compact(pair):
-    """(2, 2) -> 2 and ((1, 1), (1, 1)) -> 1, for short graph labels; anything uneven stays as it is."""
-    if all(p == pair[0] for p in pair):
-        return compact(pair[0]) if isinstance(pair[0], tuple) else pair[0]
-    return pair
+    """(2, 2) -> 2, ((1, 1), (2, 2)) -> (1, 2) and ((1, 1), (1, 1)) -> 1, for short graph labels that still read
+    as the op's own argument: ((1, 2), (1, 2)) (top 1, bottom 2) stays as it is, not (1, 2) (p_h 1, p_w 2)."""
+    inner = tuple(compact(p) if isinstance(p, tuple) else p for p in pair)
+    if any(isinstance(p, tuple) for p in inner):
+        return pair
+    return inner[0] if all(p == inner[0] for p in inner) else inner

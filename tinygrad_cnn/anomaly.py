@@ -1,0 +1,180 @@
+"""Anomaly mode: ``with detect_anomaly():`` names the first op that made a NaN or an inf, and where.
+
+Inside the mode (per thread, like grad mode) every op records the file and line of the user's code that
+created it (the first frame outside this package), and:
+
+* forward: the first op whose inputs are all finite but whose output is not raises :class:`AnomalyError`
+  naming the op, its output, that line, how many entries went bad, the first one and what the inputs held
+  there (``log got 0.0 at (0, 3)``);
+* backward: the first backward closure that returns a non-finite gradient from a finite one raises the same
+  error, naming the input of the op and the line that created the op;
+* numpy's RuntimeWarnings raised inside this package are silenced (the error says it better); those raised by
+  the user's own numpy code still warn.
+
+Outside the mode the engine pays one flag check per op (``from_op``) and one per ``backward()``.
+This module works on any node with ``.data``, ``.parents``, ``.op``; it never imports the Tensor class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import warnings
+
+import numpy as np
+
+from .graph import grad_like
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class AnomalyError(RuntimeError):
+    """An op made NaN/inf from finite values (forward) or its backward did (backward), in detect_anomaly()."""
+
+
+class _AnomalyMode(threading.local):
+    enabled = False
+
+
+_mode = _AnomalyMode()
+
+
+def is_anomaly_enabled() -> bool:
+    """True inside ``detect_anomaly()`` (in this thread)."""
+    return _mode.enabled
+
+
+def _numpy_warning(kind: str, flag: int) -> None:
+    """numpy's error callback in anomaly mode: silent for this package's ops, a RuntimeWarning elsewhere."""
+    caller = sys._getframe(1)
+    if not caller.f_code.co_filename.startswith(PACKAGE_DIR):
+        warnings.warn(f"{kind} encountered", RuntimeWarning, stacklevel=2)
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Context manager and decorator: find the first op (forward) or backward closure that made NaN/inf.
+
+    ``with detect_anomaly(): loss = model(x); loss.backward()`` raises :class:`AnomalyError` at the first
+    bad op. Per thread; nests; ``@detect_anomaly()`` and ``@detect_anomaly`` both work. Slower than normal
+    mode (every op checks its output): use it to debug, not to train.
+    """
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        return self(func) if callable(func) else self  # bare @detect_anomaly: decorate func right away
+
+    def __init__(self, func=None):
+        pass
+
+    def _recreate_cm(self):
+        return type(self)()  # a decorated function gets a fresh context per call: safe across threads
+
+    def __enter__(self):
+        self._previous = _mode.enabled
+        self._errstate = np.errstate(divide="call", over="call", invalid="call", call=_numpy_warning)
+        self._errstate.__enter__()
+        _mode.enabled = True
+        return self
+
+    def __exit__(self, *exc):
+        _mode.enabled = self._previous
+        self._errstate.__exit__(*exc)
+        return False
+
+
+# ----------------------------------------------------------------------------- where the user's code is
+def user_line() -> str:
+    """'path/to/file.py:42' of the innermost frame outside this package (the user's line that made an op)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+# ----------------------------------------------------------------------------- the checks
+def _bad_entries(a: np.ndarray) -> tuple[int, tuple]:
+    """(how many entries are NaN or inf, the index of the first one) of an array that has some."""
+    bad = ~np.isfinite(a)
+    first = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape)) if a.ndim else ()
+    return int(bad.sum()), first
+
+
+def _num(v) -> str:
+    """A numpy number as Python shows a float: 0.0, -inf, nan."""
+    return repr(float(v))
+
+
+def _is_finite(a) -> bool:
+    return bool(np.isfinite(a).all())
+
+
+def _at(a: np.ndarray, shape: tuple, k: tuple):
+    """The entry of ``a`` that numpy broadcasting put at ``k`` of an array of ``shape``, or None."""
+    if a.ndim > len(shape) or any(n not in (1, m) for n, m in zip(a.shape[::-1], shape[::-1], strict=False)):
+        return None
+    k = k[len(k) - a.ndim:] if a.ndim else ()
+    return a[tuple(0 if n == 1 else i for i, n in zip(k, a.shape, strict=True))]
+
+
+def _input_names(parents) -> list:
+    """The inputs' names where they have one, else a, b, c, ..."""
+    return [p.name or "abcdefgh"[i % 8] for i, p in enumerate(parents)]
+
+
+def _what_inputs_held(label: str, parents, shape: tuple, k: tuple) -> str:
+    """'log got 0.0 at (0, 3)' (elementwise), else the range each input held."""
+    names, held = _input_names(parents), []
+    for name, p in zip(names, parents, strict=True):
+        value = _at(np.asarray(p.data), shape, k)
+        if value is not None:
+            held.append(_num(value) if len(parents) == 1 else f"{name}={_num(value)}")
+        else:
+            data = np.asarray(p.data)
+            span = f"[{_num(data.min())}, {_num(data.max())}]" if data.size else "nothing"
+            held.append(f"{name} {tuple(p.shape)} in {span}")
+    return f"{label} got {', '.join(held)} at {k}"
+
+
+def op_label(op: str, op_args: dict) -> str:
+    args = " ".join(f"{k}={v}" for k, v in op_args.items())
+    return f"{op} {args}".strip()
+
+
+def check_forward(data: np.ndarray, parents: tuple, op: str, op_args: dict, where: str) -> None:
+    """Raise AnomalyError if ``data`` (op's output) holds NaN/inf while every input is finite."""
+    if _is_finite(data) or not all(_is_finite(p.data) for p in parents):
+        return
+    label = op_label(op, op_args)
+    count, first = _bad_entries(data)
+    names = [p.name for p in parents if p.name]
+    output = f"{op}({', '.join(names)})" if names else f"the output of {op}"
+    raise AnomalyError(
+        f"{label} made non-finite values from finite inputs, at {where}: {output}, shape {tuple(data.shape)}, "
+        f"has {count} of {data.size} entries NaN or inf, the first {_num(data[first])} at {first}; "
+        f"{_what_inputs_held(op, parents, data.shape, first)}"
+    )
+
+
+def check_backward(t, g: np.ndarray, grads: tuple) -> None:
+    """Raise AnomalyError if t's backward closure returned a non-finite gradient from a finite ``g``."""
+    if not _is_finite(g):
+        return
+    for i, (parent, pg) in enumerate(zip(t.parents, grads, strict=True)):
+        if pg is None or not parent.requires_grad:
+            continue
+        pg = grad_like(pg, parent.data)
+        if _is_finite(pg):
+            continue
+        count, first = _bad_entries(pg)
+        who = f" ({parent.name!r})" if parent.name else ""
+        where = getattr(t, "_where", None) or "a line not recorded (the op was made outside detect_anomaly())"
+        raise AnomalyError(
+            f"backward of {op_label(t.op, t.op_args)} returned a non-finite gradient for its input {i}{who}, "
+            f"shape {tuple(parent.shape)}, from a finite gradient at its output: {count} of {pg.size} entries "
+            f"NaN or inf, the first {_num(pg[first])} at {first}, where the input held {_num(parent.data[first])}; "
+            f"the op was created at {where}"
+        )
