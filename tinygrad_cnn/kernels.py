@@ -1,17 +1,22 @@
-"""Vectorized numpy kernels for the CNN ops: pad, conv2d, max pool and average pool (NHWC).
+"""Vectorized numpy kernels for the CNN ops (NHWC): pad, conv2d (dilation, groups), conv_transpose2d,
+batch norm, the dropout mask, max pool and average pool.
 
 Layouts (the notebook's):
     x   (m, n_H_prev, n_W_prev, n_C_prev)   a batch of m images, channels last
-    W   (f_h, f_w, n_C_prev, n_C)           n_C filters
+    W   (f_h, f_w, n_C_prev // groups, n_C) n_C filters (groups = 1: (f_h, f_w, n_C_prev, n_C))
     b   None, (n_C,) or (1, 1, 1, n_C)
     out (m, n_H, n_W, n_C)
+conv_transpose2d uses conv2d's W layout: (f_h, f_w, n_C_out // groups, n_C_in) is the weight of the conv2d
+that maps n_C_out channels to n_C_in, and conv_transpose2d is that conv2d's input gradient.
 
-Each forward returns `(out, saved)`; the matching backward takes the output gradient and `saved`.
-There is no Python loop over the batch, rows, columns or channels; only over the f_h * f_w offsets of
-the kernel window, where each step is one strided slice of the whole batch. Tensors never appear here.
+Each forward returns `(out, saved)` (batch_norm_forward also the updated running statistics); the matching
+backward takes the output gradient and `saved`. There is no Python loop over the batch, rows, columns or
+channels; only over the f_h * f_w offsets of the kernel window, where each step is one strided slice of the
+whole batch (groups run as one batched GEMM). Tensors never appear here.
 
-Argument checks live here too (`check_pad2d_args`, `check_conv2d_args`, `check_pool2d_args`), so the
-Tensor ops in cnn.py and the notebook API in steps.py reject bad input with the same messages.
+Argument checks live here too (`check_pad2d_args`, `check_conv2d_args`, `check_conv_transpose2d_args`,
+`check_batch_norm_args`, `check_pool2d_args`), so the Tensor ops and the notebook API in steps.py reject bad
+input with the same messages.
 """
 
 from __future__ import annotations
