@@ -127,7 +127,7 @@ def test_conv2d_groups_split_the_channels():
 def test_grouped_conv2d_float32_keeps_dtype():
     x, W, b = grouped_conv_inputs((2, 8, 8, 4, 1, 2, (3, 3), None, None, None, True), dtype=np.float32)
     out, saved = kernels.conv2d_forward(x, W, b, (2, 2), ((1, 1), (1, 1)), dilation=2, groups=4)
-    assert out.dtype == np.float32
+    assert out.dtype == np.float32 and out.flags.c_contiguous
     assert all(g.dtype == np.float32 for g in kernels.conv2d_backward(np.ones_like(out), saved))
 
 
