@@ -213,6 +213,8 @@ def test_conv_transpose2d_output_size():
     out, _ = kernels.conv_transpose2d_forward(x, W, None, (2, 3), ((1, 0), (0, 2)), (1, 2))
     # (n - 1) * stride - pads + f + output_padding
     assert out.shape == (2, 4 * 2 - 1 + 3 + 1, 3 * 3 - 2 + 2 + 2, 6)
+    out, _ = kernels.conv_transpose2d_forward(x, W, None, (2, 2), ((0, 0), (0, 0)), 1, dilation=2)
+    assert out.shape == (2, 4 * 2 + 2 * 2 + 1 + 1, 3 * 2 + 2 * 1 + 1 + 1, 6)
 
 
 def test_conv_transpose2d_backward_skips_what_is_not_needed():

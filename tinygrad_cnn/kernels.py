@@ -442,10 +442,12 @@ def conv_transpose2d_forward(x: np.ndarray, W: np.ndarray, b, stride, pads, outp
                              dilation=(1, 1), groups: int = 1):
     """out = the dA_prev of the conv2d with weight W, stride, pads, dilation, groups, given dZ = x; plus b.
 
-    x (m, n_H, n_W, n_C_in), W (f_h, f_w, n_C_out // groups, n_C_in), b None / (n_C_out,) / (1, 1, 1, n_C_out)
+    x (m, n_H, n_W, n_C_in), W (f_h, f_w, n_C_out // groups, n_C_in), b None / (n_C_out,) / (1, 1, 1, n_C_out),
+    stride (s_h, s_w), pads ((top, bottom), (left, right)), output_padding and dilation ints or pairs
     -> (out (m, H, W_out, n_C_out), saved), H = (n_H - 1) * s_h - (top + bottom) + d_h * (f_h - 1) + 1 + op_h.
     """
     dilation = as_positive_pair("conv_transpose2d", "dilation", dilation)
+    output_padding = as_int_pair("conv_transpose2d", "output_padding", output_padding, 0)
     dtype = _float_dtype(x, W)
     x, W = x.astype(dtype, copy=False), W.astype(dtype, copy=False)
     out_hw = conv_transpose2d_output_hw(x.shape, W.shape[:2], stride, pads, output_padding, dilation)
