@@ -17,15 +17,14 @@ This module works on any node with ``.data``, ``.parents``, ``.op``; it never im
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import threading
 import warnings
 
 import numpy as np
 
 from .graph import grad_like
+from .modes import SwitchContext, ThreadSwitch
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -34,16 +33,12 @@ class AnomalyError(RuntimeError):
     """An op made NaN/inf from finite values (forward) or its backward did (backward), in detect_anomaly()."""
 
 
-class _AnomalyMode(threading.local):
-    enabled = False
-
-
-_mode = _AnomalyMode()
+anomaly_mode = ThreadSwitch(False)
 
 
 def is_anomaly_enabled() -> bool:
     """True inside ``detect_anomaly()`` (in this thread)."""
-    return _mode.enabled
+    return anomaly_mode.enabled
 
 
 def _numpy_warning(kind: str, flag: int) -> None:
@@ -53,7 +48,7 @@ def _numpy_warning(kind: str, flag: int) -> None:
         warnings.warn(f"{kind} encountered", RuntimeWarning, stacklevel=2)
 
 
-class detect_anomaly(contextlib.ContextDecorator):
+class detect_anomaly(SwitchContext):
     """Context manager and decorator: find the first op (forward) or backward closure that made NaN/inf.
 
     ``with detect_anomaly(): loss = model(x); loss.backward()`` raises :class:`AnomalyError` at the first
@@ -61,25 +56,15 @@ class detect_anomaly(contextlib.ContextDecorator):
     mode (every op checks its output): use it to debug, not to train.
     """
 
-    def __new__(cls, func=None):
-        self = super().__new__(cls)
-        return self(func) if callable(func) else self  # bare @detect_anomaly: decorate func right away
-
-    def __init__(self, func=None):
-        pass
-
-    def _recreate_cm(self):
-        return type(self)()  # a decorated function gets a fresh context per call: safe across threads
+    switch, value = anomaly_mode, True
 
     def __enter__(self):
-        self._previous = _mode.enabled
         self._errstate = np.errstate(divide="call", over="call", invalid="call", call=_numpy_warning)
         self._errstate.__enter__()
-        _mode.enabled = True
-        return self
+        return super().__enter__()
 
     def __exit__(self, *exc):
-        _mode.enabled = self._previous
+        super().__exit__(*exc)
         self._errstate.__exit__(*exc)
         return False
 

@@ -7,6 +7,7 @@ without importing the Tensor class.
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 
 import numpy as np
@@ -94,3 +95,22 @@ def gc_paused() -> _CollectorPause:
     """Pause Python's cyclic garbage collector during a backward walk: the walk allocates arrays but no cycles,
     and collections that scan a graph of 100,000 tensors would make its cost grow faster than linearly."""
     return _collector_pause
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``.remove()`` takes the hook off (calling it twice is harmless)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: dict):
+        self._hooks, self.id = hooks, next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False

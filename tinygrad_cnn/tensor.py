@@ -1,7 +1,8 @@
 """The engine: Tensor, a numpy array that records the computation that made it, and ``backward()``.
 
 This file holds only what every op relies on: a tensor's fields, constructors, conversions and copies,
-``from_op`` (how an op records itself), the backward walk, grad mode and the dtype policy. The ops themselves
+``from_op`` (how an op records itself) and the backward walk; grad mode (per thread) is in ``modes.py``, the
+dtype policy in ``dtypes.py``. The ops themselves
 live in ``ops/`` (elementwise, reduce, shape, cnn; compare and numpy_protocol for ``==`` and numpy calls) as
 mixin classes whose methods Tensor inherits, each written in one place in micrograd's shape:
 
@@ -27,15 +28,14 @@ returning a wrong gradient.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import threading
 
 import numpy as np
 
-from .anomaly import _mode as _anomaly_mode
-from .anomaly import check_backward, check_forward, user_line
-from .graph import gc_paused, grad_like, readonly, topo_order
+from .anomaly import anomaly_mode, check_backward, check_forward, user_line
+from .dtypes import get_default_dtype, set_default_dtype, to_array  # noqa: F401 (re-exported)
+from .graph import RemovableHandle, gc_paused, grad_like, readonly, topo_order
+from .modes import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401 (re-exported)
 from .ops.cnn import CNNOps
 from .ops.common import shape_arg
 from .ops.compare import CompareOps
@@ -57,7 +57,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
                  "_backward", "_version", "_saved_versions", "_hooks", "_where", "__weakref__")
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None, dtype=None):
-        self._set_leaf(to_array(data, dtype), bool(requires_grad), name)
+        self._set_leaf(to_array(data.data if isinstance(data, Tensor) else data, dtype), bool(requires_grad), name)
 
     def _set_leaf(self, data: np.ndarray, requires_grad: bool, name: str | None) -> None:
         self._data, self.grad, self.requires_grad, self.name = data, None, requires_grad, name
@@ -77,12 +77,12 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
         Inside ``detect_anomaly()`` the op also records the user's file:line and checks its output.
         """
         try:
-            needs_grad = _grad_mode.enabled and any([p.requires_grad for p in parents])
+            needs_grad = grad_mode.enabled and any([p.requires_grad for p in parents])
         except AttributeError:
             raise TypeError(f"from_op: parents of '{op}' must be Tensors, got "
                             f"{[type(p).__name__ for p in parents]}; wrap constants with Tensor(...)") from None
         where = None
-        if _anomaly_mode.enabled:
+        if anomaly_mode.enabled:
             where = user_line()
             check_forward(data, parents, op, op_args, where)
         if not needs_grad:
@@ -142,7 +142,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
             order = [t for t in topo_order(self) if t.requires_grad]
             for t in order:  # check before changing anything: a failed backward leaves grads untouched
                 t._check_versions()
-            _run_backward(order, grad, anomaly=_anomaly_mode.enabled)
+            _run_backward(order, grad, anomaly=anomaly_mode.enabled)
 
     def register_hook(self, hook) -> RemovableHandle:
         """Call ``hook(grad)`` each time backward() computes this tensor's gradient; return a handle whose
@@ -338,23 +338,23 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
     # ------------------------------------------------------------------ constructors
     @classmethod
     def zeros(cls, *shape, dtype=None, requires_grad=False, name=None) -> Tensor:
-        return cls(np.zeros(shape_arg(shape), dtype or _default_dtype), requires_grad, name)
+        return cls(np.zeros(shape_arg(shape), dtype or get_default_dtype()), requires_grad, name)
 
     @classmethod
     def ones(cls, *shape, dtype=None, requires_grad=False, name=None) -> Tensor:
-        return cls(np.ones(shape_arg(shape), dtype or _default_dtype), requires_grad, name)
+        return cls(np.ones(shape_arg(shape), dtype or get_default_dtype()), requires_grad, name)
 
     @classmethod
     def randn(cls, *shape, seed=None, dtype=None, requires_grad=False, name=None) -> Tensor:
         """Standard normal values; ``seed`` is an int or a ``numpy.random.Generator``."""
         rng = np.random.default_rng(seed)
-        return cls(rng.standard_normal(shape_arg(shape)).astype(dtype or _default_dtype), requires_grad, name)
+        return cls(rng.standard_normal(shape_arg(shape)).astype(dtype or get_default_dtype()), requires_grad, name)
 
     @classmethod
     def uniform(cls, *shape, low=0.0, high=1.0, seed=None, dtype=None, requires_grad=False, name=None) -> Tensor:
         """Uniform values in [low, high); ``seed`` is an int or a ``numpy.random.Generator``."""
         rng = np.random.default_rng(seed)
-        data = rng.uniform(low, high, shape_arg(shape)).astype(dtype or _default_dtype)
+        data = rng.uniform(low, high, shape_arg(shape)).astype(dtype or get_default_dtype())
         return cls(data, requires_grad, name)
 
     @classmethod
@@ -427,140 +427,3 @@ def walk_gradients(root: Tensor, grad: np.ndarray) -> dict:
     with gc_paused():
         _run_backward([t for t in topo_order(root) if t.requires_grad], grad, record=record)
     return record
-
-
-class RemovableHandle:
-    """What ``register_hook`` returns: ``.remove()`` takes the hook off (calling it twice is harmless)."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks: dict):
-        self._hooks, self.id = hooks, next(RemovableHandle._ids)
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-        return False
-
-
-# ----------------------------------------------------------------------------- grad mode (per thread)
-class _GradMode(threading.local):
-    enabled = True
-
-
-_grad_mode = _GradMode()
-
-
-def is_grad_enabled() -> bool:
-    """False inside ``no_grad()`` (in this thread)."""
-    return _grad_mode.enabled
-
-
-class _GradModeContext(contextlib.ContextDecorator):
-    """Sets grad mode on entry and restores the previous one on exit, in the calling thread only."""
-
-    mode = True
-
-    def _recreate_cm(self):
-        return type(self)()  # a decorated function gets a fresh context per call: safe across threads
-
-    def __enter__(self):
-        self._previous = _grad_mode.enabled
-        _grad_mode.enabled = self.mode
-        return self
-
-    def __exit__(self, *exc):
-        _grad_mode.enabled = self._previous
-        return False
-
-
-class no_grad(_GradModeContext):
-    """Context manager and decorator: ops inside record nothing (results are plain leaves). Per thread.
-
-    ``with no_grad(): ...``, ``@no_grad()`` and ``@no_grad`` all work.
-    """
-
-    mode = False
-
-    def __new__(cls, func=None):
-        self = super().__new__(cls)
-        return self(func) if callable(func) else self  # bare @no_grad: decorate func right away
-
-    def __init__(self, func=None):
-        pass
-
-
-class enable_grad(_GradModeContext):
-    """Context manager and decorator: record ops again inside a ``no_grad()`` block. Per thread."""
-
-    mode = True
-
-
-class set_grad_enabled:
-    """``set_grad_enabled(False)`` turns recording off in this thread now; as ``with set_grad_enabled(mode):``
-    it also restores the previous mode on exit (as PyTorch)."""
-
-    def __init__(self, mode: bool):
-        self._previous = _grad_mode.enabled
-        _grad_mode.enabled = bool(mode)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        _grad_mode.enabled = self._previous
-        return False
-
-
-# ----------------------------------------------------------------------------- dtype policy
-_default_dtype = np.dtype(np.float32)
-
-
-def set_default_dtype(dtype) -> None:
-    """Set the dtype given to ints, bools, lists and Python scalars (float32 or float64)."""
-    global _default_dtype
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"set_default_dtype: dtype must be float32 or float64, got {dtype}")
-    _default_dtype = dtype
-
-
-def get_default_dtype() -> np.dtype:
-    """The dtype given to ints, bools, lists and Python scalars."""
-    return _default_dtype
-
-
-def to_array(data, dtype=None) -> np.ndarray:
-    """Apply the dtype policy and return a fresh, read-only array.
-
-    float32/float64 numpy data keep their dtype; ints, bools, other floats, lists and Python
-    scalars become the default float dtype; strings, objects and complex raise TypeError.
-    """
-    if isinstance(data, Tensor):
-        data = data.data
-    is_numpy = isinstance(data, (np.ndarray, np.generic))
-    try:
-        arr = np.array(data)
-    except ValueError as e:  # ragged nested lists
-        raise ValueError(f"Tensor: data is not a rectangular array: {e}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(
-            f"Tensor: unsupported dtype {arr.dtype} (from {type(data).__name__}); "
-            "use numbers: float32/float64 arrays, ints, bools, lists or scalars"
-        )
-    if dtype is not None:
-        target = np.dtype(dtype)
-        if target not in (np.float32, np.float64):
-            raise TypeError(f"Tensor: dtype must be float32 or float64, got {target}")
-    elif is_numpy and arr.dtype in (np.float32, np.float64):
-        target = arr.dtype
-    else:
-        target = _default_dtype
-    arr = arr.astype(target, copy=False)
-    arr.setflags(write=False)
-    return arr
