@@ -846,7 +846,7 @@ def summary(model: Module, input_shape, print_fn=print) -> str:
     """
     if not isinstance(model, Module):
         raise TypeError(f"summary: model must be a Module, got {type(model).__name__}")
-    shape = _check_input_shape(input_shape)
+    shape = check_input_shape("summary", input_shape)
     shapes = _output_shapes(model, shape)
     counted = [*model.named_parameters(), *_float_buffers(model)]
     owned = {}
@@ -878,11 +878,12 @@ def _float_buffers(model: Module) -> list:
     return found
 
 
-def _check_input_shape(input_shape) -> tuple:
+def check_input_shape(who: str, input_shape) -> tuple:
+    """input_shape as a tuple of positive ints (batch axis included); TypeError naming ``who`` otherwise."""
     ok = isinstance(input_shape, (tuple, list)) and all(
         isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in input_shape)
     if not ok or not input_shape:
-        raise TypeError("summary: input_shape must be a tuple of positive ints, batch axis included "
+        raise TypeError(f"{who}: input_shape must be a tuple of positive ints, batch axis included "
                         f"(e.g. (1, 28, 28, 1)), got {input_shape!r}")
     return tuple(int(n) for n in input_shape)
 
