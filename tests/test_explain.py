@@ -323,3 +323,20 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'pip install "tinygrad_cnn\[plot\]"'):
         e.plot()
+
+
+@pytest.mark.parametrize("dilation, groups", [(2, 1), (1, 2), ((2, 1), 2)])
+def test_dilated_and_grouped_conv2d_are_explained_by_the_generic_search(dilation, groups):
+    rng = np.random.default_rng(4)
+    A = Tensor(rng.normal(size=(2, 7, 6, 4)), requires_grad=True, name="A")
+    W = Tensor(rng.normal(size=(3, 2, 4 // groups, 4)), requires_grad=True, name="W")
+    Z = A.conv2d(W, stride=(2, 1), pad=1, dilation=dilation, groups=groups)
+    root = (Z * Z).sum()
+    root.backward()
+    terms = 0
+    for x in (A, W):
+        for index in [tuple(int(rng.integers(n)) for n in x.shape) for _ in range(3)]:
+            e = assert_explains(root, x, index)
+            assert e.consumers[0].geometry is None and all("+=" not in t.formula for t in e.terms)  # not the formula
+            terms += len(e.terms)
+    assert terms > 10
