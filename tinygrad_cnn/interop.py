@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .nn import BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module, check_input_shape, trace_calls
+from .nn import BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module, check_input_shape, check_state_keys, trace_calls
 from .tensor import Tensor
 
 __all__ = ["to_torch_state_dict", "from_torch_state_dict"]
@@ -143,13 +143,7 @@ def from_torch_state_dict(model: Module, state, input_shape) -> None:
         raise TypeError(f"{who}: state must be a mapping name -> array (torch_model.state_dict()), "
                         f"got {type(state).__name__}")
     entries = _entries(model, input_shape, who)
-    keys = [key for key, *_ in entries]
-    missing = [k for k in keys if k not in state]
-    unexpected = [k for k in state if k not in keys]
-    if missing or unexpected:
-        parts = [f"missing keys {missing}"] if missing else []
-        parts += [f"unexpected keys {unexpected}"] if unexpected else []
-        raise ValueError(f"{who}: {type(model).__name__}: {'; '.join(parts)}")
+    check_state_keys(f"{who}: {type(model).__name__}", [key for key, *_ in entries], state)
     ours = {}
     for key, our_key, value, to_torch, from_torch in entries:
         arr = _as_array(state[key])

@@ -212,12 +212,7 @@ class Module:
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a mapping name -> array, got {type(state).__name__}")
         own = self._named_state()
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        if missing or unexpected:
-            parts = [f"missing keys {missing}"] if missing else []
-            parts += [f"unexpected keys {unexpected}"] if unexpected else []
-            raise ValueError(f"load_state_dict: {type(self).__name__}: {'; '.join(parts)}")
+        check_state_keys(f"load_state_dict: {type(self).__name__}", own, state)
         arrays, first_name = {}, {}
         for name, p in own.items():
             value = state[name]
@@ -261,6 +256,16 @@ class Module:
 
 
 # ----------------------------------------------------------------------------- checks and init
+def check_state_keys(who: str, expected, state) -> None:
+    """ValueError naming the missing and the unexpected keys unless state's keys are expected's."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = [f"missing keys {missing}"] if missing else []
+        parts += [f"unexpected keys {unexpected}"] if unexpected else []
+        raise ValueError(f"{who}: {'; '.join(parts)}")
+
+
 def _check_buffer(owner: str, name: str, value) -> np.ndarray:
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
         raise TypeError(f"{owner}: buffer {name!r} must be a numpy array of numbers, got {type(value).__name__}")
@@ -368,7 +373,30 @@ def _check_images(layer: str, x: Tensor, channels: int | None = None) -> None:
 
 
 # ----------------------------------------------------------------------------- layers
-class Conv2d(Module):
+class _Conv(Module):
+    """What Conv2d and ConvTranspose2d share: their checked arguments and their repr."""
+
+    def __init__(self, layer: str, in_channels, out_channels, f, stride, pad, dilation, groups):
+        super().__init__()
+        self.in_channels = _check_positive_int(layer, "in_channels", in_channels)
+        self.out_channels = _check_positive_int(layer, "out_channels", out_channels)
+        self.f = _check_window(layer, "f", f)
+        self.stride = _check_window(layer, "stride", stride)
+        self.pad = pad
+        self.dilation = _check_window(layer, "dilation", dilation)
+        self.groups = _check_groups(layer, groups, in_channels=self.in_channels, out_channels=self.out_channels)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, f={self.f}"
+        s += f", stride={self.stride}" if self.stride != 1 else ""
+        s += f", pad={self.pad!r}" if self.pad != 0 else ""
+        s += f", output_padding={self.output_padding}" if getattr(self, "output_padding", 0) != 0 else ""
+        s += f", dilation={self.dilation}" if self.dilation != 1 else ""
+        s += f", groups={self.groups}" if self.groups != 1 else ""
+        return s + (", bias=False" if self.b is None else "")
+
+
+class Conv2d(_Conv):
     """2-D convolution, NHWC.  x (m, n_H, n_W, in_channels) -> (m, n_H', n_W', out_channels).
 
     W: (f, f, in_channels // groups, out_channels), b: (out_channels,), zeros at start.
@@ -379,14 +407,7 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, f, stride=1, pad=0, bias: bool = True,
                  init: str = "he", seed=None, dtype=np.float32, dilation=1, groups: int = 1):
-        super().__init__()
-        self.in_channels = _check_positive_int("Conv2d", "in_channels", in_channels)
-        self.out_channels = _check_positive_int("Conv2d", "out_channels", out_channels)
-        self.f = _check_window("Conv2d", "f", f)
-        self.stride = _check_window("Conv2d", "stride", stride)
-        self.pad = pad
-        self.dilation = _check_window("Conv2d", "dilation", dilation)
-        self.groups = _check_groups("Conv2d", groups, in_channels=self.in_channels, out_channels=self.out_channels)
+        super().__init__("Conv2d", in_channels, out_channels, f, stride, pad, dilation, groups)
         self.W, self.b = _conv_weights("Conv2d", self.f, self.in_channels // self.groups, self.out_channels, bias,
                                        init, seed, dtype)
 
@@ -395,16 +416,8 @@ class Conv2d(Module):
         _check_images(f"Conv2d({self.extra_repr()})", x, self.in_channels)
         return x.conv2d(self.W, self.b, stride=self.stride, pad=self.pad, dilation=self.dilation, groups=self.groups)
 
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, f={self.f}"
-        s += f", stride={self.stride}" if self.stride != 1 else ""
-        s += f", pad={self.pad!r}" if self.pad != 0 else ""
-        s += f", dilation={self.dilation}" if self.dilation != 1 else ""
-        s += f", groups={self.groups}" if self.groups != 1 else ""
-        return s + (", bias=False" if self.b is None else "")
 
-
-class ConvTranspose2d(Module):
+class ConvTranspose2d(_Conv):
     """Transposed 2-D convolution (upsampling, as in U-Net), NHWC.  x (m, n_H, n_W, in_channels) ->
     (m, (n_H - 1) * s - pads + dilation * (f - 1) + 1 + output_padding, ..., out_channels).
 
@@ -417,15 +430,8 @@ class ConvTranspose2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, f, stride=1, pad=0, output_padding=0, bias: bool = True,
                  init: str = "he", seed=None, dtype=np.float32, dilation=1, groups: int = 1):
-        super().__init__()
-        self.in_channels = _check_positive_int("ConvTranspose2d", "in_channels", in_channels)
-        self.out_channels = _check_positive_int("ConvTranspose2d", "out_channels", out_channels)
-        self.f = _check_window("ConvTranspose2d", "f", f)
-        self.stride = _check_window("ConvTranspose2d", "stride", stride)
-        self.pad, self.output_padding = pad, output_padding
-        self.dilation = _check_window("ConvTranspose2d", "dilation", dilation)
-        self.groups = _check_groups("ConvTranspose2d", groups, in_channels=self.in_channels,
-                                    out_channels=self.out_channels)
+        super().__init__("ConvTranspose2d", in_channels, out_channels, f, stride, pad, dilation, groups)
+        self.output_padding = output_padding
         self.W, self.b = _conv_weights("ConvTranspose2d", self.f, self.out_channels // self.groups, self.in_channels,
                                        bias, init, seed, dtype, n_bias=self.out_channels)
 
@@ -434,15 +440,6 @@ class ConvTranspose2d(Module):
         _check_images(f"ConvTranspose2d({self.extra_repr()})", x, self.in_channels)
         return x.conv_transpose2d(self.W, self.b, stride=self.stride, pad=self.pad,
                                   output_padding=self.output_padding, dilation=self.dilation, groups=self.groups)
-
-    def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, f={self.f}"
-        s += f", stride={self.stride}" if self.stride != 1 else ""
-        s += f", pad={self.pad!r}" if self.pad != 0 else ""
-        s += f", output_padding={self.output_padding}" if self.output_padding != 0 else ""
-        s += f", dilation={self.dilation}" if self.dilation != 1 else ""
-        s += f", groups={self.groups}" if self.groups != 1 else ""
-        return s + (", bias=False" if self.b is None else "")
 
 
 class Linear(Module):
