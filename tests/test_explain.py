@@ -72,6 +72,11 @@ def _cases(r):
     labels = r.integers(0, 5, size=4)
     n, u, ints = r.normal, r.uniform, lambda shape: r.integers(0, 3, size=shape).astype(float)  # ints: ties
     matmul_shapes = _pick(r, [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((4,), (4, 3))])
+    dilation, groups = _pick(r, [1, 2, (2, 1)]), _pick(r, [1, 2])
+    t_stride, t_pad = _pick(r, [1, 2, (2, 1)]), _pick(r, [0, 1, ((1, 0), (0, 1))])
+    t_out_pad = _pick(r, [0, tuple(s - 1 for s in (t_stride if isinstance(t_stride, tuple) else (t_stride,) * 2))])
+    bn_training, running_mean, running_var = _pick(r, [True, False]), n(size=3), u(0.5, 2, size=3)
+    p_drop, drop_seed, slope = _pick(r, [0.3, 0.5]), int(r.integers(1000)), _pick(r, [0.01, 0.2, -0.5])
     return {
         "add": ([n(size=(3, 4)), n(size=(4,))], lambda a, b: a + b),
         "sub": ([n(size=(3, 1)), n(size=(3, 4))], lambda a, b: a - b),
@@ -103,8 +108,16 @@ def _cases(r):
         "concatenate": ([n(size=(2, 3)), n(size=(1, 3))], lambda a, b: Tensor.concatenate([a, b, a], axis=0)),
         "stack": ([n(size=(2, 3)), n(size=(2, 3))], lambda a, b: Tensor.stack([a, b], axis=1)),
         "pad2d": ([n(size=(2, 3, 4, 2))], lambda a: a.pad2d(pads)),
-        "conv2d": ([n(size=(2, 5, 6, 3)), n(size=(3, 2, 3, 4)), n(size=(4,))],
-                   lambda a, W, b: a.conv2d(W, b, stride=stride, pad=pad)),
+        "conv2d": ([n(size=(2, 5, 6, 4)), n(size=(3, 2, 4 // groups, 4)), n(size=(4,))],
+                   lambda a, W, b: a.conv2d(W, b, stride=stride, pad=pad, dilation=dilation, groups=groups)),
+        "conv_transpose2d": ([n(size=(2, 3, 4, 4)), n(size=(3, 2, 6 // groups, 4)), n(size=(6,))],
+                             lambda a, W, b: a.conv_transpose2d(W, b, stride=t_stride, pad=t_pad,
+                                                                output_padding=t_out_pad, dilation=dilation,
+                                                                groups=groups)),
+        "batch_norm2d": ([n(size=(2, 3, 4, 3)), u(0.5, 2, size=3), n(size=3)],
+                         lambda a, g, b: a.batch_norm2d(g, b, running_mean, running_var, training=bn_training)),
+        "dropout": ([n(size=(3, 4))], lambda a: a.dropout(p_drop, rng=drop_seed)),
+        "leaky_relu": ([n(size=(3, 4))], lambda a: a.leaky_relu(slope)),
         "max_pool2d": ([ints((2, 5, 6, 3))], lambda a: a.max_pool2d(f, stride=s, ties=ties)),
         "avg_pool2d": ([n(size=(2, 5, 6, 3))], lambda a: a.avg_pool2d(f, stride=s)),
         "cross_entropy": ([n(size=(4, 5))], lambda a: cross_entropy(a, labels)),
@@ -310,3 +323,20 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'pip install "tinygrad_cnn\[plot\]"'):
         e.plot()
+
+
+@pytest.mark.parametrize("dilation, groups", [(2, 1), (1, 2), ((2, 1), 2)])
+def test_dilated_and_grouped_conv2d_are_explained_by_the_generic_search(dilation, groups):
+    rng = np.random.default_rng(4)
+    A = Tensor(rng.normal(size=(2, 7, 6, 4)), requires_grad=True, name="A")
+    W = Tensor(rng.normal(size=(3, 2, 4 // groups, 4)), requires_grad=True, name="W")
+    Z = A.conv2d(W, stride=(2, 1), pad=1, dilation=dilation, groups=groups)
+    root = (Z * Z).sum()
+    root.backward()
+    terms = 0
+    for x in (A, W):
+        for index in [tuple(int(rng.integers(n)) for n in x.shape) for _ in range(3)]:
+            e = assert_explains(root, x, index)
+            assert e.consumers[0].geometry is None and all("+=" not in t.formula for t in e.terms)  # not the formula
+            terms += len(e.terms)
+    assert terms > 10

@@ -226,6 +226,60 @@ def test_avg_pool2d(f, stride, seed):
                  rng.standard_normal((2, 7, 8, 3)), seed=seed)
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("stride, pad, dilation, groups", [
+    (1, 0, 2, 1), (2, 1, (1, 2), 2), (1, 1, 1, 4), ((2, 1), (2, 1), 2, 4), (1, 2, 3, 2)])
+def test_conv2d_dilation_groups(stride, pad, dilation, groups, seed):
+    rng = np.random.default_rng(seed)
+    x, W, b = rng.standard_normal((2, 9, 8, 4)), rng.standard_normal((3, 2, 4 // groups, 8)), rng.standard_normal(8)
+    same_program(lambda x, W, b: x.conv2d(W, b, stride=stride, pad=pad, dilation=dilation, groups=groups),
+                 lambda x, W, b: nhwc(TF.conv2d(nchw(x), W.permute(3, 2, 0, 1), b, stride=stride, padding=pad,
+                                                dilation=dilation, groups=groups)), x, W, b, seed=seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("stride, pad, output_padding, dilation, groups", [
+    (1, 0, 0, 1, 1), (2, 1, 1, 1, 1), ((2, 3), (0, 1), (1, 2), 1, 2), (2, 1, 0, 2, 2), (3, 0, 2, (1, 2), 1)])
+def test_conv_transpose2d(stride, pad, output_padding, dilation, groups, seed):
+    rng = np.random.default_rng(seed)
+    x, W, b = rng.standard_normal((2, 4, 3, 4)), rng.standard_normal((3, 2, 6 // groups, 4)), rng.standard_normal(6)
+    same_program(lambda x, W, b: x.conv_transpose2d(W, b, stride=stride, pad=pad, output_padding=output_padding,
+                                                    dilation=dilation, groups=groups),
+                 lambda x, W, b: nhwc(TF.conv_transpose2d(nchw(x), W.permute(3, 2, 0, 1), b, stride=stride,
+                                                          padding=pad, output_padding=output_padding,
+                                                          dilation=dilation, groups=groups)), x, W, b, seed=seed)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_batch_norm2d_and_its_running_statistics(training, seed):
+    rng = np.random.default_rng(seed)
+    mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    ours_stats, torch_stats = (mean.copy(), var.copy()), (torch.tensor(mean), torch.tensor(var))
+    same_program(lambda x, g, b: x.batch_norm2d(g, b, *ours_stats, training=training, momentum=0.3),
+                 lambda x, g, b: nhwc(TF.batch_norm(nchw(x), *torch_stats, g, b, training=training, momentum=0.3)),
+                 rng.standard_normal((4, 3, 5, 3)) * 2 + 1, rng.uniform(0.5, 2, 3), rng.standard_normal(3),
+                 seed=seed)
+    for ours, theirs in zip(ours_stats, torch_stats, strict=True):
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, -0.5])
+def test_leaky_relu(slope):
+    same_program(lambda x: x.leaky_relu(slope), lambda x: TF.leaky_relu(x, slope),
+                 np.random.default_rng(11).standard_normal((3, 4, 5)))
+
+
+def test_dropout_with_the_same_mask_is_torchs_and_eval_is_the_identity():
+    x = np.random.default_rng(12).standard_normal((20, 30))
+    mask = F.dropout(np.ones_like(x), 0.3, rng=5).data  # our mask: 0 or 1 / (1 - p)
+    same_program(lambda x: x.dropout(0.3, rng=5), lambda x: x * torch.tensor(mask), x)
+    t = torch.tensor(x)
+    torch_dropped = TF.dropout(t, 0.3, training=True)  # torch's survivors are scaled as ours: x / (1 - p)
+    np.testing.assert_allclose(torch_dropped[torch_dropped != 0].numpy(), (t[torch_dropped != 0] / 0.7).numpy())
+    same_program(lambda x: x.dropout(0.3, training=False), lambda x: TF.dropout(x, 0.3, training=False), x)
+
+
 # ----------------------------------------------------------------------------- losses and a whole network
 def test_mse_loss():
     rng = np.random.default_rng(8)

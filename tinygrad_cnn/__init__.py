@@ -1,6 +1,6 @@
 """tinygrad_cnn: a small, readable autograd on numpy, built around convolutional networks (NHWC)."""
 
-from . import data, functional, io, nn, optim, plot, steps
+from . import data, functional, interop, io, nn, optim, plot, steps
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .explain import Explanation, explain
 from .gradcheck import GradcheckError, gradcheck
@@ -19,7 +19,7 @@ from .viz import draw_graph, save_graph
 __all__ = [
     "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
     "gradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
-    "nn", "optim", "io", "save", "load", "steps", "data", "plot",
+    "nn", "optim", "io", "interop", "save", "load", "steps", "data", "plot",
     "explain", "Explanation", "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
 ]
 __version__ = "0.1.0"

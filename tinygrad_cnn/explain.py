@@ -13,6 +13,7 @@ lists those terms.
   ``x[index]``: about 2 * terms * log2(output size) closure runs. This works for every op, a user's too.
 * The CNN ops and 2-D matmul have their own formulas (the notebook's ``dA_prev[i,h,w,c] += W[..] * dZ[..]``):
   their terms are found from the window geometry, without the search, so they stay fast for large layers.
+  A conv2d with dilation or groups takes the generic search (the formulas are the notebook's plain conv).
 """
 
 from __future__ import annotations
@@ -225,6 +226,14 @@ SPECIAL_TERMS = {"conv2d": _conv2d_terms, "max_pool2d": _pool_terms, "avg_pool2d
                  "matmul": _matmul_terms}
 
 
+def _has_formula(out: Tensor) -> bool:
+    """True when out's op has its own formula: the ops of SPECIAL_TERMS, conv2d only without dilation or groups
+    (its label carries them only when they are not 1)."""
+    if out.op == "conv2d":
+        return "dilation" not in out.op_args and "groups" not in out.op_args
+    return out.op in SPECIAL_TERMS
+
+
 # ----------------------------------------------------------------------------- explain
 def _check_index(x: Tensor, index) -> tuple:
     index = (index,) if isinstance(index, (int, np.integer)) else tuple(index)
@@ -274,10 +283,11 @@ def explain(root: Tensor, x: Tensor, index, recompute: bool = False) -> Explanat
         if G is None:
             c.note = "no gradient reached its output"
             continue
-        make = SPECIAL_TERMS.get(c.out.op, _generic_terms)
-        if x.shape != c.out.shape and c.out.op not in SPECIAL_TERMS and _broadcasts(x.shape, c.out.shape):
+        special = _has_formula(c.out)
+        make = SPECIAL_TERMS[c.out.op] if special else _generic_terms
+        if x.shape != c.out.shape and not special and _broadcasts(x.shape, c.out.shape):
             c.note = f"{x_name} {x.shape} was broadcast to {c.out.shape}: its gradient sums the entries that used it"
-        if c.out.op in PLOTTED_OPS and c.input == 0:
+        if special and c.out.op in PLOTTED_OPS and c.input == 0:
             c.geometry, c.windows = _geometry(c.out), [(h, w) for h, w, _, _ in _windows(c.out, index)]
         label = c.out.op_label
         for k, local, formula in make(c, x, x_name, index, G):

@@ -28,6 +28,7 @@ sqrt = _function(Tensor.sqrt)
 abs = _function(Tensor.abs)  # noqa: A001 (shadows the builtin inside this namespace, as numpy's np.abs)
 clip = _function(Tensor.clip)
 relu = _function(Tensor.relu)
+leaky_relu = _function(Tensor.leaky_relu)
 sigmoid = _function(Tensor.sigmoid)
 tanh = _function(Tensor.tanh)
 softmax = _function(Tensor.softmax)
@@ -52,12 +53,16 @@ stack = Tensor.stack
 # CNN (ops/cnn.py)
 pad2d = _function(Tensor.pad2d)
 conv2d = _function(Tensor.conv2d)
+conv_transpose2d = _function(Tensor.conv_transpose2d)
+batch_norm2d = _function(Tensor.batch_norm2d)
+dropout = _function(Tensor.dropout)
 max_pool2d = _function(Tensor.max_pool2d)
 avg_pool2d = _function(Tensor.avg_pool2d)
 
 __all__ = [
-    "exp", "log", "sqrt", "abs", "clip", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "matmul",
+    "exp", "log", "sqrt", "abs", "clip", "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "matmul",
     "maximum", "minimum",
     "sum", "mean", "max", "min", "reshape", "flatten", "transpose", "concatenate", "stack",
-    "pad2d", "conv2d", "max_pool2d", "avg_pool2d", "mse_loss", "cross_entropy",
+    "pad2d", "conv2d", "conv_transpose2d", "batch_norm2d", "dropout", "max_pool2d", "avg_pool2d",
+    "mse_loss", "cross_entropy",
 ]

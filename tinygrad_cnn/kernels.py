@@ -574,6 +574,14 @@ def batch_norm_backward(dout: np.ndarray, saved: BatchNormSaved):
 # ---------------------------------------------------------------- dropout
 
 
+def check_dropout_p(p) -> None:
+    """p must be a number in [0, 1]: the probability of dropping an entry."""
+    if not _real(p):
+        raise TypeError(f"dropout: p must be a number in [0, 1], got {p!r}")
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be in [0, 1] (the probability of dropping an entry), got {p!r}")
+
+
 def dropout_mask(shape, p: float, rng=None, dtype=np.float64) -> np.ndarray:
     """Inverted-dropout mask: each entry 0 with probability p, else 1 / (1 - p), so mask.mean() ~ 1.
 
@@ -581,10 +589,7 @@ def dropout_mask(shape, p: float, rng=None, dtype=np.float64) -> np.ndarray:
     rng: a numpy Generator, a seed or None (fresh entropy). dtype: float32 or float64.
     out = x * mask in the forward, dx = dout * mask in the backward.
     """
-    if not _real(p):
-        raise TypeError(f"dropout: p must be a number in [0, 1], got {p!r}")
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout: p must be in [0, 1] (the probability of dropping an entry), got {p!r}")
+    check_dropout_p(p)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dropout: dtype must be float32 or float64, got {dtype}")

@@ -1,9 +1,13 @@
-"""Layers for CNNs in NHWC: Module, Conv2d, Linear, MaxPool2d, AvgPool2d, GlobalAvgPool2d, ReLU, Sigmoid,
-Tanh, Softmax, Flatten; the containers Sequential, ModuleList, ModuleDict; ``summary``.
+"""Layers for CNNs in NHWC: Module, Conv2d, ConvTranspose2d, Linear, BatchNorm2d, Dropout, MaxPool2d, AvgPool2d,
+GlobalAvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Flatten; the containers Sequential, ModuleList,
+ModuleDict; ``summary``.
 
 A Module is a plain Python object whose attributes are registered as they are set:
 
 * a ``Tensor`` attribute is a parameter (``self.W = Tensor(..., requires_grad=True)``);
+* ``self.register_buffer(name, array)`` registers a buffer: a numpy array that is part of the layer's state
+  but not learned (BatchNorm2d's running statistics). ``state_dict``/``save`` include buffers and
+  ``load_state_dict`` restores them (in place); ``parameters()`` and so the optimizers never see them;
 * a ``Module`` attribute is a child (``self.conv1 = Conv2d(1, 8, 3)``);
 * several children go in a ``ModuleList`` or ``ModuleDict`` (a plain list, tuple or dict holding
   Modules or Tensors registers nothing, so setting one raises TypeError).
@@ -27,11 +31,12 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .kernels import TIES
-from .tensor import Tensor, as_tensor, no_grad
+from .kernels import TIES, check_dropout_p
+from .tensor import Tensor, as_tensor, set_grad_enabled
 
-__all__ = ["Module", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ReLU", "Sigmoid", "Tanh",
-           "Softmax", "Flatten", "Sequential", "ModuleList", "ModuleDict", "summary", "he_init", "glorot_init"]
+__all__ = ["Module", "Conv2d", "ConvTranspose2d", "Linear", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d",
+           "GlobalAvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Sequential",
+           "ModuleList", "ModuleDict", "summary", "he_init", "glorot_init"]
 
 INITS = ("he", "glorot")
 
@@ -43,12 +48,15 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before setting attributes")
-        if isinstance(value, Tensor):
+        if name in self._buffers:
+            self._buffers[name] = _check_buffer(type(self).__name__, name, value)
+        elif isinstance(value, Tensor):
             self._modules.pop(name, None)
             self._parameters[name] = value  # a re-assigned name keeps its place, as in PyTorch
             value.name = name
@@ -71,7 +79,21 @@ class Module:
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        self._buffers.pop(name, None)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, array) -> None:
+        """Register ``array`` (a numpy array of numbers) as the buffer ``name``, readable as ``self.name``.
+
+        A buffer is state that is saved and loaded with the weights but not learned: in ``state_dict()``, not in
+        ``parameters()``. Setting ``self.name = new_array`` later replaces it. As ``torch.nn.Module.register_buffer``.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TypeError(f"register_buffer: name must be an identifier string, got {name!r}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"register_buffer: {type(self).__name__} already has a parameter or child {name!r}")
+        self._buffers[name] = _check_buffer(type(self).__name__, name, array)
+        object.__setattr__(self, name, self._buffers[name])
 
     def _add_module(self, name: str, module: "Module") -> None:
         """Register ``module`` as the child ``name``; its parameters' Tensor names get the prefix."""
@@ -125,6 +147,16 @@ class Module:
                 seen.add(id(p))
                 yield (f"{module_name}.{name}" if module_name else name), p
 
+    def named_buffers(self, prefix: str = "", remove_duplicate: bool = True):
+        """(dotted name, ndarray) pairs of every module's buffers, in ``named_modules()`` order."""
+        for module_name, module in self.named_modules(prefix, remove_duplicate):
+            for name, array in module._buffers.items():
+                yield (f"{module_name}.{name}" if module_name else name), array
+
+    def buffers(self) -> list:
+        """Every buffer array (BatchNorm2d's running statistics...), in ``named_buffers()`` order."""
+        return [b for _, b in self.named_buffers()]
+
     def parameters(self) -> list:
         """Every parameter Tensor once (a tied weight once), in ``named_parameters()`` order."""
         return [p for _, p in self.named_parameters()]
@@ -149,15 +181,29 @@ class Module:
         return self.train(False)
 
     # ------------------------------------------------------------------ weights as arrays
+    def _named_state(self) -> dict:
+        """{dotted name: parameter Tensor or buffer ndarray}: each module's parameters, then its buffers, module by
+        module in ``named_modules()`` order (PyTorch's ``state_dict`` order); a tied one under each name."""
+        state = {}
+        for module_name, module in self.named_modules(remove_duplicate=False):
+            prefix = f"{module_name}." if module_name else ""
+            for name, value in (*module._parameters.items(), *module._buffers.items()):
+                if value is not None:
+                    state[prefix + name] = value
+        return state
+
     def state_dict(self) -> dict:
-        """{dotted name: writable ndarray copy of the parameter}, in ``named_parameters()`` order.
+        """{dotted name: writable ndarray copy} of every parameter and buffer (BatchNorm2d's running statistics),
+        each module's parameters then its buffers, as PyTorch's ``state_dict``.
 
         A tied parameter appears under each of its names, as in PyTorch's ``state_dict``.
         """
-        return {name: np.array(p.data, copy=True) for name, p in self.named_parameters(remove_duplicate=False)}
+        return {name: np.array(v.data if isinstance(v, Tensor) else v, copy=True)
+                for name, v in self._named_state().items()}
 
     def load_state_dict(self, state) -> None:
-        """Copy arrays into the parameters (each cast to its parameter's dtype).
+        """Copy arrays into the parameters and buffers (each cast to its parameter's or buffer's dtype; a buffer
+        is written in place, so an op holding it sees the new values).
 
         The keys must be exactly those of ``state_dict()`` and each shape must match; the names of
         one tied parameter must hold equal values (PyTorch would silently keep the last).  Everything
@@ -165,13 +211,8 @@ class Module:
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a mapping name -> array, got {type(state).__name__}")
-        own = dict(self.named_parameters(remove_duplicate=False))
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        if missing or unexpected:
-            parts = [f"missing keys {missing}"] if missing else []
-            parts += [f"unexpected keys {unexpected}"] if unexpected else []
-            raise ValueError(f"load_state_dict: {type(self).__name__}: {'; '.join(parts)}")
+        own = self._named_state()
+        check_state_keys(f"load_state_dict: {type(self).__name__}", own, state)
         arrays, first_name = {}, {}
         for name, p in own.items():
             value = state[name]
@@ -180,15 +221,19 @@ class Module:
             if arr.dtype.kind not in "biuf":
                 raise TypeError(f"load_state_dict: key {name!r} holds dtype {arr.dtype}, expected numbers")
             if arr.shape != p.shape:
+                kind = "parameter" if isinstance(p, Tensor) else "buffer"
                 raise ValueError(f"load_state_dict: key {name!r} has shape {arr.shape}, "
-                                 f"but the parameter has shape {p.shape}")
+                                 f"but the {kind} has shape {p.shape}")
             first = first_name.setdefault(id(p), name)
             if not np.array_equal(arr.astype(p.dtype), arrays.get(first, arr).astype(p.dtype), equal_nan=True):
                 raise ValueError(f"load_state_dict: keys {first!r} and {name!r} name one tied parameter but "
                                  "hold different values")
             arrays[name] = arr
         for name, p in own.items():
-            p.data = arrays[name]
+            if isinstance(p, Tensor):
+                p.data = arrays[name]
+            else:
+                p[...] = arrays[name]
 
     # ------------------------------------------------------------------ printing
     def summary(self, input_shape, print_fn=print) -> str:
@@ -211,6 +256,22 @@ class Module:
 
 
 # ----------------------------------------------------------------------------- checks and init
+def check_state_keys(who: str, expected, state) -> None:
+    """ValueError naming the missing and the unexpected keys unless state's keys are expected's."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = [f"missing keys {missing}"] if missing else []
+        parts += [f"unexpected keys {unexpected}"] if unexpected else []
+        raise ValueError(f"{who}: {'; '.join(parts)}")
+
+
+def _check_buffer(owner: str, name: str, value) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+        raise TypeError(f"{owner}: buffer {name!r} must be a numpy array of numbers, got {type(value).__name__}")
+    return value
+
+
 def _refuse_plain_container(owner: str, name: str, value) -> None:
     """A list, tuple or dict holding Modules or Tensors would register nothing: say what to use."""
     if not isinstance(value, (list, tuple, dict)):
@@ -282,6 +343,24 @@ def _init_weight(layer: str, init: str, shape, fan_in: int, fan_out: int, seed, 
     return Tensor(data.astype(dtype), requires_grad=True)
 
 
+def _check_groups(layer: str, groups, **channels) -> int:
+    """groups: a positive int dividing each channel count given by name."""
+    groups = _check_positive_int(layer, "groups", groups)
+    for name, n in channels.items():
+        if n % groups:
+            raise ValueError(f"{layer}: groups={groups} must divide {name}={n}")
+    return groups
+
+
+def _conv_weights(layer: str, f, n_in: int, n_out: int, bias: bool, init: str, seed, dtype, n_bias=None):
+    """(W (f_h, f_w, n_in, n_out) drawn with init, fan_in = f_h * f_w * n_in; b zeros (n_bias or n_out,) or None)."""
+    dtype = _check_dtype(layer, dtype)
+    f_h, f_w = _pair(f)
+    W = _init_weight(layer, init, (f_h, f_w, n_in, n_out), f_h * f_w * n_in, f_h * f_w * n_out, seed, dtype)
+    b = Tensor(np.zeros(n_bias or n_out, dtype), requires_grad=True) if bias else None
+    return W, b
+
+
 def _check_images(layer: str, x: Tensor, channels: int | None = None) -> None:
     """x must be 4-D NHWC (m, n_H, n_W, n_C), with ``channels`` channels if given."""
     if x.ndim != 4:
@@ -294,42 +373,73 @@ def _check_images(layer: str, x: Tensor, channels: int | None = None) -> None:
 
 
 # ----------------------------------------------------------------------------- layers
-class Conv2d(Module):
-    """2-D convolution, NHWC.  x (m, n_H, n_W, in_channels) -> (m, n_H', n_W', out_channels).
+class _Conv(Module):
+    """What Conv2d and ConvTranspose2d share: their checked arguments and their repr."""
 
-    W: (f, f, in_channels, out_channels), b: (out_channels,), zeros at start.
-    f, stride: int or (rows, cols); pad: as ``Tensor.conv2d`` (int, pair, "valid", "same").
-    init: "he" (default, N(0, 2/fan_in)) or "glorot", fan_in = f*f*in_channels; seed: int or Generator.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, f, stride=1, pad=0, bias: bool = True,
-                 init: str = "he", seed=None, dtype=np.float32):
+    def __init__(self, layer: str, in_channels, out_channels, f, stride, pad, dilation, groups):
         super().__init__()
-        self.in_channels = _check_positive_int("Conv2d", "in_channels", in_channels)
-        self.out_channels = _check_positive_int("Conv2d", "out_channels", out_channels)
-        self.f = _check_window("Conv2d", "f", f)
-        self.stride = _check_window("Conv2d", "stride", stride)
+        self.in_channels = _check_positive_int(layer, "in_channels", in_channels)
+        self.out_channels = _check_positive_int(layer, "out_channels", out_channels)
+        self.f = _check_window(layer, "f", f)
+        self.stride = _check_window(layer, "stride", stride)
         self.pad = pad
-        dtype = _check_dtype("Conv2d", dtype)
-        f_h, f_w = _pair(self.f)
-        shape = (f_h, f_w, self.in_channels, self.out_channels)
-        self.W = _init_weight("Conv2d", init, shape, f_h * f_w * self.in_channels,
-                              f_h * f_w * self.out_channels, seed, dtype)
-        if bias:
-            self.b = Tensor(np.zeros(self.out_channels, dtype), requires_grad=True)
-        else:
-            self.b = None
-
-    def forward(self, x) -> Tensor:
-        x = as_tensor(x)
-        _check_images(f"Conv2d({self.extra_repr()})", x, self.in_channels)
-        return x.conv2d(self.W, self.b, stride=self.stride, pad=self.pad)
+        self.dilation = _check_window(layer, "dilation", dilation)
+        self.groups = _check_groups(layer, groups, in_channels=self.in_channels, out_channels=self.out_channels)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, f={self.f}"
         s += f", stride={self.stride}" if self.stride != 1 else ""
         s += f", pad={self.pad!r}" if self.pad != 0 else ""
+        s += f", output_padding={self.output_padding}" if getattr(self, "output_padding", 0) != 0 else ""
+        s += f", dilation={self.dilation}" if self.dilation != 1 else ""
+        s += f", groups={self.groups}" if self.groups != 1 else ""
         return s + (", bias=False" if self.b is None else "")
+
+
+class Conv2d(_Conv):
+    """2-D convolution, NHWC.  x (m, n_H, n_W, in_channels) -> (m, n_H', n_W', out_channels).
+
+    W: (f, f, in_channels // groups, out_channels), b: (out_channels,), zeros at start.
+    f, stride, dilation: int or (rows, cols); pad: as ``Tensor.conv2d`` (int, pair, "valid", "same").
+    groups: divides both channel counts; groups = in_channels is a depthwise convolution (MobileNet).
+    init: "he" (default, N(0, 2/fan_in)) or "glorot", fan_in = f*f*in_channels/groups; seed: int or Generator.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, f, stride=1, pad=0, bias: bool = True,
+                 init: str = "he", seed=None, dtype=np.float32, dilation=1, groups: int = 1):
+        super().__init__("Conv2d", in_channels, out_channels, f, stride, pad, dilation, groups)
+        self.W, self.b = _conv_weights("Conv2d", self.f, self.in_channels // self.groups, self.out_channels, bias,
+                                       init, seed, dtype)
+
+    def forward(self, x) -> Tensor:
+        x = as_tensor(x)
+        _check_images(f"Conv2d({self.extra_repr()})", x, self.in_channels)
+        return x.conv2d(self.W, self.b, stride=self.stride, pad=self.pad, dilation=self.dilation, groups=self.groups)
+
+
+class ConvTranspose2d(_Conv):
+    """Transposed 2-D convolution (upsampling, as in U-Net), NHWC.  x (m, n_H, n_W, in_channels) ->
+    (m, (n_H - 1) * s - pads + dilation * (f - 1) + 1 + output_padding, ..., out_channels).
+
+    W: (f, f, out_channels // groups, in_channels): the weight of the Conv2d(out_channels, in_channels) whose
+    input gradient this layer computes (``Tensor.conv_transpose2d``); b: (out_channels,), zeros at start.
+    f, stride, dilation, output_padding: int or (rows, cols); pad: int, pair or ((top, bottom), (left, right)).
+    init: "he" (default) or "glorot", fan_in = f*f*out_channels/groups (that Conv2d's, and PyTorch's); seed: int or
+    Generator.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, f, stride=1, pad=0, output_padding=0, bias: bool = True,
+                 init: str = "he", seed=None, dtype=np.float32, dilation=1, groups: int = 1):
+        super().__init__("ConvTranspose2d", in_channels, out_channels, f, stride, pad, dilation, groups)
+        self.output_padding = output_padding
+        self.W, self.b = _conv_weights("ConvTranspose2d", self.f, self.out_channels // self.groups, self.in_channels,
+                                       bias, init, seed, dtype, n_bias=self.out_channels)
+
+    def forward(self, x) -> Tensor:
+        x = as_tensor(x)
+        _check_images(f"ConvTranspose2d({self.extra_repr()})", x, self.in_channels)
+        return x.conv_transpose2d(self.W, self.b, stride=self.stride, pad=self.pad,
+                                  output_padding=self.output_padding, dilation=self.dilation, groups=self.groups)
 
 
 class Linear(Module):
@@ -360,6 +470,67 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}" + (", bias=False" if self.b is None else "")
+
+
+class BatchNorm2d(Module):
+    """Batch normalization per channel, NHWC: (m, n_H, n_W, n_C) -> same shape (``Tensor.batch_norm2d``).
+
+    Parameters gamma (ones) and beta (zeros), (n_C,). Buffers (saved by ``state_dict``/``save``, not learned):
+    running_mean (zeros), running_var (ones), num_batches_tracked (an int64 count). In training mode
+    (``model.train()``, the default) it normalizes by the batch's statistics and updates the running ones in
+    place with ``momentum`` (PyTorch's rule, unbiased variance); in eval mode (``model.eval()``) it uses the running
+    statistics. PyTorch's ``BatchNorm2d(n_C, eps, momentum)`` with weight = gamma, bias = beta.
+    """
+
+    def __init__(self, n_C: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
+        super().__init__()
+        self.n_C = _check_positive_int("BatchNorm2d", "n_C", n_C)
+        if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps > 0:
+            raise ValueError(f"BatchNorm2d: eps must be a number > 0, got {eps!r}")
+        if not isinstance(momentum, numbers.Real) or isinstance(momentum, bool) or not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm2d: momentum must be a number in [0, 1], got {momentum!r}")
+        self.eps, self.momentum = float(eps), float(momentum)
+        dtype = _check_dtype("BatchNorm2d", dtype)
+        self.gamma = Tensor(np.ones(self.n_C, dtype), requires_grad=True)
+        self.beta = Tensor(np.zeros(self.n_C, dtype), requires_grad=True)
+        self.register_buffer("running_mean", np.zeros(self.n_C, dtype))
+        self.register_buffer("running_var", np.ones(self.n_C, dtype))
+        self.register_buffer("num_batches_tracked", np.array(0, np.int64))
+
+    def forward(self, x) -> Tensor:
+        x = as_tensor(x)
+        _check_images(f"BatchNorm2d({self.extra_repr()})", x, self.n_C)
+        out = x.batch_norm2d(self.gamma, self.beta, self.running_mean, self.running_var, training=self.training,
+                             momentum=self.momentum, eps=self.eps)
+        if self.training:
+            self.num_batches_tracked[...] += 1
+        return out
+
+    def extra_repr(self) -> str:
+        s = f"{self.n_C}"
+        s += f", eps={self.eps}" if self.eps != 1e-5 else ""
+        return s + (f", momentum={self.momentum}" if self.momentum != 0.1 else "")
+
+
+class Dropout(Module):
+    """Inverted dropout, any shape: in training mode each entry is zeroed with probability p and survivors are
+    scaled by 1 / (1 - p); in eval mode (``model.eval()``) the input passes unchanged.
+
+    seed: None, an int or a numpy Generator: the layer keeps one Generator, so a seeded model draws the same
+    sequence of masks on every run.
+    """
+
+    def __init__(self, p: float = 0.5, seed=None):
+        super().__init__()
+        check_dropout_p(p)
+        self.p = float(p)
+        self.rng = _rng("Dropout", seed)
+
+    def forward(self, x) -> Tensor:
+        return as_tensor(x).dropout(self.p, training=self.training, rng=self.rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class MaxPool2d(Module):
@@ -422,6 +593,22 @@ class ReLU(Module):
 
     def forward(self, x) -> Tensor:
         return as_tensor(x).relu()
+
+
+class LeakyReLU(Module):
+    """x where x > 0, else slope * x, elementwise; any shape (PyTorch's ``LeakyReLU(negative_slope)``)."""
+
+    def __init__(self, slope: float = 0.01):
+        super().__init__()
+        if not isinstance(slope, numbers.Real) or isinstance(slope, bool):
+            raise TypeError(f"LeakyReLU: slope must be a number, got {slope!r}")
+        self.slope = float(slope)
+
+    def forward(self, x) -> Tensor:
+        return as_tensor(x).leaky_relu(self.slope)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}"
 
 
 class Sigmoid(Module):
@@ -651,20 +838,22 @@ def summary(model: Module, input_shape, print_fn=print) -> str:
     "Params" counts the parameters a module holds itself (a container holds none: its children's
     rows count them; a tied weight counts once, at its first name), so the rows add up to the total,
     except parameters set on the model itself, which only the totals include.
+    As Keras, a layer's float buffers (BatchNorm2d's running_mean and running_var, not its integer batch count)
+    count as its non-trainable params; PyTorch counts parameters only (``model.num_parameters()``).
     """
     if not isinstance(model, Module):
         raise TypeError(f"summary: model must be a Module, got {type(model).__name__}")
-    shape = _check_input_shape(input_shape)
+    shape = check_input_shape("summary", input_shape)
     shapes = _output_shapes(model, shape)
+    counted = [*model.named_parameters(), *_float_buffers(model)]
     owned = {}
-    for name, p in model.named_parameters():
+    for name, p in counted:
         owner = name.rpartition(".")[0]
         owned[owner] = owned.get(owner, 0) + p.size
     rows = [(name, type(m).__name__, shapes.get(id(m), "-"), f"{owned.get(name, 0):,}")
             for name, m in model.named_modules() if name]
-    params = model.parameters()
-    trainable = sum(p.size for p in params if p.requires_grad)
-    total = sum(p.size for p in params)
+    trainable = sum(p.size for _, p in counted if isinstance(p, Tensor) and p.requires_grad)
+    total = sum(p.size for _, p in counted)
     table = _table(("Layer", "Type", "Output shape", "Params"), rows)
     rule = "=" * len(table[0])
     lines = [f"Model: {type(model).__name__}, input {shape} -> output {shapes.get(id(model), '-')}", rule,
@@ -676,11 +865,22 @@ def summary(model: Module, input_shape, print_fn=print) -> str:
     return text
 
 
-def _check_input_shape(input_shape) -> tuple:
+def _float_buffers(model: Module) -> list:
+    """(name, array) of the model's float buffers, each array once."""
+    seen, found = set(), []
+    for name, array in model.named_buffers():
+        if array.dtype.kind == "f" and id(array) not in seen:
+            seen.add(id(array))
+            found.append((name, array))
+    return found
+
+
+def check_input_shape(who: str, input_shape) -> tuple:
+    """input_shape as a tuple of positive ints (batch axis included); TypeError naming ``who`` otherwise."""
     ok = isinstance(input_shape, (tuple, list)) and all(
         isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in input_shape)
     if not ok or not input_shape:
-        raise TypeError("summary: input_shape must be a tuple of positive ints, batch axis included "
+        raise TypeError(f"{who}: input_shape must be a tuple of positive ints, batch axis included "
                         f"(e.g. (1, 28, 28, 1)), got {input_shape!r}")
     return tuple(int(n) for n in input_shape)
 
@@ -695,24 +895,38 @@ def _shape_text(out) -> str:
 
 def _output_shapes(model: Module, input_shape: tuple) -> dict:
     """{id(module): its first output's shape as text}, from one eval-mode, no-grad pass on zeros."""
+    shapes = {}
+
+    def record(module, args, out):
+        shapes.setdefault(id(module), _shape_text(out))
+    trace_calls(model, input_shape, record)
+    return shapes
+
+
+def trace_calls(model: Module, input_shape: tuple, record, grad: bool = False) -> None:
+    """Run model once on zeros of ``input_shape`` (in its parameters' dtype, in eval mode, modes restored after)
+    calling ``record(module, args, out)`` after each call of each of its modules' forward.
+
+    grad=False runs under ``no_grad``; grad=True records the graph (the zeros require grad), so ``record`` can
+    walk the ops that made a module's input.
+    """
     modules = [m for _, m in model.named_modules()]
     saved = [(m.training, m.__dict__.get("forward")) for m in modules]
-    shapes = {}
 
     def recording(module, forward):
         def forward_and_record(*args, **kwargs):
             out = forward(*args, **kwargs)
-            shapes.setdefault(id(module), _shape_text(out))
+            record(module, args, out)
             return out
         return forward_and_record
 
     params = model.parameters()
-    x = Tensor(np.zeros(input_shape, params[0].dtype if params else np.float32))
+    x = Tensor(np.zeros(input_shape, params[0].dtype if params else np.float32), requires_grad=grad)
     try:
         for m in modules:
             object.__setattr__(m, "forward", recording(m, m.forward))
         model.eval()
-        with no_grad():
+        with set_grad_enabled(grad):
             model(x)
     finally:
         for m, (training, own_forward) in zip(modules, saved, strict=True):
@@ -720,7 +934,6 @@ def _output_shapes(model: Module, input_shape: tuple) -> dict:
             m.__dict__.pop("forward", None)
             if own_forward is not None:
                 object.__setattr__(m, "forward", own_forward)
-    return shapes
 
 
 def _table(header: tuple, rows: list) -> list:

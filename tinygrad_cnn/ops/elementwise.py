@@ -17,7 +17,7 @@ from .common import normalize_axes, shape_error
 
 class ElementwiseOps:
     """Mixin of Tensor: ``+ - * / ** @``, maximum, minimum, unary minus, exp, log, sqrt, abs, clip, relu,
-    sigmoid, tanh, softmax."""
+    leaky_relu, sigmoid, tanh, softmax."""
 
     __slots__ = ()
 
@@ -206,6 +206,20 @@ class ElementwiseOps:
         def _backward(g):
             return (g * ~(x <= 0),)  # not g*(x > 0): that would drop the gradient at NaN
         return self.from_op(np.maximum(x, 0), (self,), "relu", _backward, rule="da = g*(a > 0) (g at NaN)")
+
+    def leaky_relu(self, slope: float = 0.01):
+        """x where x > 0, else slope * x, elementwise (PyTorch's negative_slope); the gradient at 0 is slope * g,
+        as PyTorch."""
+        if not isinstance(slope, (int, float, np.integer, np.floating)) or isinstance(slope, (bool, np.bool_)):
+            raise TypeError(f"leaky_relu: slope must be a number, got {slope!r}")
+        x = self.data
+        positive = x > 0
+        out = np.where(positive, x, x * x.dtype.type(slope))
+
+        def _backward(g):
+            return (np.where(positive, g, g * g.dtype.type(slope)),)
+        return self.from_op(out, (self,), "leaky_relu", _backward, rule="da = g where a > 0, else slope*g",
+                            slope=slope)
 
     def sigmoid(self):
         """1 / (1 + e ** -x) elementwise, stable for large |x|."""

@@ -1,0 +1,209 @@
+"""Weights to and from PyTorch (tinygrad_cnn.interop): layouts, the Flatten -> Linear row order, an exact round
+trip and the errors without torch; with torch, a network of every layer type gives the same outputs, gradients
+and running statistics in PyTorch from the exported weights."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor, nn
+from tinygrad_cnn.interop import from_torch_state_dict, to_torch_state_dict
+
+SHAPE = (2, 8, 8, 3)  # NHWC batch
+
+
+class Net(nn.Module):
+    """Every layer type: dilated and grouped Conv2d, BatchNorm2d, ConvTranspose2d, Dropout, the activations, both
+    pools, GlobalAvgPool2d, Flatten, Linear, Softmax; two heads (Flatten -> Linear and GlobalAvgPool2d -> Linear)."""
+
+    def __init__(self, seed=0, dtype=np.float64):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, pad=2, dilation=2, seed=seed, dtype=dtype),
+            nn.BatchNorm2d(8, dtype=dtype),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, pad=1, groups=4, seed=seed + 1, dtype=dtype),
+            nn.LeakyReLU(0.1),
+            nn.MaxPool2d(2),                                                            # 8x8 -> 4x4
+            nn.ConvTranspose2d(8, 4, 3, stride=2, pad=1, output_padding=1, seed=seed + 2, dtype=dtype),  # -> 8x8
+            nn.Tanh(),
+            nn.AvgPool2d(2),                                                            # -> 4x4
+            nn.Dropout(0.5, seed=seed),
+            nn.Sigmoid(),
+        )
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(4 * 4 * 4, 5, seed=seed + 3, dtype=dtype)
+        self.gap = nn.GlobalAvgPool2d()
+        self.gap_fc = nn.Linear(4, 5, seed=seed + 4, dtype=dtype)
+        self.softmax = nn.Softmax()
+
+    def forward(self, x):
+        f = self.features(x)
+        return self.softmax(self.fc(self.flatten(f)) + self.gap_fc(self.gap(f)))
+
+
+def randomized(model, seed=0):
+    """Non-trivial values everywhere, running statistics and biases included."""
+    rng = np.random.default_rng(seed)
+    state = {k: (rng.uniform(0.5, 1.5, v.shape) if "var" in k or k.endswith("gamma") else rng.standard_normal(v.shape))
+             if v.dtype.kind == "f" else np.array(3) for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    return model
+
+
+def test_layouts_and_names_are_pytorchs():
+    model = randomized(Net())
+    state = to_torch_state_dict(model, SHAPE)
+    assert list(state) == [
+        "features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias", "features.1.running_mean",
+        "features.1.running_var", "features.1.num_batches_tracked", "features.3.weight", "features.3.bias",
+        "features.6.weight", "features.6.bias", "fc.weight", "fc.bias", "gap_fc.weight", "gap_fc.bias"]
+    assert state["features.0.weight"].shape == (8, 3, 3, 3)
+    assert state["features.3.weight"].shape == (8, 2, 3, 3)        # (n_C, n_C_prev / groups, f_h, f_w)
+    assert state["features.6.weight"].shape == (8, 4, 3, 3)        # (n_C_in, n_C_out / groups, f_h, f_w)
+    assert state["fc.weight"].shape == (5, 64) and state["gap_fc.weight"].shape == (5, 4)
+    np.testing.assert_array_equal(state["gap_fc.weight"], model.gap_fc.W.data.T)  # not after a Flatten: plain .T
+    np.testing.assert_array_equal(state["features.1.weight"], model.features[1].gamma.data)
+    assert state["features.1.num_batches_tracked"].dtype == np.int64
+
+
+@pytest.mark.parametrize("between", [[], [nn.ReLU()], [nn.Dropout(0.3), nn.LeakyReLU()]])
+def test_linear_after_flatten_takes_rows_in_channels_first_order(between):
+    model = nn.Sequential(nn.Conv2d(2, 3, 2, seed=0, dtype=np.float64), nn.Flatten(), *between,
+                          nn.Linear(3 * 4 * 5, 2, seed=1, dtype=np.float64))
+    x = np.random.default_rng(0).standard_normal((2, 5, 6, 2))
+    weight = to_torch_state_dict(model, (1, 5, 6, 2))[f"{len(between) + 2}.weight"]
+    features = model[0](x).data
+    for layer in between:
+        features = layer.eval()(features).data
+    nchw_rows = features.transpose(0, 3, 1, 2).reshape(2, -1)  # PyTorch's Flatten of NCHW
+    np.testing.assert_allclose(nchw_rows @ weight.T, features.reshape(2, -1) @ model[-1].W.data, rtol=1e-12)
+
+
+def test_round_trip_is_exact():
+    model = randomized(Net(dtype=np.float32))
+    state = to_torch_state_dict(model, SHAPE)
+    fresh = Net(seed=5, dtype=np.float32)
+    from_torch_state_dict(fresh, state, SHAPE)
+    for (name, a), (_, b) in zip(model.state_dict().items(), fresh.state_dict().items(), strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+class _NumpyLike:
+    """Anything with .numpy(), as a torch tensor."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def numpy(self):
+        return self.a
+
+
+def test_values_with_a_numpy_method_are_accepted():
+    model = nn.Sequential(nn.Linear(3, 2, seed=0))
+    state = {k: _NumpyLike(v * 2) for k, v in to_torch_state_dict(model, (1, 3)).items()}
+    before = model[0].W.data.copy()
+    from_torch_state_dict(model, state, (1, 3))
+    np.testing.assert_array_equal(model[0].W.data, before * 2)
+
+
+@pytest.mark.parametrize("change, error, words", [
+    (lambda s: s.pop("fc.bias"), ValueError, r"missing keys \['fc.bias'\]"),
+    (lambda s: s.update({"fc.W": np.zeros(1)}), ValueError, r"unexpected keys \['fc.W'\]"),
+    (lambda s: s.update({"fc.weight": np.zeros((64, 5))}), ValueError,
+     r"key 'fc.weight' has shape \(64, 5\), but PyTorch's layout of 'fc.W' \(ours \(64, 5\)\) is \(5, 64\)"),
+    (lambda s: s.update({"features.0.weight": np.zeros((3, 3, 3, 8))}), ValueError,
+     r"'features.0.weight' has shape \(3, 3, 3, 8\).* is \(8, 3, 3, 3\)"),
+])
+def test_from_torch_state_dict_errors_change_nothing(change, error, words):
+    model = randomized(Net())
+    before = model.state_dict()
+    state = to_torch_state_dict(model, SHAPE)
+    change(state)
+    with pytest.raises(error, match=words):
+        from_torch_state_dict(model, state, SHAPE)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_unknown_layers_models_and_arguments_are_refused():
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.s = Tensor(np.ones(1), requires_grad=True)
+
+        def forward(self, x):
+            return x * self.s
+
+    with pytest.raises(TypeError, match=r"block \(Scale\) holds \['block.s'\], whose PyTorch layout is not known"):
+        to_torch_state_dict(nn.Sequential(block=Scale()), (1, 2))
+    with pytest.raises(TypeError, match="to_torch_state_dict: model must be a Module"):
+        to_torch_state_dict({}, (1, 2))
+    with pytest.raises(TypeError, match="to_torch_state_dict: input_shape must be a tuple of positive ints"):
+        to_torch_state_dict(nn.Sequential(nn.Linear(2, 2)), 2)
+    with pytest.raises(TypeError, match="from_torch_state_dict: state must be a mapping"):
+        from_torch_state_dict(nn.Sequential(nn.Linear(2, 2)), [1], (1, 2))
+
+
+# ----------------------------------------------------------------------------- the same network in PyTorch
+def torch_net(torch):
+    tnn = torch.nn
+
+    class TorchNet(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = tnn.Sequential(
+                tnn.Conv2d(3, 8, 3, padding=2, dilation=2), tnn.BatchNorm2d(8), tnn.ReLU(),
+                tnn.Conv2d(8, 8, 3, padding=1, groups=4), tnn.LeakyReLU(0.1), tnn.MaxPool2d(2),
+                tnn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1), tnn.Tanh(), tnn.AvgPool2d(2),
+                tnn.Dropout(0.5), tnn.Sigmoid())
+            self.flatten = tnn.Flatten()
+            self.fc = tnn.Linear(64, 5)
+            self.gap = tnn.Sequential(tnn.AdaptiveAvgPool2d(1), tnn.Flatten())
+            self.gap_fc = tnn.Linear(4, 5)
+            self.softmax = tnn.Softmax(dim=-1)
+
+        def forward(self, x):
+            f = self.features(x)
+            return self.softmax(self.fc(self.flatten(f)) + self.gap_fc(self.gap(f)))
+    return TorchNet().double()
+
+
+def grads_in_torch_layout(model):
+    """Our parameter gradients, named and laid out as PyTorch's."""
+    holder = copy.deepcopy(model)
+    for (_, p), (_, q) in zip(model.named_parameters(), holder.named_parameters(), strict=True):
+        q.data = p.grad
+    return to_torch_state_dict(holder, SHAPE)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_pytorch_model_with_the_exported_weights_matches_ours(training):
+    torch = pytest.importorskip("torch")
+    ours = randomized(Net())
+    theirs = torch_net(torch)
+    state = to_torch_state_dict(ours, SHAPE)
+    assert list(state) == list(theirs.state_dict())
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    ours.train(training), theirs.train(training)
+    ours.features[9].eval(), theirs.features[9].eval()  # dropout: eval (its masks are not torch's)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(SHAPE)
+    tx, torch_x = Tensor(x, requires_grad=True), torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    out, torch_out = ours(tx), theirs(torch_x)
+    np.testing.assert_allclose(out.data, torch_out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    torch_out.backward(torch.tensor(g))
+    np.testing.assert_allclose(tx.grad, torch_x.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-9, atol=1e-12)
+    grads = grads_in_torch_layout(ours)
+    for name, p in theirs.named_parameters():
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    after = to_torch_state_dict(ours, SHAPE)  # running statistics (moved in training) and the batch count
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_allclose(after[name], value.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+    from_torch_state_dict(ours, theirs.state_dict(), SHAPE)  # and back, from torch tensors
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(to_torch_state_dict(ours, SHAPE)[name], value.numpy())
