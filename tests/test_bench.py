@@ -41,3 +41,10 @@ def test_ours_and_torchs_conv_cases_agree():
     for op in ours:
         np.testing.assert_allclose(ours[op][0]().data, theirs[op][0]().detach().numpy().transpose(0, 2, 3, 1),
                                    rtol=1e-10)
+
+
+def test_conv_phase_split_names_each_phase():
+    split = dict(bench.conv_phase_ms(bench.WORKLOADS["W1"], np.float32, repeats=1))
+    assert list(split) == ["pad", "im2col", "fwd GEMM", "dense(sum grad)", "dW GEMM", "dx (col2im)", "db",
+                           "whole f+b sum", "Tensor layer, rest"]
+    assert all(np.isfinite(t) for t in split.values()) and split["whole f+b sum"] > 0

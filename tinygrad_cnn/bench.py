@@ -6,8 +6,9 @@ never a dependency) in turn, each timed call right after an untimed call of the 
 several runs. Printed: our and PyTorch's fastest run (each side at its least disturbed) and their ratio,
 and the median-run ratio; also forward alone and `out.backward(ones)` on reused tensors. Then a whole
 training step (forward, cross-entropy, backward, Adam) of two small CNNs against the same network in
-PyTorch, speed-up over the loop reference (reference.py), peak extra memory of conv forward+backward, and
-the per-op overhead of recording a graph, ours and PyTorch's. Figures are measured, never asserted.
+PyTorch, where a conv forward+backward spends its time (per kernel phase), speed-up over the loop reference
+(reference.py), peak extra memory of conv forward+backward, and the per-op overhead of recording a graph,
+ours and PyTorch's. Figures are measured, never asserted.
 """
 
 from __future__ import annotations
@@ -80,13 +81,21 @@ def _ops(x, W, b, pooled, spec, F):
             "avg_pool2d": lambda x, W, b, p: F.avg_pool2d(p, f, pool_stride)}
 
 
+USES = {"conv2d": (0, 1, 2), "max_pool2d": (3,), "avg_pool2d": (3,)}  # which of (x, W, b, pool input) each op reads
+
+
+def _fresh(make, arrays, op_name):
+    """New tensors (make(array)) for the arrays op_name reads, None for the others: a training step's fresh input."""
+    return [make(a) if i in USES[op_name] else None for i, a in enumerate(arrays)]
+
+
 def our_cases(data, spec):
     """{op name: (forward fn, fwd + out.backward(ones) on reused Tensors, fwd + .sum().backward() on fresh Tensors)}."""
     reused = [Tensor(a, requires_grad=True) for a in data]
     cases = {}
     for name, op in _ops(*reused, spec, None).items():
-        def fresh(op=op):
-            op(*(Tensor(a, requires_grad=True) for a in data)).sum().backward()
+        def fresh(op=op, name=name):
+            op(*_fresh(lambda a: Tensor(a, requires_grad=True), data, name)).sum().backward()
         cases[name] = (lambda op=op: op(*reused), _fwd_bwd(lambda op=op: op(*reused)), fresh)
     return cases
 
@@ -114,8 +123,8 @@ def torch_cases(data, spec):
             out = op(*reused)
             out.backward(torch.ones_like(out))
 
-        def fresh(op=op):
-            op(*(torch.tensor(a, requires_grad=True) for a in arrays)).sum().backward()
+        def fresh(op=op, name=name):
+            op(*_fresh(lambda a: torch.tensor(a, requires_grad=True), arrays, name)).sum().backward()
         cases[name] = (lambda op=op: op(*reused), fwd_bwd, fresh)
     return cases
 
@@ -292,6 +301,36 @@ def reference_speedups(repeats):
     return rows
 
 
+def conv_phase_ms(spec, dtype, repeats):
+    """[(phase, ms)]: where a conv forward+backward spends its time, each kernel phase timed alone, then the
+    whole fresh-tensor scalar-loss path (what bench_workload times) and what is left of it for the Tensor layer.
+
+    Phases: pad, im2col (the windows copied into one matrix), the forward GEMM, the copy of the sum's
+    broadcast gradient (kernels.dense), the dW GEMM, dx (col2im: the per-offset GEMMs and strided adds), db.
+    """
+    from . import kernels
+    x, W, b, _ = make_data(spec, dtype)
+    _, _, stride, pad = spec[:4]
+    stride, pads = (stride, stride), ((pad, pad), (pad, pad))
+    xp = kernels.pad_forward(x, pads)
+    out, saved = kernels.conv2d_forward(x, W, b, stride, pads)
+    view = np.broadcast_to(np.ones((), dtype), out.shape)
+    dout2d = kernels.dense(view).reshape(-1, W.shape[3])
+    phases = {
+        "pad": lambda: kernels.pad_forward(x, pads),
+        "im2col": lambda: np.ascontiguousarray(kernels.im2col(xp, W.shape[:2], stride)),
+        "fwd GEMM": lambda: saved.cols @ W.reshape(-1, W.shape[3]),
+        "dense(sum grad)": lambda: kernels.dense(view),
+        "dW GEMM": lambda: saved.cols.T @ dout2d,
+        "dx (col2im)": lambda: kernels.conv2d_input_grad(dout2d, saved),
+        "db": lambda: dout2d.sum(axis=0),
+        "whole f+b sum": our_cases([x, W, b, out], spec)["conv2d"][2],
+    }
+    times = dict(zip(phases, (t * 1e3 for t in interleaved_medians(list(phases.values()), repeats)), strict=True))
+    times["Tensor layer, rest"] = times["whole f+b sum"] - sum(t for k, t in times.items() if k != "whole f+b sum")
+    return list(times.items())
+
+
 def conv_peak_memory(spec, dtype):
     """(input MB, peak MB during conv fwd+bwd, peak/input, working/input): tracemalloc sees numpy's allocations.
 
@@ -396,6 +435,12 @@ def main(argv=None):
     steps = dict(list(TRAIN_STEPS.items())[:1]) if args.quick else TRAIN_STEPS
     print_table(["network", "dtype", "ours", "torch", "fastest", "median", "|loss diff| step 1"],
                 train_step_rows(runs, repeats, steps))
+    if not args.quick:
+        print("where conv2d fwd + .sum().backward() spends its time (ms; each phase timed alone, medians):")
+        split = {name: conv_phase_ms(WORKLOADS[name], dtypes[0], repeats) for name in names if name != "W1"}
+        phases = [phase for phase, _ in next(iter(split.values()))] if split else []
+        print_table(["phase", *(f"{name} {np.dtype(dtypes[0]).name}" for name in split)],
+                    [(phase, *(f"{dict(rows)[phase]:.2f}" for rows in split.values())) for phase in phases])
     print("loop reference (reference.py) vs Tensor ops, fwd+bwd, float64:")
     print_table(["work", "op", "loop ms", "ours ms", "speed-up"], reference_speedups(repeats))
     print("peak memory of conv2d fwd+bwd (tracemalloc); working = peak less output, its grad and the input grad:")
