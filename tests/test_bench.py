@@ -1,14 +1,18 @@
 """The benchmark runs and prints its tables (times are measured there, never asserted here)."""
 
+import numpy as np
+import pytest
+
 from tinygrad_cnn import bench
 
 
 def test_quick_bench_prints_every_table(capsys):
-    bench.main(["--quick", "--repeats", "1", "--dtype", "float64"])
+    bench.main(["--quick", "--work", "W1", "--runs", "1", "--repeats", "1", "--dtype", "float64"])
     out = capsys.readouterr().out
-    for heading in ("GFLOP/s", "loop reference", "working = peak less output", "graph overhead", "chain of n ops"):
+    for heading in ("GFLOP/s", "sum().backward()", "fastest", "median", "training step", "digits CNN",
+                    "loop reference", "working = peak less output", "graph overhead", "chain of n ops"):
         assert heading in out
-    assert "W2" in out and "conv2d" in out and "max_pool2d" in out and "avg_pool2d" in out
+    assert "W1" in out and "conv2d" in out and "max_pool2d" in out and "avg_pool2d" in out
 
 
 def test_interleaved_medians_time_each_function(monkeypatch):
@@ -16,3 +20,31 @@ def test_interleaved_medians_time_each_function(monkeypatch):
     medians = bench.interleaved_medians([lambda: calls.append("a"), lambda: calls.append("b")], repeats=3)
     assert len(medians) == 2 and all(m >= 0 for m in medians)
     assert calls == ["a", "a", "b", "b"] * 3  # in turn, each timed call after an untimed one
+
+
+def test_train_step_runs_the_same_network_in_both_libraries():
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 4)
+    model = bench.digits_cnn(rng)
+    ours, theirs = bench.our_train_step(model, x, y), bench.torch_train_step(model, x, y)
+    np.testing.assert_allclose(ours(), theirs(), rtol=1e-5)  # same weights and data: the same first loss
+    np.testing.assert_allclose(ours(), theirs(), rtol=1e-3)  # and after one Adam step each
+
+
+def test_ours_and_torchs_conv_cases_agree():
+    pytest.importorskip("torch")
+    spec = bench.WORKLOADS["W1"]
+    data = bench.make_data(spec, np.float64)
+    ours, theirs = bench.our_cases(data, spec), bench.torch_cases(data, spec)
+    for op in ours:
+        np.testing.assert_allclose(ours[op][0]().data, theirs[op][0]().detach().numpy().transpose(0, 2, 3, 1),
+                                   rtol=1e-10)
+
+
+def test_conv_phase_split_names_each_phase():
+    split = dict(bench.conv_phase_ms(bench.WORKLOADS["W1"], np.float32, repeats=1))
+    assert list(split) == ["pad", "im2col", "fwd GEMM", "dense(sum grad)", "dW GEMM", "dx (col2im)", "db",
+                           "whole f+b sum", "Tensor layer, rest"]
+    assert all(np.isfinite(t) for t in split.values()) and split["whole f+b sum"] > 0

@@ -5,6 +5,7 @@ from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .explain import Explanation, explain
 from .gradcheck import GradcheckError, gradcheck
 from .io import load, save
+from .parallel import get_num_threads, set_num_threads
 from .tensor import (
     Tensor,
     enable_grad,
@@ -21,5 +22,6 @@ __all__ = [
     "gradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
     "nn", "optim", "io", "interop", "save", "load", "steps", "data", "plot",
     "explain", "Explanation", "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
+    "set_num_threads", "get_num_threads",
 ]
 __version__ = "0.1.0"

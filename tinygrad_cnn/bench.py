@@ -1,9 +1,14 @@
 """Benchmark of the CNN ops through the Tensor API: `python -m tinygrad_cnn.bench [--quick] [--dtype float32]`.
 
-Prints, per workload, the median time of forward and forward+backward of conv2d, max_pool2d and avg_pool2d,
-GFLOP/s for conv, and the ratio to PyTorch CPU on the same data when torch can be imported (it is never a
-dependency). Then: speed-up over the loop reference (reference.py), peak extra memory of conv forward+backward,
-and the per-op overhead of recording a graph. Figures are measured, never asserted.
+Times what users run: per workload, forward+backward of conv2d, max_pool2d and avg_pool2d on fresh Tensors
+with a scalar loss (`op(x).sum().backward()`), ours and PyTorch CPU's (when torch can be imported; it is
+never a dependency) in turn, each timed call right after an untimed call of the same function, over
+several runs. Printed: our and PyTorch's fastest run (each side at its least disturbed) and their ratio,
+and the median-run ratio; also forward alone and `out.backward(ones)` on reused tensors. Then a whole
+training step (forward, cross-entropy, backward, Adam) of two small CNNs against the same network in
+PyTorch, where a conv forward+backward spends its time (per kernel phase), speed-up over the loop reference
+(reference.py), peak extra memory of conv forward+backward, and the per-op overhead of recording a graph,
+ours and PyTorch's. Figures are measured, never asserted.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import tracemalloc
 import numpy as np
 
 from . import reference
-from .functional import avg_pool2d, conv2d, max_pool2d
+from .functional import cross_entropy
+from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .optim import Adam
 from .tensor import Tensor
 
 # name: (x shape, W shape, conv stride, conv pad, pool f, pool stride); pools run on the conv output's shape
@@ -62,42 +69,88 @@ def _fwd_bwd(op):
     return run
 
 
-def our_cases(data, spec):
-    """{op name: (forward fn, forward+backward fn)} on Tensors made from `data`."""
+def _ops(x, W, b, pooled, spec, F):
+    """{op name: fn(x, W, b, pooled) -> output} in library F's calling conventions (ours: the Tensor methods)."""
     _, _, stride, pad, f, pool_stride = spec
-    x, W, b, pooled = (Tensor(a, requires_grad=True) for a in data)
-    ops = {
-        "conv2d": lambda: conv2d(x, W, b, stride=stride, pad=pad),
-        "max_pool2d": lambda: max_pool2d(pooled, f, pool_stride),
-        "avg_pool2d": lambda: avg_pool2d(pooled, f, pool_stride),
-    }
-    return {name: (op, _fwd_bwd(op)) for name, op in ops.items()}
+    if F is None:
+        return {"conv2d": lambda x, W, b, p: x.conv2d(W, b, stride=stride, pad=pad),
+                "max_pool2d": lambda x, W, b, p: p.max_pool2d(f, pool_stride),
+                "avg_pool2d": lambda x, W, b, p: p.avg_pool2d(f, pool_stride)}
+    return {"conv2d": lambda x, W, b, p: F.conv2d(x, W, b, stride=stride, padding=pad),
+            "max_pool2d": lambda x, W, b, p: F.max_pool2d(p, f, pool_stride),
+            "avg_pool2d": lambda x, W, b, p: F.avg_pool2d(p, f, pool_stride)}
+
+
+USES = {"conv2d": (0, 1, 2), "max_pool2d": (3,), "avg_pool2d": (3,)}  # which of (x, W, b, pool input) each op reads
+
+
+def _fresh(make, arrays, op_name):
+    """New tensors (make(array)) for the arrays op_name reads, None for the others: a training step's fresh input."""
+    return [make(a) if i in USES[op_name] else None for i, a in enumerate(arrays)]
+
+
+def our_cases(data, spec):
+    """{op name: (forward fn, fwd + out.backward(ones) on reused Tensors, fwd + .sum().backward() on fresh Tensors)}."""
+    reused = [Tensor(a, requires_grad=True) for a in data]
+    cases = {}
+    for name, op in _ops(*reused, spec, None).items():
+        def fresh(op=op, name=name):
+            op(*_fresh(lambda a: Tensor(a, requires_grad=True), data, name)).sum().backward()
+        cases[name] = (lambda op=op: op(*reused), _fwd_bwd(lambda op=op: op(*reused)), fresh)
+    return cases
+
+
+def torch_layout(data):
+    """(x, W, b, pool input) NHWC / (f_h, f_w, C, n_C) numpy arrays -> PyTorch's NCHW / (n_C, C, f_h, f_w)."""
+    x, W, b, pooled = data
+    return [np.ascontiguousarray(a) for a in (x.transpose(0, 3, 1, 2), W.transpose(3, 2, 0, 1), b,
+                                              pooled.transpose(0, 3, 1, 2))]
 
 
 def torch_cases(data, spec):
-    """The same ops in PyTorch CPU, on the same data transposed to NCHW (outside the timing); {} without torch."""
+    """The same three fns as our_cases in PyTorch CPU, on the same data in NCHW (made outside the timing); {}
+    without torch."""
     try:
         import torch
         import torch.nn.functional as F
     except ImportError:
         return {}
-    _, _, stride, pad, f, pool_stride = spec
-    x, W, b, pooled = data
-    x, pooled = (torch.tensor(a.transpose(0, 3, 1, 2).copy(), requires_grad=True) for a in (x, pooled))
-    W = torch.tensor(W.transpose(3, 2, 0, 1).copy(), requires_grad=True)
-    b = torch.tensor(b, requires_grad=True)
-    ops = {
-        "conv2d": lambda: F.conv2d(x, W, b, stride=stride, padding=pad),
-        "max_pool2d": lambda: F.max_pool2d(pooled, f, pool_stride),
-        "avg_pool2d": lambda: F.avg_pool2d(pooled, f, pool_stride),
-    }
-
-    def fwd_bwd(op):
-        def run():
-            out = op()
+    arrays = torch_layout(data)
+    reused = [torch.tensor(a, requires_grad=True) for a in arrays]
+    cases = {}
+    for name, op in _ops(*reused, spec, F).items():
+        def fwd_bwd(op=op):
+            out = op(*reused)
             out.backward(torch.ones_like(out))
-        return run
-    return {name: (op, fwd_bwd(op)) for name, op in ops.items()}
+
+        def fresh(op=op, name=name):
+            op(*_fresh(lambda a: torch.tensor(a, requires_grad=True), arrays, name)).sum().backward()
+        cases[name] = (lambda op=op: op(*reused), fwd_bwd, fresh)
+    return cases
+
+
+def runs_of(fns, runs: int, repeats: int) -> list:
+    """[[median of each run] per fn]: `runs` runs of interleaved_medians(fns, repeats)."""
+    per_run = [interleaved_medians(fns, repeats) for _ in range(runs)]
+    return [list(times) for times in zip(*per_run, strict=True)]
+
+
+def compare(ours, theirs, runs: int, repeats: int):
+    """(our fastest run, their fastest run, fastest-run ratio, median-run ratio) in ms; theirs None: ours only."""
+    if theirs is None:
+        (mine,) = runs_of([ours], runs, repeats)
+        return min(mine) * 1e3, None, None, None
+    mine, other = runs_of([ours, theirs], runs, repeats)
+    return (min(mine) * 1e3, min(other) * 1e3, min(mine) / min(other),
+            statistics.median(mine) / statistics.median(other))
+
+
+def _ms(t) -> str:
+    return "" if t is None else f"{t:.2f}"
+
+
+def _ratio(r) -> str:
+    return "" if r is None else f"{r:.2f}x"
 
 
 def make_data(spec, dtype, seed=0):
@@ -110,20 +163,112 @@ def make_data(spec, dtype, seed=0):
     return [rng.standard_normal(s).astype(dtype) for s in shapes]
 
 
-def bench_workload(name, spec, dtype, repeats):
-    """Rows (workload, op, dtype, fwd ms, fwd+bwd ms, GFLOP/s fwd+bwd, torch fwd+bwd ms, ratio)."""
+def bench_workload(name, spec, dtype, runs, repeats):
+    """Rows (workload, op, dtype, fwd ms, reused f+b ms, its ratio, fresh sum f+b ms, torch's, fastest-run ratio,
+    median-run ratio, GFLOP/s of the fresh f+b)."""
     data = make_data(spec, dtype)
     ours, theirs = our_cases(data, spec), torch_cases(data, spec)
     rows = []
-    for op, (fwd, fwd_bwd) in ours.items():
-        t_fwd, t_both, *t_torch = interleaved_medians([fwd, fwd_bwd, *theirs.get(op, ())[1:]], repeats)
-        t_torch = t_torch[0] if t_torch else None
+    for op, (fwd, reused, fresh) in ours.items():
+        other = theirs.get(op, (None, None, None))
+        t_fwd, _, _, _ = compare(fwd, None, 1, repeats)
+        t_reused, _, r_reused, _ = compare(reused, other[1], 1, repeats)
+        t_fresh, t_torch, fastest, median = compare(fresh, other[2], runs, repeats)
         gflops = ""
         if op == "conv2d":
-            gflops = f"{3 * conv_flops(spec[0], spec[1], fwd().shape) / t_both / 1e9:.1f}"
-        rows.append((name, op, np.dtype(dtype).name, f"{t_fwd * 1e3:.2f}", f"{t_both * 1e3:.2f}", gflops,
-                     "" if t_torch is None else f"{t_torch * 1e3:.2f}",
-                     "" if t_torch is None else f"{t_both / t_torch:.2f}x"))
+            gflops = f"{3 * conv_flops(spec[0], spec[1], fwd().shape) / t_fresh / 1e6:.1f}"
+        rows.append((name, op, np.dtype(dtype).name, _ms(t_fwd), _ms(t_reused), _ratio(r_reused), _ms(t_fresh),
+                     _ms(t_torch), _ratio(fastest), _ratio(median), gflops))
+    return rows
+
+
+# ---------------------------------------------------------------- a whole training step
+
+
+def digits_cnn(rng):
+    """The CNN of examples/train_digits.py: (m, 8, 8, 1) -> 10 logits."""
+    return Sequential(
+        conv1=Conv2d(1, 16, 3, pad=1, seed=rng), relu1=ReLU(), pool1=MaxPool2d(2),
+        conv2=Conv2d(16, 32, 3, pad=1, seed=rng), relu2=ReLU(), pool2=MaxPool2d(2),
+        flatten=Flatten(), fc=Linear(2 * 2 * 32, 10, init="glorot", seed=rng))
+
+
+def cifar_cnn(rng):
+    """A CIFAR-sized CNN: (m, 32, 32, 3) -> conv 32 -> relu -> pool -> conv 64 -> relu -> pool -> 10 logits."""
+    return Sequential(
+        conv1=Conv2d(3, 32, 3, pad=1, seed=rng), relu1=ReLU(), pool1=MaxPool2d(2),
+        conv2=Conv2d(32, 64, 3, pad=1, seed=rng), relu2=ReLU(), pool2=MaxPool2d(2),
+        flatten=Flatten(), fc=Linear(8 * 8 * 64, 10, seed=rng))
+
+
+# name: (model maker, input shape (m, H, W, C)); each conv is 3x3 pad 1 and each pool halves H and W
+TRAIN_STEPS = {"digits CNN m=64": (digits_cnn, (64, 8, 8, 1)), "CIFAR-size CNN m=32": (cifar_cnn, (32, 32, 32, 3))}
+
+
+def our_train_step(model, x, y):
+    """fn() for one Adam step of `model` on (x, y): fresh input Tensor, forward, cross-entropy, backward, update."""
+    opt = Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        loss = cross_entropy(model(Tensor(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def torch_train_step(model, x, y):
+    """The same step as our_train_step in PyTorch (same weights, NCHW); None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    layers, shape = [], x.shape[1:3]
+    for layer in model:
+        if isinstance(layer, Conv2d):
+            conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.f, padding=layer.pad)
+            conv.weight.data = torch.tensor(layer.W.data.transpose(3, 2, 0, 1).copy())
+            conv.bias.data = torch.tensor(layer.b.data)
+            layers.append(conv)
+        elif isinstance(layer, MaxPool2d):
+            layers.append(torch.nn.MaxPool2d(layer.f))
+            shape = (shape[0] // layer.f, shape[1] // layer.f)
+        elif isinstance(layer, ReLU):
+            layers.append(torch.nn.ReLU())
+        elif isinstance(layer, Flatten):
+            layers.append(torch.nn.Flatten())
+        else:  # Linear after Flatten: our rows are NHWC-flattened (h, w, c), PyTorch's NCHW-flattened (c, h, w)
+            n_C = layer.in_features // (shape[0] * shape[1])
+            W = layer.W.data.reshape(*shape, n_C, -1).transpose(3, 2, 0, 1).reshape(layer.out_features, -1)
+            fc = torch.nn.Linear(layer.in_features, layer.out_features)
+            fc.weight.data, fc.bias.data = torch.tensor(np.ascontiguousarray(W)), torch.tensor(layer.b.data)
+            layers.append(fc)
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x_nchw, labels = np.ascontiguousarray(x.transpose(0, 3, 1, 2)), torch.tensor(y)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(net(torch.tensor(x_nchw)), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def train_step_rows(runs, repeats, steps=TRAIN_STEPS):
+    """Rows (network, our step ms, torch's, fastest-run ratio, median-run ratio, |first loss difference|)."""
+    rows = []
+    for name, (make, shape) in steps.items():
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = rng.integers(0, 10, shape[0])
+        model = make(rng)
+        ours, theirs = our_train_step(model, x, y), torch_train_step(model, x, y)
+        diff = "" if theirs is None else f"{abs(theirs() - ours()):.1e}"  # first step: same weights, same loss
+        t_ours, t_torch, fastest, median = compare(ours, theirs, runs, repeats)
+        rows.append((name, "float32", _ms(t_ours), _ms(t_torch), _ratio(fastest), _ratio(median), diff))
     return rows
 
 
@@ -156,6 +301,37 @@ def reference_speedups(repeats):
     return rows
 
 
+def conv_phase_ms(spec, dtype, repeats):
+    """[(phase, ms)]: where a conv forward+backward spends its time, each kernel phase timed alone, then the
+    whole fresh-tensor scalar-loss path (what bench_workload times) and what is left of it for the Tensor layer.
+
+    Phases: pad, im2col (the windows copied into one matrix), the forward GEMM, the copy of the sum's
+    broadcast gradient (kernels.dense), the dW GEMM, dx (col2im: the per-offset GEMMs and strided adds), db.
+    """
+    from . import kernels
+    x, W, b, _ = make_data(spec, dtype)
+    _, _, stride, pad = spec[:4]
+    stride, pads = (stride, stride), ((pad, pad), (pad, pad))
+    xp = kernels.pad_forward(x, pads)
+    out, saved = kernels.conv2d_forward(x, W, b, stride, pads)
+    view = np.broadcast_to(np.ones((), dtype), out.shape)
+    dout2d = kernels.dense(view).reshape(-1, W.shape[3])
+    cols = saved.cols[0]  # (groups, rows, K) with one group
+    phases = {
+        "pad": lambda: kernels.pad_forward(x, pads),
+        "im2col": lambda: np.ascontiguousarray(kernels.im2col(xp, W.shape[:2], stride)),
+        "fwd GEMM": lambda: cols @ W.reshape(-1, W.shape[3]),
+        "dense(sum grad)": lambda: kernels.dense(view),
+        "dW GEMM": lambda: cols.T @ dout2d,
+        "dx (col2im)": lambda: kernels.conv2d_input_grad(dout2d, saved),
+        "db": lambda: dout2d.sum(axis=0),
+        "whole f+b sum": our_cases([x, W, b, out], spec)["conv2d"][2],
+    }
+    times = dict(zip(phases, (t * 1e3 for t in interleaved_medians(list(phases.values()), repeats)), strict=True))
+    times["Tensor layer, rest"] = times["whole f+b sum"] - sum(t for k, t in times.items() if k != "whole f+b sum")
+    return list(times.items())
+
+
 def conv_peak_memory(spec, dtype):
     """(input MB, peak MB during conv fwd+bwd, peak/input, working/input): tracemalloc sees numpy's allocations.
 
@@ -176,8 +352,8 @@ def conv_peak_memory(spec, dtype):
 
 
 def graph_overhead_us(n=20000, chain=1000):
-    """Microseconds of graph bookkeeping on a 4-element tensor, as
-    (one op and its own backward() call, per op of a `chain`-op graph with one backward(), bare numpy)."""
+    """Microseconds of graph bookkeeping on a 4-element tensor, as (one op and its own backward() call,
+    per op of a `chain`-op graph with one backward(), bare numpy, PyTorch per op of the same chain or None)."""
     x = Tensor(np.ones(4), requires_grad=True)
     g = np.ones(4)
 
@@ -185,7 +361,7 @@ def graph_overhead_us(n=20000, chain=1000):
         for _ in range(n):
             (x * 2.0).backward(g)
 
-    def chained():
+    def chained(x=x, g=g):
         y = x
         for _ in range(chain):
             y = y * 1.0
@@ -196,8 +372,15 @@ def graph_overhead_us(n=20000, chain=1000):
         for _ in range(n):
             a * 2.0
             g * 2.0
-    return (median_seconds(single, 3) / n * 1e6, median_seconds(chained, 5) / chain * 1e6,
-            median_seconds(bare, 3) / n * 1e6)
+    ours = interleaved_medians([chained], 5)[0]
+    try:
+        import torch
+        x_t = torch.ones(4, dtype=torch.float64, requires_grad=True)
+        ours, theirs = interleaved_medians([chained, lambda: chained(x_t, torch.ones(4, dtype=torch.float64))], 5)
+        theirs = theirs / chain * 1e6
+    except ImportError:
+        theirs = None
+    return median_seconds(single, 3) / n * 1e6, ours / chain * 1e6, median_seconds(bare, 3) / n * 1e6, theirs
 
 
 def chain_backward_us_per_op(lengths=(1_000, 10_000, 100_000)):
@@ -223,32 +406,54 @@ def print_table(header, rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="W1 and W2 only, fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="W1 and W2 and the digits CNN only, fewer runs")
     parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (median reported)")
+    parser.add_argument("--work", nargs="+", choices=list(WORKLOADS), default=None,
+                        help="workloads to time (default: all; W1 and W2 with --quick)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per case (fastest and median run reported)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per run (its median is the run's)")
     args = parser.parse_args(argv)
+    runs = args.runs or (2 if args.quick else 5)
     repeats = args.repeats or (3 if args.quick else 7)
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
-    names = ["W1", "W2"] if args.quick else list(WORKLOADS)
+    names = args.work or (["W1", "W2"] if args.quick else list(WORKLOADS))
     try:
         import torch
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
     except ImportError:
         print("torch not importable: no PyTorch comparison")
-    print(f"numpy {np.__version__}; median of {repeats} runs; times in ms\n")
+    print(f"numpy {np.__version__}; {runs} runs of {repeats} timed calls, each after an untimed call; "
+          f"times in ms; ours and PyTorch's in turn\n")
 
-    rows = [row for dtype in dtypes for name in names for row in bench_workload(name, WORKLOADS[name], dtype, repeats)]
-    print_table(["work", "op", "dtype", "fwd", "fwd+bwd", "GFLOP/s", "torch f+b", "ours/torch"], rows)
+    print("fwd+bwd on fresh tensors with a scalar loss, op(x).sum().backward(): ours and torch = fastest run; "
+          "ratio = ours/torch of the fastest runs and of the median runs (fwd, and backward(ones) on reused "
+          "tensors, one run):")
+    rows = [row for dtype in dtypes for name in names
+            for row in bench_workload(name, WORKLOADS[name], dtype, runs, repeats)]
+    print_table(["work", "op", "dtype", "fwd", "f+b(ones)", "/torch", "f+b sum", "torch", "fastest", "median",
+                 "GFLOP/s"], rows)
+    print("one training step (fresh input, forward, cross-entropy, backward, Adam), same weights in PyTorch (NCHW):")
+    steps = dict(list(TRAIN_STEPS.items())[:1]) if args.quick else TRAIN_STEPS
+    print_table(["network", "dtype", "ours", "torch", "fastest", "median", "|loss diff| step 1"],
+                train_step_rows(runs, repeats, steps))
+    if not args.quick:
+        print("where conv2d fwd + .sum().backward() spends its time (ms; each phase timed alone, medians):")
+        split = {name: conv_phase_ms(WORKLOADS[name], dtypes[0], repeats) for name in names if name != "W1"}
+        phases = [phase for phase, _ in next(iter(split.values()))] if split else []
+        print_table(["phase", *(f"{name} {np.dtype(dtypes[0]).name}" for name in split)],
+                    [(phase, *(f"{dict(rows)[phase]:.2f}" for rows in split.values())) for phase in phases])
     print("loop reference (reference.py) vs Tensor ops, fwd+bwd, float64:")
     print_table(["work", "op", "loop ms", "ours ms", "speed-up"], reference_speedups(repeats))
     print("peak memory of conv2d fwd+bwd (tracemalloc); working = peak less output, its grad and the input grad:")
     print_table(["work", "dtype", "input MB", "peak MB", "peak/input", "working/input"],
                 [(name, np.dtype(d).name, *conv_peak_memory(WORKLOADS[name], d)) for d in dtypes for name in names])
-    single, chained, bare = graph_overhead_us()
-    print(f"graph overhead on 4 elements: {single:.1f} us for one op and its own backward(); "
-          f"{chained:.1f} us per op in a 1000-op chain with one backward() (bare numpy arithmetic: {bare:.1f} us)")
+    single, chained, bare, torch_chained = graph_overhead_us(n=2_000) if args.quick else graph_overhead_us()
+    theirs = "" if torch_chained is None else f", PyTorch {torch_chained:.1f} us ({chained / torch_chained:.2f}x)"
+    print(f"graph overhead on 4 elements: per op in a 1000-op chain with one backward(): ours {chained:.1f} us"
+          f"{theirs}; {single:.1f} us for one op and its own backward() (bare numpy arithmetic: {bare:.1f} us)")
     print("backward() through a chain of n ops (linear if the cost per op stays flat): " + ", ".join(
-        f"n={n:,}: {us:.2f} us/op" for n, us in chain_backward_us_per_op()))
+        f"n={n:,}: {us:.2f} us/op" for n, us in chain_backward_us_per_op((1_000, 10_000) if args.quick else
+                                                                          (1_000, 10_000, 100_000))))
 
 
 if __name__ == "__main__":
