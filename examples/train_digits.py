@@ -40,9 +40,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
+def parse_args(description: str = __doc__, epochs: int = 20):
+    """The command line: the first line of ``description`` is its help; ``epochs`` the default for --epochs."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, the init and the batch order")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
     parser.add_argument("--batch-size", type=int, default=32)
@@ -51,7 +52,7 @@ def parse_args():
 
 
 def digits(seed: int):
-    """(x_train, y_train, x_test, y_test): images (m, 8, 8, 1) float32 in [0, 1], labels (m,) ints."""
+    """(x_train, x_test, y_train, y_test): images (m, 8, 8, 1) float32 in [0, 1], labels (m,) ints."""
     data = load_digits()
     x = (data.images / 16.0).astype(np.float32)[..., None]
     return train_test_split(x, data.target, test_size=0.2, random_state=seed, stratify=data.target)
@@ -68,12 +69,18 @@ def make_model(seed: int) -> nn.Sequential:
 
 @no_grad()
 def evaluate(model, x, y, batch_size=512):
-    """(mean loss, accuracy) over the whole set, without recording a graph."""
+    """(mean loss, accuracy) over the whole set, without recording a graph, in eval mode (batch norm uses its
+    running statistics, dropout passes all), the model's mode restored after."""
+    was_training = model.training
+    model.eval()
     losses, hits = [], 0
-    for x_batch, y_batch in batches(x, y, batch_size, shuffle=False):
-        logits = model(Tensor(x_batch))
-        losses.append(cross_entropy(logits, y_batch).item() * len(logits))
-        hits += int((logits.argmax(axis=1) == y_batch).sum())
+    try:
+        for x_batch, y_batch in batches(x, y, batch_size, shuffle=False):
+            logits = model(Tensor(x_batch))
+            losses.append(cross_entropy(logits, y_batch).item() * len(logits))
+            hits += int((logits.argmax(axis=1) == y_batch).sum())
+    finally:
+        model.train(was_training)
     return sum(losses) / len(x), hits / len(x)
 
 
@@ -83,7 +90,9 @@ def cosine_lr(base_lr: float, epoch: int, epochs: int) -> float:
 
 
 def train_epoch(model, opt, x, y, batch_size, rng, desc):
-    """One pass over (x, y) in shuffled minibatches, with a tqdm bar; returns (mean loss, accuracy)."""
+    """One pass over (x, y) in shuffled minibatches, in training mode, with a tqdm bar; returns (mean loss,
+    accuracy)."""
+    model.train()
     total_loss, hits, seen = 0.0, 0, 0
     bar = tqdm(batches(x, y, batch_size, seed=rng), desc=desc, unit="batch", leave=True,
                total=-(-len(x) // batch_size))
@@ -100,7 +109,24 @@ def train_epoch(model, opt, x, y, batch_size, rng, desc):
     return total_loss / seen, hits / seen
 
 
-def plot_curves(history, path):
+def fit(model, x_train, y_train, x_test, y_test, args) -> dict:
+    """Adam on cross-entropy for args.epochs epochs, the learning rate from args.lr down a cosine; after each
+    epoch the test set is evaluated. Returns the history: lists of train_loss, train_acc, test_loss, test_acc."""
+    opt = Adam(model.parameters(), lr=args.lr)
+    rng = np.random.default_rng(args.seed)
+    history = {"train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
+    for epoch in range(1, args.epochs + 1):
+        opt.lr = cosine_lr(args.lr, epoch, args.epochs)
+        train_loss, train_acc = train_epoch(model, opt, x_train, y_train, args.batch_size, rng,
+                                            desc=f"epoch {epoch:2d}/{args.epochs}")
+        test_loss, test_acc = evaluate(model, x_test, y_test)
+        for key, value in zip(history, (train_loss, train_acc, test_loss, test_acc), strict=True):
+            history[key].append(value)
+        tqdm.write(f"           test loss {test_loss:.4f}  test accuracy {test_acc:.4f}")
+    return history
+
+
+def plot_curves(history, path, title="tinygrad_cnn: small CNN on the 8x8 digits"):
     epochs = np.arange(1, len(history["train_loss"]) + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, history["train_loss"], "o-", label="train")
@@ -112,26 +138,36 @@ def plot_curves(history, path):
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("tinygrad_cnn: small CNN on the 8x8 digits")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def draw_one_step(model, x, y, out_dir):
-    """Forward and backward on 4 images, then draw that graph (parameters show as conv1.W, ...).
+def save_and_reload(model, fresh, path, x_test, y_test) -> None:
+    """Save the weights (and buffers) to ``path``, load them into ``fresh`` (the same model, other weights): it
+    must score the same on the test set."""
+    save(model, path)
+    fresh.load_state_dict(load(path))
+    assert evaluate(fresh, x_test, y_test) == evaluate(model, x_test, y_test)
+
+
+def draw_one_step(model, x, y, path, title="one training step: cross_entropy(model(x), y) on 4 digits",
+                  max_nodes=200):
+    """Forward and backward on 4 images in training mode, then draw that graph to ``path`` (parameters show as
+    conv1.W, ...), at most ``max_nodes`` tensors (the ones nearest the loss). A batch norm layer counts these 4
+    images in its running statistics, as any training step does: draw after saving the weights.
 
     Without a Graphviz renderer, viz writes the DOT source (.gv) instead; its message says where.
     """
     from tinygrad_cnn.viz import save_graph
 
+    model.train()
     loss = cross_entropy(model(Tensor(x[:4])), y[:4])
     loss.backward()
-    title = "one training step: cross_entropy(model(x), y) on 4 digits"
-    path = os.path.join(out_dir, "digits_step.svg")
     print(f"      {path} (one training step)")
     try:
-        save_graph(loss, path, title=title, show_rule=True)  # drawn while the gradients are there
+        save_graph(loss, path, title=title, show_rule=True, max_nodes=max_nodes)  # drawn while the gradients are there
     except graphviz.ExecutableNotFound as e:  # viz wrote the .gv source instead, and says where
         print(f"  {e}")
     model.zero_grad()
@@ -147,30 +183,17 @@ def main():
     print(model)
     print(f"{model.num_parameters()} parameters; {len(x_train)} training and {len(x_test)} test images\n")
 
-    opt = Adam(model.parameters(), lr=args.lr)
-    rng = np.random.default_rng(args.seed)
-    history = {"train_loss": [], "train_acc": [], "test_loss": [], "test_acc": []}
-    for epoch in range(1, args.epochs + 1):
-        opt.lr = cosine_lr(args.lr, epoch, args.epochs)
-        train_loss, train_acc = train_epoch(model, opt, x_train, y_train, args.batch_size, rng,
-                                            desc=f"epoch {epoch:2d}/{args.epochs}")
-        test_loss, test_acc = evaluate(model, x_test, y_test)
-        for key, value in zip(history, (train_loss, train_acc, test_loss, test_acc), strict=True):
-            history[key].append(value)
-        tqdm.write(f"           test loss {test_loss:.4f}  test accuracy {test_acc:.4f}")
+    history = fit(model, x_train, y_train, x_test, y_test, args)
     train_time = time.perf_counter() - start
 
     curves = os.path.join(args.out, "digits_curves.png")
     plot_curves(history, curves)
     weights = os.path.join(args.out, "digits_cnn.npz")
-    save(model, weights)
-    reloaded = make_model(args.seed + 1)
-    reloaded.load_state_dict(load(weights))
-    assert evaluate(reloaded, x_test, y_test) == evaluate(model, x_test, y_test)
+    save_and_reload(model, make_model(args.seed + 1), weights, x_test, y_test)
 
     print(f"\nfinal test accuracy: {history['test_acc'][-1]:.4f} ({len(x_test)} held-out images)")
     print(f"wrote {curves}\n      {weights} (reloaded: same test accuracy)")
-    draw_one_step(model, x_train, y_train, args.out)
+    draw_one_step(model, x_train, y_train, os.path.join(args.out, "digits_step.svg"))
     print(f"wall time: {train_time:.1f} s training, {time.perf_counter() - start:.1f} s in all")
 
 
