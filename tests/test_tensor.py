@@ -239,6 +239,16 @@ def test_getitem_repeated_indices_accumulate():
     assert x.grad.tolist() == [3.0, 0.0, 1.0]
 
 
+@pytest.mark.parametrize("index", [((0, 0, 2, 0),), (range(2), ((1, 1), (0, 0))), ((0, 0), slice(None))])
+def test_getitem_repeated_indices_given_as_tuples_or_ranges_accumulate(index):
+    # numpy reads a tuple (or range) inside the index tuple as an integer array, repeats included
+    x = rand(3, 4, seed=6) if len(index) == 2 else Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x[index].sum().backward()
+    expected = np.zeros(x.shape)
+    np.add.at(expected, index, 1.0)
+    np.testing.assert_array_equal(x.grad, expected)
+
+
 def test_concatenate_and_stack():
     a, b = rand(2, 3, seed=1), rand(4, 3, seed=2)
     np.testing.assert_array_equal(Tensor.concatenate([a, b]).data, np.concatenate([a.data, b.data]))

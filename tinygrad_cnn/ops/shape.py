@@ -9,6 +9,10 @@ import numpy as np
 
 from .common import normalize_axes, shape_arg, shape_error
 
+# index parts that select without repeats (numpy's basic indexing); anything else (lists, arrays, tuples, ranges)
+# may repeat an entry, so its gradient must accumulate (np.add.at)
+BASIC_INDEX = (int, np.integer, slice)
+
 
 class ShapeOps:
     """Mixin of Tensor: reshape, flatten, transpose/permute/.T, x[index], concatenate, stack."""
@@ -81,7 +85,7 @@ class ShapeOps:
             raise IndexError(f"getitem: {e} (tensor shape {self.shape})") from None
         shape, dtype = self.shape, self.dtype
         parts = index if isinstance(index, tuple) else (index,)
-        advanced = any(isinstance(i, (list, np.ndarray)) for i in parts)
+        advanced = not all(isinstance(i, BASIC_INDEX) or i is None or i is Ellipsis for i in parts)
 
         def _backward(g):
             dx = np.zeros(shape, dtype)
