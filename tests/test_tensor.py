@@ -166,6 +166,17 @@ def test_unary_ops(name, fn, ref, positive, shape):
     assert gradcheck(fn, x)
 
 
+def test_clip_takes_constant_tensor_bounds_and_refuses_bounds_that_require_grad():
+    x = Tensor([0.0, 1.0, 2.0, 3.0], requires_grad=True)
+    low, high = Tensor([0.5, 0.5, 0.5, 2.5]), Tensor(2.0)
+    for out in (x.clip(low, high), np.clip(x, low, high), F.clip(x, low=low, high=high)):
+        np.testing.assert_array_equal(out.data, np.clip(x.data, low.data, high.data))
+    x.clip(low, high).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 0.0]
+    with pytest.raises(TypeError, match="clip: high requires grad.*x.maximum\\(low\\).minimum\\(high\\)"):
+        x.clip(0.0, Tensor(2.0, requires_grad=True))
+
+
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_softmax_and_log_softmax(axis):
     x = rand(3, 4)

@@ -189,8 +189,10 @@ class ElementwiseOps:
         return self.from_op(np.abs(x), (self,), "abs", _backward, rule="da = g*sign(a) (0 at NaN)")
 
     def clip(self, low=None, high=None):
-        """Clamp to [low, high] (either may be None, a number or an array); the gradient passes where
-        low <= x <= high."""
+        """Clamp to [low, high] (either may be None, a number, an array or a constant Tensor, broadcasting to
+        x); the gradient passes where low <= x <= high. Bounds get no gradient: a bound that requires grad
+        raises (write ``x.maximum(low).minimum(high)`` for that)."""
+        low, high = self._clip_bound(low, "low"), self._clip_bound(high, "high")
         x = self.data
         out = np.clip(x, low, high)
 
@@ -198,6 +200,16 @@ class ElementwiseOps:
             return (g * (out == x),)
         return self.from_op(out, (self,), "clip", _backward, rule="da = g where low <= a <= high",
                             low=low, high=high)
+
+    @staticmethod
+    def _clip_bound(bound, name: str):
+        """A bound of clip as numpy sees it: a Tensor's data (a constant), else as given."""
+        if not isinstance(bound, ElementwiseOps):
+            return bound
+        if bound.requires_grad:
+            raise TypeError(f"clip: {name} requires grad, but clip sends no gradient to its bounds; write "
+                            "x.maximum(low).minimum(high) for bounds that learn")
+        return bound.data
 
     def relu(self):
         """max(x, 0) elementwise; its gradient at 0 is taken as 0; at NaN (which it passes on) it is g, as PyTorch."""
