@@ -177,6 +177,15 @@ def test_a_hook_that_returns_the_wrong_shape_or_dtype_is_named():
     assert x.grad is None  # a failed hook leaves the leaf's grad untouched
 
 
+def test_a_hook_on_a_0d_tensor_may_return_numpys_scalar():
+    # arithmetic on a 0-d array gives a numpy scalar (np.float64), not an ndarray: it must count as the gradient
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    loss = (w * w).sum()
+    loss.register_hook(lambda g: g * 3)
+    loss.backward()
+    assert w.grad.tolist() == [6.0, 12.0] and loss.grad.shape == () and type(loss.grad) is np.ndarray
+
+
 def test_register_hook_errors():
     with pytest.raises(RuntimeError, match="register_hook: this tensor does not require grad"):
         Tensor([1.0]).register_hook(lambda g: g)

@@ -172,6 +172,8 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
             if new is None:
                 continue
             new = new.data if isinstance(new, Tensor) else new
+            if isinstance(new, np.generic):  # arithmetic on a 0-d gradient gives a numpy scalar
+                new = np.asarray(new)
             if not isinstance(new, np.ndarray) or new.shape != g.shape or new.dtype != g.dtype:
                 found = f"{type(new).__name__} of shape {np.shape(new)} and dtype {getattr(new, 'dtype', '?')}"
                 raise RuntimeError(
