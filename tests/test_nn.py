@@ -341,6 +341,22 @@ def test_module_list_behaves_like_a_list():
         getattr(blocks, "1")
 
 
+def test_slicing_a_container_gives_a_container_and_leaves_the_parameter_names():
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(2, 2, seed=0), nn.Linear(2, 2, seed=1)])
+            self.head = nn.Sequential(fc=nn.Linear(2, 2, seed=2), relu=nn.ReLU(), out=nn.Linear(2, 1, seed=3))
+
+    model = Model()
+    names = [p.name for p in model.parameters()]
+    blocks, head = model.blocks[1:], model.head[1:]
+    assert [p.name for p in model.parameters()] == names  # a slice is a view: the graph labels stay right
+    assert isinstance(blocks, nn.ModuleList) and [n for n, _ in blocks.named_children()] == ["0"]
+    assert isinstance(head, nn.Sequential) and [n for n, _ in head.named_children()] == ["relu", "out"]
+    assert head[0] is model.head[1] and head(Tensor(np.ones((3, 2)))).shape == (3, 1)  # PyTorch: a Sequential
+
+
 def test_module_dict_behaves_like_a_dict():
     a, b, c = (nn.Linear(1, 1, seed=i) for i in range(3))
     heads = nn.ModuleDict({"a": a})

@@ -659,7 +659,7 @@ class Flatten(Module):
 class Sequential(Module):
     """Layers applied in order.  ``Sequential(a, b)`` names them "0", "1"; ``Sequential(conv1=a,
     relu1=b)`` names them "conv1", "relu1" (so parameters are ``conv1.W``).  Indexable: ``seq[0]``,
-    ``seq["conv1"]``; ``len(seq)``; iterable.
+    ``seq["conv1"]``, ``seq[1:]`` (a Sequential, as PyTorch); ``len(seq)``; iterable.
     """
 
     def __init__(self, *layers, **named_layers):
@@ -678,8 +678,11 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, key) -> Module:
+        """``seq[i]``, ``seq["name"]``, or ``seq[i:j]``: a Sequential of those layers, under their names."""
         if isinstance(key, str):
             return self._modules[key]
+        if isinstance(key, slice):
+            return _view(Sequential(), list(self._modules.items())[key])
         return list(self._modules.values())[key]
 
     def __len__(self) -> int:
@@ -687,6 +690,13 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+def _view(container: Module, named_modules) -> Module:
+    """``container`` holding ``(name, module)`` pairs as they are: a slice. Not ``_add_module``, which would rename
+    the modules' parameters (their ``Tensor.name``) after the slice, mislabelling the model they still belong to."""
+    container._modules.update((str(name), module) for name, module in named_modules)
+    return container
 
 
 class ModuleList(Module):
@@ -739,7 +749,7 @@ class ModuleList(Module):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return ModuleList(list(self)[index])
+            return _view(ModuleList(), enumerate(list(self)[index]))
         return list(self._modules.values())[self._index(index)]
 
     def __setitem__(self, index: int, module) -> None:
