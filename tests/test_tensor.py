@@ -467,6 +467,12 @@ def test_shape_op_errors():
         x.transpose(0, 0)
     with pytest.raises(ValueError, match="sum: axis 2 is out of range"):
         x.sum(axis=2)
+    with pytest.raises(ValueError, match=r"transpose: axes \(0, 3\) are not a permutation of the 2 axes"):
+        x.transpose(0, 3)  # 3 % 2 == 1: numpy's own AxisError named no op
+    for op in ("sum", "mean", "max", "min"):
+        with pytest.raises(ValueError, match=rf"{op}: axis \(1, -1\) names axis 1 twice \(shape \(2, 3\)\)"):
+            getattr(x, op)(axis=(1, -1))
+    assert x.flatten(1, -1).shape == (2, 3) and Tensor([1.0, 2.0]).flatten().shape == (2,)  # start = end is fine
     with pytest.raises(IndexError, match=r"getitem: .*\(2, 3\)"):
         x[5]
     with pytest.raises(ValueError, match="concatenate: "):

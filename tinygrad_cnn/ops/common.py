@@ -15,7 +15,11 @@ def normalize_axes(axis, shape: tuple, op: str) -> tuple:
     for a in axes:
         if not -ndim <= a < ndim:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {shape} ({ndim} dims)")
-    return tuple(sorted(a % ndim for a in axes))
+    normalized = tuple(sorted(a % ndim for a in axes))
+    twice = [a for a, b in zip(normalized, normalized[1:], strict=False) if a == b]
+    if twice:
+        raise ValueError(f"{op}: axis {axis} names axis {twice[0]} twice (shape {shape})")
+    return normalized
 
 
 def axis_arg(axis) -> dict:

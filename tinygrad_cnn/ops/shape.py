@@ -39,8 +39,8 @@ class ShapeOps:
         """Merge axes start_dim..end_dim into one (``flatten(1)``: (m, H, W, C) -> (m, H*W*C))."""
         if self.ndim == 0:
             return self._reshaped(self.data.reshape(1), "flatten")
-        start, end = normalize_axes((start_dim, end_dim), self.shape, "flatten")
-        if start_dim % self.ndim > end_dim % self.ndim:
+        (start,), (end,) = (normalize_axes(d, self.shape, "flatten") for d in (start_dim, end_dim))
+        if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
         s = self.shape
         out = self.data.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:])
@@ -57,7 +57,8 @@ class ShapeOps:
     def transpose(self, *axes):
         """Permute axes (all reversed when none are given), as numpy.transpose."""
         axes = shape_arg(axes) or tuple(reversed(range(self.ndim)))
-        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+        in_range = all(-self.ndim <= a < self.ndim for a in axes)
+        if not in_range or sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
             raise ValueError(
                 f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}"
             )
