@@ -81,6 +81,53 @@ def test_linear_after_flatten_takes_rows_in_channels_first_order(between):
     np.testing.assert_allclose(nchw_rows @ weight.T, features.reshape(2, -1) @ model[-1].W.data, rtol=1e-12)
 
 
+class _Elementwise(nn.Module):
+    """A custom step between Flatten and Linear that keeps each entry in its place: a scale, a residual sum."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+@pytest.mark.parametrize("fn", [lambda x: 0.5 * x, lambda x: x * 2.0 - 1.0, lambda x: x + x.relu(),
+                                lambda x: (x / 3.0).maximum(x.tanh())],
+                         ids=["scalar-times-x", "x-times-scalar-minus", "residual-sum", "two-branches"])
+def test_linear_after_flatten_then_elementwise_arithmetic_takes_rows_in_channels_first_order(fn):
+    # the flatten is a parent of mul/add/maximum, first or second: the row order is still (H, W, C)
+    model = nn.Sequential(nn.Conv2d(2, 3, 2, seed=0, dtype=np.float64), nn.Flatten(), _Elementwise(fn),
+                          nn.Linear(3 * 4 * 5, 2, seed=1, dtype=np.float64))
+    x = np.random.default_rng(0).standard_normal((2, 5, 6, 2))
+    weight = to_torch_state_dict(model, (1, 5, 6, 2))["3.weight"]
+    features = model[0](x).data
+    nchw_rows = fn(Tensor(features.transpose(0, 3, 1, 2).reshape(2, -1))).data  # PyTorch's Flatten of NCHW
+    np.testing.assert_allclose(nchw_rows @ weight.T, model(Tensor(x)).data - model[-1].b.data, rtol=1e-12)
+
+
+class _TwoImages(nn.Module):
+    """A Linear fed by the sum of two flattens of images shaped differently, or called on each in turn."""
+
+    def __init__(self, mode):
+        super().__init__()
+        self.mode, self.fc = mode, nn.Linear(12, 2, seed=0)
+
+    def forward(self, x):
+        a, b = x.flatten(1), x.reshape(x.shape[0], 3, 2, 2).flatten(1)
+        return self.fc(a + b) if self.mode == "sum" else self.fc(a) + self.fc(b)
+
+
+@pytest.mark.parametrize("mode,words", [
+    ("sum", r"interop: a Linear's input is made from flattens of images of \(H, W, C\) \[\(2, 3, 2\), \(3, 2, 2\)\]"),
+    ("twice", r"interop: a Linear\(12, 2\) is called on inputs flattened from images of \(H, W, C\) \(2, 3, 2\) and "
+              r"\(3, 2, 2\): its rows have no single order"),
+])
+def test_a_linear_fed_by_flattens_of_differently_shaped_images_is_refused(mode, words):
+    with pytest.raises(ValueError, match=words):
+        to_torch_state_dict(_TwoImages(mode), (1, 2, 3, 2))
+
+
 def test_round_trip_is_exact():
     model = randomized(Net(dtype=np.float32))
     state = to_torch_state_dict(model, SHAPE)

@@ -12,7 +12,8 @@ so ``torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items
 The one silent trap is a Linear fed by a Flatten of images: ours flattens NHWC (rows in (H, W, C) order), PyTorch
 NCHW ((C, H, W) order), so that Linear's input rows are reordered. Which Linears are fed so is found by running
 the model once on zeros of ``input_shape`` (eval mode, batch axis included, e.g. ``(1, 28, 28, 1)``) and following
-each Linear's input back through unary elementwise ops (relu, dropout...) to a flatten of a 4-D tensor.
+each Linear's input back through elementwise ops (relu, dropout, a scale, a residual sum...) to a flatten of a 4-D
+tensor.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from .tensor import Tensor
 
 __all__ = ["to_torch_state_dict", "from_torch_state_dict"]
 
-# ops that keep each entry in its place: a Linear's input made by them from a flatten is still that flatten's order
-ENTRYWISE_OPS = ("relu", "leaky_relu", "sigmoid", "tanh", "dropout", "exp", "log", "sqrt", "abs", "neg", "clip")
+# ops that keep each entry in its place: a Linear's input made by them from a flatten (any of their inputs of the
+# output's shape; the others broadcast) is still in that flatten's order
+ENTRYWISE_OPS = ("relu", "leaky_relu", "sigmoid", "tanh", "dropout", "exp", "log", "sqrt", "abs", "neg", "clip",
+                 "add", "sub", "mul", "div", "pow", "maximum", "minimum")
 
 
 def _conv_weight_to_torch(W):
@@ -105,13 +108,26 @@ def _flatten_sources(model: Module, input_shape: tuple) -> dict:
 
 
 def _flattened_image(x: Tensor):
-    """(H, W, C) when x (m, H*W*C) is a flatten of images (m, H, W, C), through entrywise ops; else None."""
-    while x.op in ENTRYWISE_OPS and x.parents[0].shape == x.shape:
-        x = x.parents[0]
-    source = x.parents[0] if x.op in ("flatten", "reshape") else None
-    if source is not None and x.ndim == 2 and source.ndim == 4 and x.shape[0] == source.shape[0]:
-        return tuple(source.shape[1:])
-    return None
+    """(H, W, C) when x (m, H*W*C) is a flatten of images (m, H, W, C), through entrywise ops; else None.
+
+    Every input of an entrywise op that has the op's shape is followed (``0.5 * flat``, ``flat + flat.relu()``);
+    flattens of images of two different (H, W, C) reaching one x raise ValueError (its rows have no single order).
+    """
+    found, stack, seen = set(), [x], set()
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if t.op in ENTRYWISE_OPS:
+            stack += [p for p in t.parents if p.shape == t.shape]
+        elif t.op in ("flatten", "reshape") and t.ndim == 2 and t.parents[0].ndim == 4 \
+                and t.shape[0] == t.parents[0].shape[0]:
+            found.add(tuple(t.parents[0].shape[1:]))
+    if len(found) > 1:
+        raise ValueError(f"interop: a Linear's input is made from flattens of images of (H, W, C) {sorted(found)}: "
+                         "its rows have no single order")
+    return found.pop() if found else None
 
 
 def to_torch_state_dict(model: Module, input_shape) -> dict:
