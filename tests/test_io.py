@@ -1,6 +1,7 @@
 """tinygrad_cnn.io: save/load round trips bit-identically; bad files give clear errors, never run code."""
 
 import pathlib
+import threading
 
 import numpy as np
 import pytest
@@ -53,6 +54,26 @@ def test_save_overwrites_and_leaves_no_temporary_file(tmp_path):
     save({"x": np.zeros(2)}, path)
     save({"y": np.ones(3)}, path)
     assert list(load(path)) == ["y"] and [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+
+
+def test_threads_saving_to_one_path_do_not_collide(tmp_path):
+    # the temporary file was named by the process id only: two threads wrote, renamed and removed the same one
+    path, errors = tmp_path / "w.npz", []
+    state = {"W": np.random.default_rng(0).standard_normal((200, 200))}
+
+    def save_often():
+        try:
+            for _ in range(15):
+                save(state, path)
+        except OSError as e:
+            errors.append(e)
+    threads = [threading.Thread(target=save_often) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+    np.testing.assert_array_equal(load(path)["W"], state["W"])
 
 
 # ----------------------------------------------------------------------------- save errors

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import threading
 import zipfile
 from collections.abc import Mapping
 
@@ -61,7 +62,7 @@ def save(module_or_state_dict, path) -> None:
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: cannot write {path!r}: no directory {folder!r}")
-    tmp = f"{path}.tmp{os.getpid()}"
+    tmp = f"{path}.tmp{os.getpid()}-{threading.get_ident()}"  # one per thread: threads may save to one path
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             for key, arr in state.items():
