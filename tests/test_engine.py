@@ -228,6 +228,15 @@ def test_set_grad_enabled_and_enable_grad():
         assert not is_grad_enabled()
 
 
+def test_set_grad_enabled_as_a_decorator_sets_the_mode_only_inside_the_function():
+    x = Tensor([1.0], requires_grad=True)
+
+    @set_grad_enabled(False)  # as PyTorch: decorating leaves the mode as it was
+    def forward():
+        return (x * 2).requires_grad
+    assert is_grad_enabled() and forward() is False and is_grad_enabled()
+
+
 def test_a_decorated_function_keeps_grad_mode_right_when_threads_run_it_at_once():
     x = Tensor([1.0], requires_grad=True)
     barrier = threading.Barrier(2, timeout=30)

@@ -65,13 +65,21 @@ class enable_grad(SwitchContext):
     switch, value = grad_mode, True
 
 
-class set_grad_enabled:
+class set_grad_enabled(contextlib.ContextDecorator):
     """``set_grad_enabled(False)`` turns recording off in this thread now; as ``with set_grad_enabled(mode):``
-    it also restores the previous mode on exit (as PyTorch)."""
+    it also restores the previous mode on exit, and as ``@set_grad_enabled(mode)`` it sets the mode only inside
+    each call of the function (as PyTorch)."""
 
     def __init__(self, mode: bool):
-        self._previous = grad_mode.enabled
-        grad_mode.enabled = bool(mode)
+        self.mode, self._previous = bool(mode), grad_mode.enabled
+        grad_mode.enabled = self.mode
+
+    def __call__(self, func):
+        grad_mode.enabled = self._previous  # decorating: the mode was set by __init__, but belongs inside func only
+        return super().__call__(func)
+
+    def _recreate_cm(self):
+        return set_grad_enabled(self.mode)
 
     def __enter__(self):
         return self
