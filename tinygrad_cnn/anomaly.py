@@ -125,6 +125,7 @@ def _what_inputs_held(label: str, parents, shape: tuple, k: tuple) -> str:
 
 
 def op_label(op: str, op_args: dict) -> str:
+    """The op and its hyper-parameters, e.g. ``conv2d stride=2 pad=1`` (``Tensor.op_label`` too)."""
     args = " ".join(f"{k}={v}" for k, v in op_args.items())
     return f"{op} {args}".strip()
 

@@ -32,7 +32,7 @@ import threading
 
 import numpy as np
 
-from .anomaly import anomaly_mode, check_backward, check_forward, user_line
+from .anomaly import anomaly_mode, check_backward, check_forward, op_label, user_line
 from .dtypes import get_default_dtype, set_default_dtype, to_array  # noqa: F401 (re-exported)
 from .graph import RemovableHandle, gc_paused, grad_like, readonly, topo_order
 from .modes import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401 (re-exported)
@@ -232,10 +232,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
     @property
     def op_label(self) -> str:
         """The op and its hyper-parameters, e.g. ``conv2d stride=2 pad=1``; '' for a leaf."""
-        if self.op is None:
-            return ""
-        args = " ".join(f"{k}={v}" for k, v in self.op_args.items())
-        return f"{self.op} {args}".strip()
+        return "" if self.op is None else op_label(self.op, self.op_args)
 
     def numpy(self) -> np.ndarray:
         """The data (read-only; copy it to write)."""
