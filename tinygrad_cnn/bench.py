@@ -322,7 +322,7 @@ def conv_phase_ms(spec, dtype, repeats):
         "dense(sum grad)": lambda: kernels.dense(view),
         "dW": lambda: kernels.conv2d_weight_grad(dout2d, saved),
         "dx (col2im)": lambda: kernels.conv2d_input_grad(dout2d, saved),
-        "db": lambda: dout2d.sum(axis=0),
+        "db": lambda: kernels.bias_grad(dout2d),
         "whole f+b sum": our_cases([x, W, b, out], spec)["conv2d"][2],
     }
     times = dict(zip(phases, (t * 1e3 for t in interleaved_medians(list(phases.values()), repeats)), strict=True))
