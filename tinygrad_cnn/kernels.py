@@ -10,9 +10,11 @@ conv_transpose2d uses conv2d's W layout: (f_h, f_w, n_C_out // groups, n_C_in) i
 that maps n_C_out channels to n_C_in, and conv_transpose2d is that conv2d's input gradient.
 
 Each forward returns `(out, saved)` (batch_norm_forward also the updated running statistics); the matching
-backward takes the output gradient and `saved`. There is no Python loop over the batch, rows, columns or
-channels; only over the f_h * f_w offsets of the kernel window, where each step is one strided slice of the
-whole batch (groups run as one batched GEMM). Tensors never appear here.
+backward takes the output gradient and `saved`. There is no Python loop over rows, columns or channels; only
+over the f_h * f_w offsets of the kernel window, where each step is one strided slice of a block of images
+(groups run as one batched GEMM), and over those blocks (parallel.run_in_chunks: cache-sized, on the thread
+pool for large inputs). conv2d keeps no im2col matrix: each block's is built, used and dropped, in the forward
+and again for dW. Tensors never appear here.
 
 Argument checks live here too (`check_pad2d_args`, `check_conv2d_args`, `check_conv_transpose2d_args`,
 `check_batch_norm_args`, `check_pool2d_args`), so the Tensor ops and the notebook API in steps.py reject bad
@@ -34,10 +36,16 @@ from .parallel import run_in_chunks
 # two; (128, 32, 32, 64): 3.05 vs 3.11 ms), so they take threads only above this input size, in effect never;
 # tests lower it to check the threaded path.
 COPY_PARALLEL_BYTES = 1 << 40
-# conv2d runs the batch in chunks of about CONV_BLOCK_BYTES of im2col matrix, recomputed in backward rather than
-# kept; on two threads (BLAS at one each) when the whole im2col matrix is at least CONV_PARALLEL_BYTES.
+# conv2d runs the batch in chunks of about CONV_BLOCK_BYTES of im2col matrix, built in the forward and again for
+# dW rather than kept (peak memory of f+b 16x -> 6-8x its input). In one A/B run on a steady machine, conv f+b
+# float32 ms, whole-batch im2col kept (before) / chunks on one thread, BLAS free / chunks on two threads, BLAS at
+# one each: W2 11.7 / 12.6 / 15.1, W4 6.5 / 7.4 / 9.5; float64 W2 21.2 / 23.5 / 28.4, W4 10.3 / 11.1 / 15.1;
+# W3 float32 38.2 / 36.3 (threads not run). Block size 1, 4 or 16 MB: within 5%. So the chunks take threads only
+# above CONV_PARALLEL_BYTES of im2col matrix, in effect never; tests lower it to check the threaded path.
+# (Under heavy load from other jobs OpenBLAS's own threads stall: then W4 float32 took 56 ms before and 16 ms on
+# two chunk threads; figures from such runs do not decide the default.)
 CONV_BLOCK_BYTES = 1 << 20
-CONV_PARALLEL_BYTES = 1 << 22
+CONV_PARALLEL_BYTES = 1 << 40
 
 TIES = ("first", "split", "all")
 
