@@ -271,22 +271,28 @@ class ConvSaved(NamedTuple):
     pads: tuple
     dilation: tuple = (1, 1)
     groups: int = 1
+    cols: np.ndarray | None = None  # the im2col matrix, kept only when the whole batch is one block (tiny inputs)
 
 
 def _batch_saved(saved: ConvSaved, s: slice) -> ConvSaved:
     """saved restricted to the images of batch slice s."""
     m = len(range(*s.indices(saved.x_shape[0])))
+    cols = saved.cols if m == saved.x_shape[0] else None
     return saved._replace(x=None if saved.x is None else saved.x[s], x_shape=(m, *saved.x_shape[1:]),
-                          out_shape=(m, *saved.out_shape[1:]))
+                          out_shape=(m, *saved.out_shape[1:]), cols=cols)
 
 
 def _conv_chunks(fn, saved: ConvSaved) -> None:
     """fn(s) for batch slices s, each holding about CONV_BLOCK_BYTES of im2col matrix, on the thread pool when the
     whole im2col matrix is at least CONV_PARALLEL_BYTES (BLAS at one thread per chunk meanwhile)."""
-    f_h, f_w, C_g, _ = saved.W.shape
-    per_image = saved.out_shape[1] * saved.out_shape[2] * f_h * f_w * C_g * saved.groups * saved.W.itemsize
-    run_in_chunks(fn, saved.x_shape[0], per_image, CONV_PARALLEL_BYTES, limit_blas=True,
+    run_in_chunks(fn, saved.x_shape[0], _cols_bytes_per_image(saved), CONV_PARALLEL_BYTES, limit_blas=True,
                   block_bytes=CONV_BLOCK_BYTES)
+
+
+def _cols_bytes_per_image(saved: ConvSaved) -> int:
+    """Bytes of one image's rows of the im2col matrix."""
+    f_h, f_w, C_g, _ = saved.W.shape
+    return saved.out_shape[1] * saved.out_shape[2] * f_h * f_w * C_g * saved.groups * saved.W.itemsize
 
 
 def dilated_size(f, dilation) -> tuple[int, int]:
@@ -349,6 +355,8 @@ def conv2d_saved(x: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1),
 
 def _chunk_cols(saved: ConvSaved) -> np.ndarray:
     """The grouped im2col matrix (groups, m * n_H * n_W, f_h * f_w * C // groups) of saved.x (a batch chunk)."""
+    if saved.cols is not None:
+        return saved.cols
     return im2col(pad_forward(saved.x, saved.pads), saved.W.shape[:2], saved.stride, saved.dilation, saved.groups)
 
 
@@ -359,14 +367,18 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1
     stride (s_h, s_w), pads ((top, bottom), (left, right)), dilation int or (d_h, d_w), groups dividing n_C_prev
     and n_C (output channel c belongs to group c // (n_C // groups), as in PyTorch)
     -> (out (m, n_H, n_W, n_C), saved), n = floor((n_prev + pads - dilation * (f - 1) - 1) / stride) + 1.
-    The batch runs in chunks (_conv_chunks): each chunk's im2col matrix stays small, and is not kept.
+    The batch runs in chunks (_conv_chunks): each chunk's im2col matrix stays small, and is kept (for dW) only
+    when the whole batch is one chunk.
     """
     saved = conv2d_saved(x, W, b, stride, pads, dilation, groups)
     out = np.empty(saved.out_shape, dtype=saved.W.dtype)
     weights = grouped_weights(saved.W, groups)
 
     def forward_chunk(s):
+        nonlocal saved
         cols = _chunk_cols(_batch_saved(saved, s))
+        if s.stop - s.start == saved.x_shape[0]:  # the whole batch in one block: keep its im2col for dW
+            saved = saved._replace(cols=cols)
         if groups == 1:  # straight into out's rows
             np.matmul(cols[0], weights[0], out=out[s].reshape(cols.shape[1], -1))
         else:
