@@ -21,7 +21,9 @@ def forced_threads(threads, monkeypatch):
     """Two threads, and the threaded path taken even on tiny inputs, one image per block."""
     monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
     monkeypatch.setattr(kernels, "COPY_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(kernels, "CONV_PARALLEL_BYTES", 0)
     monkeypatch.setattr(parallel, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(kernels, "CONV_BLOCK_BYTES", 1)
     threads(2)
 
 
@@ -186,7 +188,39 @@ def test_the_forced_threaded_path_runs_the_kernels_on_two_threads(forced_threads
     x = np.random.default_rng(6).standard_normal((4, 4, 4, 2))
     for run in (lambda: kernels.max_pool_forward(x, (2, 2), (2, 2)),
                 lambda: kernels.avg_pool_forward(x, (2, 2), (2, 2)),
-                lambda: kernels.pad_forward(x, ((1, 1), (1, 1)))):
+                lambda: kernels.pad_forward(x, ((1, 1), (1, 1))),
+                lambda: kernels.conv2d_forward(x, np.ones((3, 3, 2, 4)), None, (1, 1), ((1, 1), (1, 1)))):
         names.clear()
         run()
         assert len(names) == 2
+
+
+# conv2d: (x shape, W shape, stride, pads, dilation, groups); the second takes the channels-first col2im (C < 8,
+# column stride 2), the third groups and dilation
+CONV_CASES = [((5, 6, 7, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+              ((4, 9, 8, 3), (3, 2, 3, 5), (2, 2), ((1, 0), (2, 1)), (1, 1), 1),
+              ((3, 8, 7, 4), (2, 3, 2, 6), (1, 2), ((1, 2), (0, 1)), (2, 1), 2)]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_kernels_agree_with_the_loop_reference_in_both_paths(path, case):
+    x_shape, W_shape, stride, pads, dilation, groups = case
+    rng = np.random.default_rng(7)
+    x, W, b = rng.standard_normal(x_shape), rng.standard_normal(W_shape), rng.standard_normal(W_shape[3])
+    out, saved = kernels.conv2d_forward(x, W, b, stride, pads, dilation, groups)
+    np.testing.assert_allclose(out, reference.conv_forward(x, W, b, stride, pads, dilation, groups), rtol=1e-10,
+                               atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dW, db = kernels.conv2d_backward(dout, saved)
+    ref_dx, ref_dW, ref_db = reference.conv_backward(dout, x, W, stride, pads, dilation, groups)
+    for ours, ref in ((dx, ref_dx), (dW, ref_dW), (db, ref_db.reshape(-1))):
+        np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_gradients_pass_gradcheck_in_both_paths(path):
+    rng = np.random.default_rng(8)
+    x = Tensor(rng.standard_normal((3, 5, 6, 4)), requires_grad=True)
+    W = Tensor(rng.standard_normal((3, 3, 2, 4)), requires_grad=True)
+    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    assert gradcheck(lambda x, W, b: x.conv2d(W, b, stride=(1, 2), pad=1, groups=2).sum(), x, W, b)
+    assert gradcheck(lambda x, W: x.conv_transpose2d(W, stride=2, pad=1, dilation=(2, 1)), x, W)

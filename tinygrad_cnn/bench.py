@@ -305,30 +305,29 @@ def conv_phase_ms(spec, dtype, repeats):
     """[(phase, ms)]: where a conv forward+backward spends its time, each kernel phase timed alone, then the
     whole fresh-tensor scalar-loss path (what bench_workload times) and what is left of it for the Tensor layer.
 
-    Phases: pad, im2col (the windows copied into one matrix), the forward GEMM, the copy of the sum's
-    broadcast gradient (kernels.dense), the dW GEMM, dx (col2im: the per-offset GEMMs and strided adds), db.
+    Phases: the forward (per batch chunk: pad, im2col, GEMM), of it im2col alone (pad and copy, whole batch), the
+    copy of the sum's broadcast gradient (kernels.dense), dW (per chunk: im2col again, GEMM), dx (per chunk: GEMMs
+    and the col2im adds), db.
     """
     from . import kernels
     x, W, b, _ = make_data(spec, dtype)
     _, _, stride, pad = spec[:4]
     stride, pads = (stride, stride), ((pad, pad), (pad, pad))
-    xp = kernels.pad_forward(x, pads)
     out, saved = kernels.conv2d_forward(x, W, b, stride, pads)
     view = np.broadcast_to(np.ones((), dtype), out.shape)
     dout2d = kernels.dense(view).reshape(-1, W.shape[3])
-    cols = saved.cols[0]  # (groups, rows, K) with one group
     phases = {
-        "pad": lambda: kernels.pad_forward(x, pads),
-        "im2col": lambda: np.ascontiguousarray(kernels.im2col(xp, W.shape[:2], stride)),
-        "fwd GEMM": lambda: cols @ W.reshape(-1, W.shape[3]),
+        "forward": lambda: kernels.conv2d_forward(x, W, b, stride, pads),
+        "of it im2col": lambda: np.ascontiguousarray(kernels._chunk_cols(saved)),
         "dense(sum grad)": lambda: kernels.dense(view),
-        "dW GEMM": lambda: cols.T @ dout2d,
+        "dW": lambda: kernels.conv2d_weight_grad(dout2d, saved),
         "dx (col2im)": lambda: kernels.conv2d_input_grad(dout2d, saved),
-        "db": lambda: dout2d.sum(axis=0),
+        "db": lambda: kernels.bias_grad(dout2d),
         "whole f+b sum": our_cases([x, W, b, out], spec)["conv2d"][2],
     }
     times = dict(zip(phases, (t * 1e3 for t in interleaved_medians(list(phases.values()), repeats)), strict=True))
-    times["Tensor layer, rest"] = times["whole f+b sum"] - sum(t for k, t in times.items() if k != "whole f+b sum")
+    times["Tensor layer, rest"] = times["whole f+b sum"] - sum(
+        t for k, t in times.items() if k not in ("whole f+b sum", "of it im2col"))
     return list(times.items())
 
 

@@ -10,9 +10,11 @@ conv_transpose2d uses conv2d's W layout: (f_h, f_w, n_C_out // groups, n_C_in) i
 that maps n_C_out channels to n_C_in, and conv_transpose2d is that conv2d's input gradient.
 
 Each forward returns `(out, saved)` (batch_norm_forward also the updated running statistics); the matching
-backward takes the output gradient and `saved`. There is no Python loop over the batch, rows, columns or
-channels; only over the f_h * f_w offsets of the kernel window, where each step is one strided slice of the
-whole batch (groups run as one batched GEMM). Tensors never appear here.
+backward takes the output gradient and `saved`. There is no Python loop over rows, columns or channels; only
+over the f_h * f_w offsets of the kernel window, where each step is one strided slice of a block of images
+(groups run as one batched GEMM), and over those blocks (parallel.run_in_chunks: cache-sized, on the thread
+pool for large inputs). conv2d keeps no im2col matrix: each block's is built, used and dropped, in the forward
+and again for dW. Tensors never appear here.
 
 Argument checks live here too (`check_pad2d_args`, `check_conv2d_args`, `check_conv_transpose2d_args`,
 `check_batch_norm_args`, `check_pool2d_args`), so the Tensor ops and the notebook API in steps.py reject bad
@@ -34,6 +36,16 @@ from .parallel import run_in_chunks
 # two; (128, 32, 32, 64): 3.05 vs 3.11 ms), so they take threads only above this input size, in effect never;
 # tests lower it to check the threaded path.
 COPY_PARALLEL_BYTES = 1 << 40
+# conv2d runs the batch in chunks of about CONV_BLOCK_BYTES of im2col matrix, built in the forward and again for
+# dW rather than kept (peak memory of f+b 16x -> 6-8x its input). In one A/B run on a steady machine, conv f+b
+# float32 ms, whole-batch im2col kept (before) / chunks on one thread, BLAS free / chunks on two threads, BLAS at
+# one each: W2 11.7 / 12.6 / 15.1, W4 6.5 / 7.4 / 9.5; float64 W2 21.2 / 23.5 / 28.4, W4 10.3 / 11.1 / 15.1;
+# W3 float32 38.2 / 36.3 (threads not run). Block size 1, 4 or 16 MB: within 5%. So the chunks take threads only
+# above CONV_PARALLEL_BYTES of im2col matrix, in effect never; tests lower it to check the threaded path.
+# (Under heavy load from other jobs OpenBLAS's own threads stall: then W4 float32 took 56 ms before and 16 ms on
+# two chunk threads; figures from such runs do not decide the default.)
+CONV_BLOCK_BYTES = 1 << 20
+CONV_PARALLEL_BYTES = 1 << 40
 
 TIES = ("first", "split", "all")
 
@@ -249,8 +261,8 @@ def _pooled_hw(x_shape, f, stride) -> tuple[int, int]:
 
 
 class ConvSaved(NamedTuple):
-    """What conv2d_backward needs: the grouped im2col matrix of the padded input and the forward's arguments."""
-    cols: np.ndarray | None  # (groups, m * n_H * n_W, f_h * f_w * n_C_prev // groups); None: no dW
+    """What conv2d_backward needs: the input (its im2col is recomputed per batch chunk) and the forward's arguments."""
+    x: np.ndarray | None    # (m, n_H_prev, n_W_prev, n_C_prev) in the compute dtype; None: no dW
     W: np.ndarray           # (f_h, f_w, n_C_prev // groups, n_C)
     b_shape: tuple | None   # b's shape, so db comes back in it
     x_shape: tuple          # (m, n_H_prev, n_W_prev, n_C_prev)
@@ -259,6 +271,28 @@ class ConvSaved(NamedTuple):
     pads: tuple
     dilation: tuple = (1, 1)
     groups: int = 1
+    cols: np.ndarray | None = None  # the im2col matrix, kept only when the whole batch is one block (tiny inputs)
+
+
+def _batch_saved(saved: ConvSaved, s: slice) -> ConvSaved:
+    """saved restricted to the images of batch slice s."""
+    m = len(range(*s.indices(saved.x_shape[0])))
+    cols = saved.cols if m == saved.x_shape[0] else None
+    return saved._replace(x=None if saved.x is None else saved.x[s], x_shape=(m, *saved.x_shape[1:]),
+                          out_shape=(m, *saved.out_shape[1:]), cols=cols)
+
+
+def _conv_chunks(fn, saved: ConvSaved) -> None:
+    """fn(s) for batch slices s, each holding about CONV_BLOCK_BYTES of im2col matrix, on the thread pool when the
+    whole im2col matrix is at least CONV_PARALLEL_BYTES (BLAS at one thread per chunk meanwhile)."""
+    run_in_chunks(fn, saved.x_shape[0], _cols_bytes_per_image(saved), CONV_PARALLEL_BYTES, limit_blas=True,
+                  block_bytes=CONV_BLOCK_BYTES)
+
+
+def _cols_bytes_per_image(saved: ConvSaved) -> int:
+    """Bytes of one image's rows of the im2col matrix."""
+    f_h, f_w, C_g, _ = saved.W.shape
+    return saved.out_shape[1] * saved.out_shape[2] * f_h * f_w * C_g * saved.groups * saved.W.itemsize
 
 
 def dilated_size(f, dilation) -> tuple[int, int]:
@@ -310,14 +344,20 @@ def _per_group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def conv2d_saved(x: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1), groups: int = 1) -> ConvSaved:
-    """Everything conv2d_backward needs (grouped im2col of the padded x), without the forward GEMM."""
+    """Everything conv2d_backward needs (x and W in the compute dtype, the shapes and arguments); no copy of x."""
     dilation = as_positive_pair("conv2d", "dilation", dilation)
     dtype = _float_dtype(x, W)
-    xp = pad_forward(x.astype(dtype, copy=False), pads)
-    n_H, n_W = _pooled_hw(xp.shape, dilated_size(W.shape[:2], dilation), stride)
-    return ConvSaved(im2col(xp, W.shape[:2], stride, dilation, groups), W.astype(dtype, copy=False),
-                     None if b is None else b.shape, x.shape, (x.shape[0], n_H, n_W, W.shape[3]), stride, pads,
-                     dilation, groups)
+    n_H, n_W = _pooled_hw((0, x.shape[1] + sum(pads[0]), x.shape[2] + sum(pads[1])),
+                          dilated_size(W.shape[:2], dilation), stride)
+    return ConvSaved(x.astype(dtype, copy=False), W.astype(dtype, copy=False), None if b is None else b.shape,
+                     x.shape, (x.shape[0], n_H, n_W, W.shape[3]), stride, pads, dilation, groups)
+
+
+def _chunk_cols(saved: ConvSaved) -> np.ndarray:
+    """The grouped im2col matrix (groups, m * n_H * n_W, f_h * f_w * C // groups) of saved.x (a batch chunk)."""
+    if saved.cols is not None:
+        return saved.cols
+    return im2col(pad_forward(saved.x, saved.pads), saved.W.shape[:2], saved.stride, saved.dilation, saved.groups)
 
 
 def conv2d_forward(x: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1), groups: int = 1):
@@ -327,15 +367,40 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1
     stride (s_h, s_w), pads ((top, bottom), (left, right)), dilation int or (d_h, d_w), groups dividing n_C_prev
     and n_C (output channel c belongs to group c // (n_C // groups), as in PyTorch)
     -> (out (m, n_H, n_W, n_C), saved), n = floor((n_prev + pads - dilation * (f - 1) - 1) / stride) + 1.
+    The batch runs in chunks (_conv_chunks): each chunk's im2col matrix stays small, and is kept (for dW) only
+    when the whole batch is one chunk.
     """
     saved = conv2d_saved(x, W, b, stride, pads, dilation, groups)
-    out = _ungroup(_per_group_matmul(saved.cols, grouped_weights(saved.W, groups)))
+    out = np.empty(saved.out_shape, dtype=saved.W.dtype)
+    weights = grouped_weights(saved.W, groups)
+
+    def forward_chunk(s):
+        nonlocal saved
+        cols = _chunk_cols(_batch_saved(saved, s))
+        if s.stop - s.start == saved.x_shape[0]:  # the whole batch in one block: keep its im2col for dW
+            saved = saved._replace(cols=cols)
+        if groups == 1:  # straight into out's rows
+            np.matmul(cols[0], weights[0], out=out[s].reshape(cols.shape[1], -1))
+        else:
+            out[s] = _ungroup(_per_group_matmul(cols, weights)).reshape(out[s].shape)
+    _conv_chunks(forward_chunk, saved)
     if b is not None:
         out += b.reshape(-1).astype(out.dtype, copy=False)
-    return out.reshape(saved.out_shape), saved
+    return out, saved
 
 
 def conv2d_input_grad(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
+    """dx (m, n_H_prev, n_W_prev, C) from dout2d (m * n_H * n_W, n_C), col2im per batch chunk (_conv_chunks)."""
+    dx = np.empty(saved.x_shape, dtype=dout2d.dtype)
+    rows = saved.out_shape[1] * saved.out_shape[2]
+
+    def chunk(s):
+        dx[s] = _input_grad_chunk(dout2d[s.start * rows:s.stop * rows], _batch_saved(saved, s))
+    _conv_chunks(chunk, saved)
+    return dx
+
+
+def _input_grad_chunk(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
     """dx (m, n_H_prev, n_W_prev, C) from dout2d (m * n_H * n_W, n_C): col2im one window offset at a time.
 
     For offset (i, j), dout2d @ W[i, j].T (per group) is the gradient of every window's (i, j) entry; it lands
@@ -346,12 +411,12 @@ def conv2d_input_grad(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
     x (32, 32, 32, 32), 3x3, one thread, against scattering channels-last: 70 -> 47 ms float32, 122 -> 84 ms
     float64 (with _per_group_matmul's multiply for one filter per group).
     With a column stride > 1, few channels (C < 8) and one group the slices' contiguous runs would be only C
-    long, so conv2d_input_grad_channels_first takes over.
+    long, so _input_grad_chunk_channels_first takes over.
     """
     m, H, W, C = saved.x_shape
     groups, (d_h, d_w) = saved.groups, saved.dilation
     if saved.stride[1] > 1 and C < 8 and groups == 1:
-        return conv2d_input_grad_channels_first(dout2d, saved)
+        return _input_grad_chunk_channels_first(dout2d, saved)
     (top, bottom), (left, right) = saved.pads
     dxp = np.zeros((groups, m, top + H + bottom, left + W + right, C // groups), dtype=dout2d.dtype)
     dout3 = _group(dout2d, groups)
@@ -362,8 +427,8 @@ def conv2d_input_grad(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
     return unpad(dxp.transpose(1, 2, 3, 0, 4).reshape(m, *dxp.shape[2:4], C), saved.pads)
 
 
-def conv2d_input_grad_channels_first(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
-    """conv2d_input_grad for few channels and one group: col2im into channels-first memory, one GEMM per kernel row.
+def _input_grad_chunk_channels_first(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
+    """_input_grad_chunk for few channels and one group: col2im into channels-first memory, one GEMM per kernel row.
 
     W[i] (f_w * C, n_C) @ dout2d.T holds kernel row i's window gradients as (f_w, C, m, n_H, n_W): per offset
     and channel, whole (m, n_H, n_W) planes. The padded buffer is a (m, H, W, C) view of (C, m, H, W) memory,
@@ -385,10 +450,19 @@ def conv2d_input_grad_channels_first(dout2d: np.ndarray, saved: ConvSaved) -> np
 
 
 def conv2d_weight_grad(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
-    """dW (f_h, f_w, n_C_prev // groups, n_C) = per group cols.T @ dout2d, the groups' filters side by side."""
-    # (groups, f_h * f_w * C_g, n_C / groups)
-    dW3 = _per_group_matmul(saved.cols.transpose(0, 2, 1), _group(dout2d, saved.groups))
-    return _ungroup(dW3).reshape(saved.W.shape)
+    """dW (f_h, f_w, n_C_prev // groups, n_C) = per group cols.T @ dout2d, the groups' filters side by side.
+
+    Summed over batch chunks (_conv_chunks), each chunk's im2col matrix recomputed from saved.x.
+    """
+    rows = saved.out_shape[1] * saved.out_shape[2]
+    parts = []
+
+    def chunk(s):
+        cols = _chunk_cols(_batch_saved(saved, s))  # (groups, rows, f_h * f_w * C_g)
+        parts.append(_per_group_matmul(cols.transpose(0, 2, 1), _group(dout2d[s.start * rows:s.stop * rows],
+                                                                        saved.groups)))
+    _conv_chunks(chunk, saved)
+    return _ungroup(sum(parts[1:], parts[0])).reshape(saved.W.shape)
 
 
 def conv2d_backward(dout: np.ndarray, saved: ConvSaved, need_dx=True, need_dW=True, need_db=True):
@@ -402,8 +476,14 @@ def conv2d_backward(dout: np.ndarray, saved: ConvSaved, need_dx=True, need_dW=Tr
     if need_dW:
         dW = conv2d_weight_grad(dout2d, saved)
     if need_db and saved.b_shape is not None:
-        db = dout2d.sum(axis=0).reshape(saved.b_shape)
+        db = bias_grad(dout2d).reshape(saved.b_shape)
     return dx, dW, db
+
+
+def bias_grad(dout2d: np.ndarray) -> np.ndarray:
+    """(rows, n_C) -> (n_C,): the column sums, as one BLAS matrix-vector product (ones @ dout2d); measured 15x
+    faster than dout2d.sum(axis=0) on (6272, 16) float32."""
+    return np.ones(dout2d.shape[0], dtype=dout2d.dtype) @ dout2d
 
 
 # ---------------------------------------------------------------- conv_transpose2d
@@ -502,7 +582,7 @@ def conv_transpose2d_backward(dout: np.ndarray, saved: ConvTransposeSaved, need_
     if need_dW:
         dW = conv2d_weight_grad(saved.x.reshape(-1, saved.x.shape[3]), as_conv)
     if need_db and saved.b_shape is not None:
-        db = dout.reshape(-1, dout.shape[3]).sum(axis=0).reshape(saved.b_shape)
+        db = bias_grad(dout.reshape(-1, dout.shape[3])).reshape(saved.b_shape)
     return dx, dW, db
 
 

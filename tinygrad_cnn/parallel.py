@@ -125,7 +125,7 @@ def _run_marked(fn, *args):
 
 
 def run_in_chunks(fn, m: int, bytes_per_image: int, min_parallel_bytes: int | None = None,
-                  limit_blas: bool = False) -> None:
+                  limit_blas: bool = False, block_bytes: int | None = None) -> None:
     """Call fn(s) for slices s covering range(m) (the batch axis), on up to get_num_threads() threads.
 
     fn(batch_slice) must write only its own slice of any shared output. The batch goes in blocks of about
@@ -134,8 +134,9 @@ def run_in_chunks(fn, m: int, bytes_per_image: int, min_parallel_bytes: int | No
     less than min_parallel_bytes (default MIN_PARALLEL_BYTES) in all, or a call from inside a chunk: all
     blocks run on the calling thread.
     limit_blas: BLAS at one thread while the chunks run (for chunk functions that call matmul).
+    block_bytes: the block size in bytes (default BLOCK_BYTES).
     """
-    per_block = max(1, BLOCK_BYTES // max(1, bytes_per_image))
+    per_block = max(1, (BLOCK_BYTES if block_bytes is None else block_bytes) // max(1, bytes_per_image))
     threads = get_num_threads()
     least = MIN_PARALLEL_BYTES if min_parallel_bytes is None else min_parallel_bytes
     if threads == 1 or m < 2 or m * bytes_per_image < least or getattr(_inside_chunk, "active", False):

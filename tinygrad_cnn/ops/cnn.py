@@ -57,16 +57,9 @@ class CNNOps:
         stride, pads = kernels.check_conv2d_args(x.data, W.data, _data(b), stride, pad, dilation, groups)
         dilation = kernels.as_positive_pair("conv2d", "dilation", dilation)
         out, saved = kernels.conv2d_forward(x.data, W.data, _data(b), stride, pads, dilation, groups)
-        if not W.requires_grad:
-            saved = saved._replace(cols=None)  # the im2col matrix is only needed for dW
-        x_data = x.data
 
         def _backward(g):
-            s = saved
-            if W.requires_grad and s.cols is None:  # W.requires_grad_() after the forward: rebuild im2col from x
-                s = kernels.conv2d_saved(x_data, s.W, None, s.stride, s.pads, s.dilation,
-                                         s.groups)._replace(b_shape=s.b_shape)
-            dx, dW, db = kernels.conv2d_backward(g, s, need_dx=x.requires_grad, need_dW=W.requires_grad,
+            dx, dW, db = kernels.conv2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
                                                  need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
         parents = (x, W) if b is None else (x, W, b)
