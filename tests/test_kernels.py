@@ -252,3 +252,19 @@ def test_good_inputs_normalize():
     assert kernels.check_conv2d_args(_x(), _W(), np.zeros((1, 1, 1, 4)), (2, 1), (1, 0)) == \
         ((2, 1), ((1, 1), (0, 0)))
     assert kernels.check_pool2d_args("max_pool2d", _x(), (3, 2), None, "split") == ((3, 2), (3, 2))
+
+
+@pytest.mark.parametrize("C, n_C, f, dilation, pads", [
+    (4, 3, (3, 2), (1, 1), ((1, 0), (0, 1))),  # n_C <= C: dx as a conv of dout
+    (8, 16, (3, 3), (2, 1), ((2, 0), (1, 1))),  # C = 8, n_C = 2C, dilated: as a conv
+    (3, 3, (2, 3), (1, 2), ((0, 0), (0, 0))),  # no padding
+    (2, 5, (3, 3), (1, 1), ((1, 1), (1, 1))),  # n_C > 2C: col2im
+    (4, 3, (2, 2), (1, 1), ((2, 0), (0, 0))),  # a pad wider than the window's reach: col2im
+])
+def test_conv2d_input_grad_stride_one_both_ways(C, n_C, f, dilation, pads):
+    rng = np.random.default_rng(C * n_C)
+    x, W = rng.standard_normal((2, 6, 7, C)), rng.standard_normal((*f, C, n_C))
+    out, saved = kernels.conv2d_forward(x, W, None, (1, 1), pads, dilation)
+    dout = rng.standard_normal(out.shape)
+    dx, _, _ = kernels.conv2d_backward(dout, saved, need_dW=False, need_db=False)
+    np.testing.assert_allclose(dx, reference.conv_backward(dout, x, W, (1, 1), pads, dilation)[0], atol=TOL)

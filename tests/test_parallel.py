@@ -24,6 +24,7 @@ def forced_threads(threads, monkeypatch):
     monkeypatch.setattr(kernels, "CONV_PARALLEL_BYTES", 0)
     monkeypatch.setattr(parallel, "BLOCK_BYTES", 1)
     monkeypatch.setattr(kernels, "CONV_BLOCK_BYTES", 1)
+    monkeypatch.setattr(kernels, "CONV_DX_BLOCK_BYTES", 1)
     threads(2)
 
 

@@ -46,6 +46,12 @@ COPY_PARALLEL_BYTES = 1 << 40
 # two chunk threads; figures from such runs do not decide the default.)
 CONV_BLOCK_BYTES = 1 << 20
 CONV_PARALLEL_BYTES = 1 << 40
+# The channels-first col2im (_input_grad_chunk_channels_first, few channels) runs its chunks by CONV_DX_BLOCK_BYTES
+# of dout instead: its per-offset passes over whole planes gain from more images per call. W4 dx, ms, 1 MB of
+# im2col (3 images) / 1 MB of dout (8 images): float32 3.22 / 2.88, float64 5.85 / 4.43; peak memory of f+b
+# float32 7.8x -> 8.2x its input (2 MB of dout: 10x). Other col2im shapes measured mixed with bigger chunks
+# (W3 float32 0.92x, float64 1.04-1.12x; x (32, 32, 32, 8), 64 filters 1.1-1.2x), so they keep CONV_BLOCK_BYTES.
+CONV_DX_BLOCK_BYTES = 1 << 20
 
 TIES = ("first", "split", "all")
 
@@ -282,11 +288,15 @@ def _batch_saved(saved: ConvSaved, s: slice) -> ConvSaved:
                           out_shape=(m, *saved.out_shape[1:]), cols=cols)
 
 
-def _conv_chunks(fn, saved: ConvSaved) -> None:
-    """fn(s) for batch slices s, each holding about CONV_BLOCK_BYTES of im2col matrix, on the thread pool when the
-    whole im2col matrix is at least CONV_PARALLEL_BYTES (BLAS at one thread per chunk meanwhile)."""
-    run_in_chunks(fn, saved.x_shape[0], _cols_bytes_per_image(saved), CONV_PARALLEL_BYTES, limit_blas=True,
-                  block_bytes=CONV_BLOCK_BYTES)
+def _conv_chunks(fn, saved: ConvSaved, dout_bytes_per_image: int | None = None) -> None:
+    """fn(s) for batch slices s, each holding about CONV_BLOCK_BYTES of im2col matrix (or, given
+    dout_bytes_per_image, CONV_DX_BLOCK_BYTES of dout), on the thread pool when the whole im2col matrix is at
+    least CONV_PARALLEL_BYTES (BLAS at one thread per chunk meanwhile)."""
+    cols_bytes = _cols_bytes_per_image(saved)
+    block = CONV_BLOCK_BYTES
+    if dout_bytes_per_image is not None:  # the block size in im2col bytes that holds CONV_DX_BLOCK_BYTES of dout
+        block = CONV_DX_BLOCK_BYTES * cols_bytes // max(1, dout_bytes_per_image)
+    run_in_chunks(fn, saved.x_shape[0], cols_bytes, CONV_PARALLEL_BYTES, limit_blas=True, block_bytes=block)
 
 
 def _cols_bytes_per_image(saved: ConvSaved) -> int:
@@ -391,13 +401,38 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1
 
 def conv2d_input_grad(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
     """dx (m, n_H_prev, n_W_prev, C) from dout2d (m * n_H * n_W, n_C), col2im per batch chunk (_conv_chunks)."""
+    if _input_grad_is_conv(saved):
+        return _input_grad_as_conv(dout2d, saved)
     dx = np.empty(saved.x_shape, dtype=dout2d.dtype)
     rows = saved.out_shape[1] * saved.out_shape[2]
 
     def chunk(s):
         dx[s] = _input_grad_chunk(dout2d[s.start * rows:s.stop * rows], _batch_saved(saved, s))
-    _conv_chunks(chunk, saved)
+    _conv_chunks(chunk, saved, rows * dout2d.shape[1] * dout2d.itemsize if _col2im_channels_first(saved) else None)
     return dx
+
+
+def _input_grad_is_conv(saved: ConvSaved) -> bool:
+    """True when dx runs as a stride-1 conv2d of dout (_input_grad_as_conv): stride 1, one group, no pad wider
+    than the dilated window's reach, and dout not much wider than x. That conv's im2col matrix has n_C columns per
+    offset where col2im's strided adds touch C; measured (float32 ms, col2im / conv, 3x3, pad 1) faster for
+    n_C <= C: (64, 28, 28, 16) 16 filters 8.5 / 5.3, (32, 32, 32, 64) 32 filters 17.6 / 10.7; and for C = 8, 16
+    filters (W2) 5.9 / 4.9, where col2im's runs are only 8 long; slower for (32, 32, 32, 32) 64 filters (W3)
+    14.5 / 16.8 and C = 8, 64 filters 5.5 / 13.2."""
+    f_h, f_w, C, n_C = saved.W.shape
+    reach = [d * (k - 1) for k, d in zip((f_h, f_w), saved.dilation, strict=True)]
+    return (saved.stride == (1, 1) and saved.groups == 1 and (n_C <= C or (C <= 8 and n_C <= 2 * C))
+            and all(p <= r for pair, r in zip(saved.pads, reach, strict=True) for p in pair))
+
+
+def _input_grad_as_conv(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
+    """dx for stride 1, one group: the conv2d of dout, padded by each side's window reach minus its pad, with the
+    kernel flipped and its channel axes swapped, (f_h, f_w, n_C, C)."""
+    f_h, f_w, _, n_C = saved.W.shape
+    (d_h, d_w), ((top, bottom), (left, right)) = saved.dilation, saved.pads
+    pads = ((d_h * (f_h - 1) - top, d_h * (f_h - 1) - bottom), (d_w * (f_w - 1) - left, d_w * (f_w - 1) - right))
+    flipped = np.ascontiguousarray(saved.W[::-1, ::-1].transpose(0, 1, 3, 2))
+    return conv2d_forward(dout2d.reshape(saved.out_shape), flipped, None, (1, 1), pads, saved.dilation)[0]
 
 
 def _input_grad_chunk(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
@@ -415,7 +450,7 @@ def _input_grad_chunk(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
     """
     m, H, W, C = saved.x_shape
     groups, (d_h, d_w) = saved.groups, saved.dilation
-    if saved.stride[1] > 1 and C < 8 and groups == 1:
+    if _col2im_channels_first(saved):
         return _input_grad_chunk_channels_first(dout2d, saved)
     (top, bottom), (left, right) = saved.pads
     dxp = np.zeros((groups, m, top + H + bottom, left + W + right, C // groups), dtype=dout2d.dtype)
@@ -425,6 +460,11 @@ def _input_grad_chunk(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
         window_grad = _per_group_matmul(dout3, W_ij).reshape(groups, *saved.out_shape[:3], C // groups)
         _offset_slice(dxp, i * d_h, j * d_w, saved.stride, saved.out_shape[1:3])[...] += window_grad
     return unpad(dxp.transpose(1, 2, 3, 0, 4).reshape(m, *dxp.shape[2:4], C), saved.pads)
+
+
+def _col2im_channels_first(saved: ConvSaved) -> bool:
+    """True when _input_grad_chunk_channels_first takes over: a column stride > 1, few channels, one group."""
+    return saved.stride[1] > 1 and saved.x_shape[3] < 8 and saved.groups == 1
 
 
 def _input_grad_chunk_channels_first(dout2d: np.ndarray, saved: ConvSaved) -> np.ndarray:
