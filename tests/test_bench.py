@@ -45,6 +45,6 @@ def test_ours_and_torchs_conv_cases_agree():
 
 def test_conv_phase_split_names_each_phase():
     split = dict(bench.conv_phase_ms(bench.WORKLOADS["W1"], np.float32, repeats=1))
-    assert list(split) == ["forward", "of it im2col", "dense(sum grad)", "dW", "dx (col2im)", "db",
+    assert list(split) == ["forward", "of it im2col", "dense(sum grad)", "dW", "dx", "db",
                            "whole f+b sum", "Tensor layer, rest"]
     assert all(np.isfinite(t) for t in split.values()) and split["whole f+b sum"] > 0

@@ -306,8 +306,8 @@ def conv_phase_ms(spec, dtype, repeats):
     whole fresh-tensor scalar-loss path (what bench_workload times) and what is left of it for the Tensor layer.
 
     Phases: the forward (per batch chunk: pad, im2col, GEMM), of it im2col alone (pad and copy, whole batch), the
-    copy of the sum's broadcast gradient (kernels.dense), dW (per chunk: im2col again, GEMM), dx (per chunk: GEMMs
-    and the col2im adds), db.
+    copy of the sum's broadcast gradient (kernels.dense), dW (per chunk: im2col again, GEMM), dx (per chunk: a
+    stride-1 conv of dout with the flipped kernel where that measured faster, else GEMMs and the col2im adds), db.
     """
     from . import kernels
     x, W, b, _ = make_data(spec, dtype)
@@ -321,7 +321,7 @@ def conv_phase_ms(spec, dtype, repeats):
         "of it im2col": lambda: np.ascontiguousarray(kernels._chunk_cols(saved)),
         "dense(sum grad)": lambda: kernels.dense(view),
         "dW": lambda: kernels.conv2d_weight_grad(dout2d, saved),
-        "dx (col2im)": lambda: kernels.conv2d_input_grad(dout2d, saved),
+        "dx": lambda: kernels.conv2d_input_grad(dout2d, saved),
         "db": lambda: kernels.bias_grad(dout2d),
         "whole f+b sum": our_cases([x, W, b, out], spec)["conv2d"][2],
     }
