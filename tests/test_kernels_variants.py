@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+from errors import assert_raises_naming
 
 from tinygrad_cnn import kernels, reference
 
@@ -440,10 +441,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("call, error, words", BAD_INPUTS)
 def test_bad_inputs_raise_with_a_message_naming_the_problem(call, error, words):
-    with pytest.raises(error) as info:
-        call()
-    for word in words:
-        assert word in str(info.value)
+    assert_raises_naming(call, error, words)
 
 
 def test_good_inputs_pass_the_checks():
