@@ -76,7 +76,9 @@ def test_no_module_imports_one_that_imports_it_back():
 
 def test_the_engine_and_the_ops_stay_below_drawing_layers_and_optimizers():
     graph = import_graph()
-    low = ["tinygrad_cnn.kernels", "tinygrad_cnn.graph", "tinygrad_cnn.modes", "tinygrad_cnn.dtypes",
+    kernels = sorted(m for m in graph if m.startswith("tinygrad_cnn.kernels"))
+    assert len(kernels) >= 8, kernels  # the package and its modules: checks, blocks, pad, conv, conv_fast, ...
+    low = [*kernels, "tinygrad_cnn.graph", "tinygrad_cnn.modes", "tinygrad_cnn.dtypes",
            "tinygrad_cnn.anomaly", "tinygrad_cnn.ops.common", "tinygrad_cnn.ops.elementwise",
            "tinygrad_cnn.ops.reduce", "tinygrad_cnn.ops.shape", "tinygrad_cnn.ops.cnn"]
     high = {"tinygrad_cnn.nn", "tinygrad_cnn.optim", "tinygrad_cnn.io", "tinygrad_cnn.functional",
@@ -84,6 +86,19 @@ def test_the_engine_and_the_ops_stay_below_drawing_layers_and_optimizers():
     for module in low:
         assert not graph[module] & high, (module, graph[module] & high)
     assert graph["tinygrad_cnn.viz"] <= {"tinygrad_cnn.graph"}, graph["tinygrad_cnn.viz"]
+
+
+def test_the_kernels_import_numpy_and_each_other_only():
+    """Kernels know no Tensor: each kernels/ module imports the standard library, numpy and its siblings only."""
+    allowed = {"numpy", "__future__", "numbers", "typing", "collections", "functools", "concurrent"}
+    for path in sorted((PACKAGE / "kernels").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1, (path.name, ast.unparse(node))  # a sibling: from .checks import ...
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert {n.split(".")[0] for n in names} <= allowed, (path.name, ast.unparse(node))
+        assert "May import:" in ast.get_docstring(ast.parse(path.read_text())), path.name
 
 
 def test_every_op_in_the_package_gives_a_rule_where_it_records_itself():

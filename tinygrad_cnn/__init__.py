@@ -5,7 +5,6 @@ from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .explain import Explanation, explain
 from .gradcheck import GradcheckError, gradcheck
 from .io import load, save
-from .parallel import get_num_threads, set_num_threads
 from .tensor import (
     Tensor,
     enable_grad,
@@ -15,6 +14,8 @@ from .tensor import (
     set_default_dtype,
     set_grad_enabled,
 )
+from .threads import apply_default as _apply_default_threads
+from .threads import get_num_threads, set_num_threads
 from .viz import draw_graph, save_graph
 
 __all__ = [
@@ -25,3 +26,4 @@ __all__ = [
     "set_num_threads", "get_num_threads",
 ]
 __version__ = "0.1.0"
+_apply_default_threads()  # BLAS's threads: TINYGRAD_CNN_NUM_THREADS, else BLAS's own variables, else 1

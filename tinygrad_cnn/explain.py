@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels
 from .graph import grad_like, topo_order
+from .kernels.checks import as_pads, as_positive_pair
 from .tensor import Tensor, walk_gradients
 
 __all__ = ["explain", "Explanation", "Term"]
@@ -130,11 +130,11 @@ def _geometry(out: Tensor):
     """((s_h, s_w), (top, left), (f_h, f_w)) of a conv or pool, from its recorded hyper-parameters."""
     args = out.op_args
     if out.op == "conv2d":
-        stride = kernels.as_positive_pair("conv2d", "stride", args["stride"])
-        (top, _), (left, _) = kernels.as_pads("conv2d", args["pad"])
+        stride = as_positive_pair("conv2d", "stride", args["stride"])
+        (top, _), (left, _) = as_pads("conv2d", args["pad"])
         return stride, (top, left), out.parents[1].shape[:2]
-    f = kernels.as_positive_pair(out.op, "f", args["f"])
-    return kernels.as_positive_pair(out.op, "stride", args["stride"]), (0, 0), f
+    f = as_positive_pair(out.op, "f", args["f"])
+    return as_positive_pair(out.op, "stride", args["stride"]), (0, 0), f
 
 
 def _covering(n_out: int, p: int, s: int, f: int) -> list:

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .kernels import TIES, check_dropout_p
+from .kernels.checks import TIES, check_dropout_p
 from .tensor import Tensor, as_tensor, set_grad_enabled
 
 __all__ = ["Module", "Conv2d", "ConvTranspose2d", "Linear", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d",

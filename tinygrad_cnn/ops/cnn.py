@@ -1,7 +1,7 @@
 """The CNN ops (NHWC): pad2d, conv2d (dilation, groups), conv_transpose2d, batch_norm2d, dropout, max_pool2d,
 avg_pool2d.
 
-Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels.py, and
+Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels/, and
 defines a ``_backward(g)`` closure right beside it that runs the kernel backward and returns one gradient per
 input (None where an input needs none, and then the work is skipped). Hyper-parameters go into the op's
 arguments, so a drawn graph reads e.g. ``conv2d stride=2 pad=1`` or ``max_pool2d f=3 stride=2``.
@@ -9,7 +9,19 @@ arguments, so a drawn graph reads e.g. ``conv2d stride=2 pad=1`` or ``max_pool2d
 
 from __future__ import annotations
 
-from .. import kernels
+from ..kernels.checks import (
+    as_positive_pair,
+    check_batch_norm_args,
+    check_conv2d_args,
+    check_conv_transpose2d_args,
+    check_dropout_p,
+    check_pad2d_args,
+    check_pool2d_args,
+)
+from ..kernels.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
+from ..kernels.norm import batch_norm_backward, batch_norm_forward, dropout_mask
+from ..kernels.pad import pad_forward, unpad
+from ..kernels.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from .common import compact
 
 
@@ -33,11 +45,11 @@ class CNNOps:
 
         pad: int, (p_h, p_w) or ((top, bottom), (left, right)) -> (m, top + n_H + bottom, left + n_W + right, n_C)
         """
-        pads = kernels.check_pad2d_args("pad2d", self.data, pad, value)
-        out = kernels.pad_forward(self.data, pads, value)
+        pads = check_pad2d_args("pad2d", self.data, pad, value)
+        out = pad_forward(self.data, pads, value)
 
         def _backward(g):
-            return (kernels.unpad(g, pads),)
+            return (unpad(g, pads),)
         return self.from_op(out, (self,), "pad2d", _backward, rule="da = g without the border",
                             pad=compact(pads), value=value)
 
@@ -54,13 +66,13 @@ class CNNOps:
         """
         x, W = self, self.as_tensor(W)
         b = None if b is None else self.as_tensor(b)
-        stride, pads = kernels.check_conv2d_args(x.data, W.data, _data(b), stride, pad, dilation, groups)
-        dilation = kernels.as_positive_pair("conv2d", "dilation", dilation)
-        out, saved = kernels.conv2d_forward(x.data, W.data, _data(b), stride, pads, dilation, groups)
+        stride, pads = check_conv2d_args(x.data, W.data, _data(b), stride, pad, dilation, groups)
+        dilation = as_positive_pair("conv2d", "dilation", dilation)
+        out, saved = conv2d_forward(x.data, W.data, _data(b), stride, pads, dilation, groups)
 
         def _backward(g):
-            dx, dW, db = kernels.conv2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
-                                                 need_db=b is not None and b.requires_grad)
+            dx, dW, db = conv2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
+                                         need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
         parents = (x, W) if b is None else (x, W, b)
         return self.from_op(out, parents, "conv2d", _backward, rule="dA += W*dZ, dW += A_slice*dZ, db += dZ",
@@ -82,16 +94,15 @@ class CNNOps:
         """
         x, W = self, self.as_tensor(W)
         b = None if b is None else self.as_tensor(b)
-        stride, pads, output_padding = kernels.check_conv_transpose2d_args(
+        stride, pads, output_padding = check_conv_transpose2d_args(
             x.data, W.data, _data(b), stride, pad, output_padding, dilation, groups)
-        dilation = kernels.as_positive_pair("conv_transpose2d", "dilation", dilation)
-        out, saved = kernels.conv_transpose2d_forward(x.data, W.data, _data(b), stride, pads, output_padding,
-                                                      dilation, groups)
+        dilation = as_positive_pair("conv_transpose2d", "dilation", dilation)
+        out, saved = conv_transpose2d_forward(x.data, W.data, _data(b), stride, pads, output_padding, dilation,
+                                              groups)
 
         def _backward(g):
-            dx, dW, db = kernels.conv_transpose2d_backward(g, saved, need_dx=x.requires_grad,
-                                                           need_dW=W.requires_grad,
-                                                           need_db=b is not None and b.requires_grad)
+            dx, dW, db = conv_transpose2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
+                                                   need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
         parents = (x, W) if b is None else (x, W, b)
         return self.from_op(out, parents, "conv_transpose2d", _backward,
@@ -115,20 +126,19 @@ class CNNOps:
         dbeta = sum(g) (eval: dx = gamma / sqrt(running_var + eps) * g).
         """
         gamma, beta = self.as_tensor(gamma), self.as_tensor(beta)
-        kernels.check_batch_norm_args(self.data, gamma.data, beta.data, running_mean, running_var, eps, momentum,
-                                      training)
+        check_batch_norm_args(self.data, gamma.data, beta.data, running_mean, running_var, eps, momentum, training)
         if training and running_mean is not None:
             for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
                 if not buffer.flags.writeable or buffer.dtype.kind != "f":
                     raise ValueError(f"batch_norm2d: {name} must be a writable float array (training updates it "
                                      f"in place), got dtype {buffer.dtype}, writeable={buffer.flags.writeable}")
-        out, saved, new_mean, new_var = kernels.batch_norm_forward(
+        out, saved, new_mean, new_var = batch_norm_forward(
             self.data, gamma.data, beta.data, eps, bool(training), running_mean, running_var, momentum)
         if training and running_mean is not None:
             running_mean[...], running_var[...] = new_mean, new_var
 
         def _backward(g):
-            return kernels.batch_norm_backward(g, saved)
+            return batch_norm_backward(g, saved)
         mode = {} if training else {"training": False}
         return self.from_op(out, (self, gamma, beta), "batch_norm2d", _backward,
                             rule="dx = gamma/std*(g - mean(g) - x_hat*mean(g*x_hat)), dgamma = sum(g*x_hat), "
@@ -141,10 +151,10 @@ class CNNOps:
         ``nn.Dropout(p, seed)`` keeps one Generator so its masks are reproducible. The mask is saved for the
         backward (dx = g * mask). When not training, or p = 0, x itself comes back (nothing recorded), as PyTorch.
         """
-        kernels.check_dropout_p(p)
+        check_dropout_p(p)
         if not training or p == 0:
             return self
-        mask = kernels.dropout_mask(self.shape, p, rng, self.dtype)
+        mask = dropout_mask(self.shape, p, rng, self.dtype)
 
         def _backward(g):
             return (g * mask,)
@@ -158,11 +168,11 @@ class CNNOps:
         "split" (shared evenly) or "all" (each gets all of it, as the notebook's mask).
         -> (m, n_H, n_W, n_C) with n_H = floor((n_H_prev - f_h) / s_h) + 1 (n_W alike)
         """
-        f, stride = kernels.check_pool2d_args("max_pool2d", self.data, f, stride, ties)
-        out, saved = kernels.max_pool_forward(self.data, f, stride, ties)
+        f, stride = check_pool2d_args("max_pool2d", self.data, f, stride, ties)
+        out, saved = max_pool_forward(self.data, f, stride, ties)
 
         def _backward(g):
-            return (kernels.max_pool_backward(g, saved),)
+            return (max_pool_backward(g, saved),)
         ties_arg = {} if ties == "first" else {"ties": ties}
         return self.from_op(out, (self,), "max_pool2d", _backward, rule="dA = dZ through each window's max mask",
                             f=compact(f), stride=compact(stride), **ties_arg)
@@ -172,10 +182,10 @@ class CNNOps:
 
         -> (m, n_H, n_W, n_C) with n_H = floor((n_H_prev - f_h) / s_h) + 1 (n_W alike)
         """
-        f, stride = kernels.check_pool2d_args("avg_pool2d", self.data, f, stride)
-        out, saved = kernels.avg_pool_forward(self.data, f, stride)
+        f, stride = check_pool2d_args("avg_pool2d", self.data, f, stride)
+        out, saved = avg_pool_forward(self.data, f, stride)
 
         def _backward(g):
-            return (kernels.avg_pool_backward(g, saved),)
+            return (avg_pool_backward(g, saved),)
         return self.from_op(out, (self,), "avg_pool2d", _backward, rule="dA = dZ/(f_h*f_w) over each window",
                             f=compact(f), stride=compact(stride))
