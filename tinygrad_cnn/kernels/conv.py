@@ -178,6 +178,8 @@ def _dA_prev_as_conv(dZ: np.ndarray, W: np.ndarray, A_prev_shape, stride, pads, 
 
 
 def _conv_saved(x, x_shape, W, b_shape, stride, pads, dilation, groups) -> ConvSaved:
+    """The ConvSaved of a conv on inputs of x_shape, with conv_path's choices; x None when only dA_prev will be
+    asked for (conv_transpose2d's forward)."""
     n_H, n_W = output_hw((0, x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1])),
                          dilated_size(W.shape[:2], dilation), stride)
     out_shape = (x_shape[0], n_H, n_W, W.shape[3])
