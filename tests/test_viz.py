@@ -373,8 +373,47 @@ def test_every_op_has_a_gradient_rule_from_its_definition():
     assert len({t.op for t in ops}) == 32
     source = draw_graph(root, show_rule=True).source
     for t in ops:
-        assert isinstance(t.rule, str) and t.rule.startswith(("da", "dA", "g ")), (t.op, t.rule)
+        assert t.rule == t.facts.rule and t.rule.startswith(f"d{t.facts.inputs[0]} "), (t.op, t.rule)
         assert f"<i>{viz._text(t.rule)}</i>" in source, t.op
+
+
+# The plain words rules may use; any other name in a rule is a symbol, which must be explained.
+RULE_WORDS = {
+    "where", "is", "the", "result", "ties", "each", "else", "at", "NaN", "spread", "over", "summed", "axes", "n",
+    "averaged", "entries", "to", "maxima", "minima", "share", "reshaped", "back", "with", "put", "indexed",
+    "places", "repeats", "add", "slice", "of", "s", "place", "input", "alike", "without", "border", "every",
+    "window", "max", "policy", "sums", "along", "sign", "exp", "log", "mean", "sum", "softmax", "conv2d", "sqrt",
+    "T", "when", "and", "or",
+}
+
+
+def _unexplained(t, legend: str) -> set:
+    """The symbols of t's rule that neither its declared inputs, their d<name>, the legend's symbols, nor t's own
+    hyper-parameters explain."""
+    from tinygrad_cnn.ops.facts import RULE_SYMBOLS, rule_symbols
+    inputs = set(t.facts.inputs)
+    known = inputs | {f"d{name}" for name in inputs} | {"g", "out"} | set(RULE_SYMBOLS) | set(t.op_args) | RULE_WORDS
+    return {s for s in rule_symbols(t.rule) - known if not s.isdigit()} | \
+        {s for s in rule_symbols(t.rule) & set(RULE_SYMBOLS) - {"g", "out"} if f"{s}: " not in legend}
+
+
+def test_every_rule_uses_one_notation_and_the_drawn_legend_explains_every_symbol():
+    from tinygrad_cnn.ops.facts import REGISTRY, rules_legend
+    root = every_op_graph()
+    x = Tensor.randn(2, 4, 4, 2, requires_grad=True)
+    extra = (x.conv_transpose2d(Tensor.randn(2, 2, 2, 2), stride=2).batch_norm2d(np.ones(2), np.zeros(2))
+             .dropout(0.5, rng=0).leaky_relu(0.1).maximum(0.0).minimum(1.0)).mean()
+    root = root + extra
+    ops = {t.op: t for t in topo_order(root) if t.op}
+    assert set(ops) == set(REGISTRY), set(REGISTRY) - set(ops)
+    legend = "\n".join(rules_legend(list(ops.values())))
+    for t in ops.values():
+        assert not _unexplained(t, legend), (t.op, t.rule, _unexplained(t, legend))
+    caption = draw_graph(root, show_rule=True).source
+    for line in rules_legend(list(ops.values())):
+        assert viz._ascii(line).split(":")[0] in caption, line
+    assert "conv2d: A_prev, W, b" in legend and "g_slice: the window of g" in legend
+    assert legend.startswith("rules: g is the gradient at the op's output, out its value")
 
 
 def test_show_rule_writes_the_backward_rule_under_the_op():

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ops.facts import facts_of
+
 PLOT_HINT = 'explain(...).plot() needs matplotlib: pip install "tinygrad_cnn[plot]"'
 
 
@@ -82,7 +84,7 @@ def _gradient_panel(plt, fig, ax, explanation, c, windows) -> None:
     """The output plane: for a pool the gradient dA arriving there, for a conv what each output position sends
     to the pixel (summed over output channels); the covering windows' cells outlined with their values."""
     i, r, q, ch = explanation.index
-    if c.out.op == "conv2d":
+    if facts_of(c.out).formula == "conv2d":
         carried = np.zeros(c.out.shape[1:3])
         for t in c.terms:
             carried[t.k[1], t.k[2]] += t.value

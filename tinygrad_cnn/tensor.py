@@ -32,7 +32,7 @@ import threading
 
 import numpy as np
 
-from .anomaly import anomaly_mode, check_backward, check_forward, op_label, user_line
+from .anomaly import anomaly_mode, check_backward, check_forward, user_line
 from .dtypes import get_default_dtype, set_default_dtype, to_array  # noqa: F401 (re-exported)
 from .graph import RemovableHandle, gc_paused, grad_like, readonly, topo_order
 from .modes import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401 (re-exported)
@@ -40,6 +40,7 @@ from .ops.cnn import CNNOps
 from .ops.common import shape_arg
 from .ops.compare import CompareOps
 from .ops.elementwise import ElementwiseOps
+from .ops.facts import GENERIC, OpFacts, op_label
 from .ops.numpy_protocol import NumpyProtocol
 from .ops.reduce import ReduceOps
 from .ops.shape import ShapeOps
@@ -50,10 +51,11 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
 
     Fields: ``data`` (read-only ndarray), ``grad`` (ndarray of data's shape and dtype, or None),
     ``requires_grad``, ``name``, and for an op's result: ``op`` (its name, None for a leaf), ``op_args`` (its
-    hyper-parameters), ``rule`` (one line saying what its backward does), ``parents`` (its inputs).
+    hyper-parameters, canonical: pairs as tuples), ``rule`` (one line saying what its backward does), ``facts``
+    (the ``OpFacts`` a library op declares; None for a user's op), ``parents`` (its inputs).
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "name", "op", "op_args", "rule", "parents",
+    __slots__ = ("_data", "grad", "requires_grad", "name", "op", "op_args", "rule", "facts", "parents",
                  "_backward", "_version", "_saved_versions", "_hooks", "_where", "__weakref__")
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None, dtype=None):
@@ -61,21 +63,29 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
 
     def _set_leaf(self, data: np.ndarray, requires_grad: bool, name: str | None) -> None:
         self._data, self.grad, self.requires_grad, self.name = data, None, requires_grad, name
-        self.op, self.op_args, self.rule, self.parents, self._backward = None, {}, None, (), None
+        self.op, self.op_args, self.rule, self.facts, self.parents, self._backward = None, {}, None, None, (), None
         self._version, self._saved_versions, self._hooks, self._where = 0, (), None, None
 
     # ------------------------------------------------------------------ recording an op
     @classmethod
-    def from_op(cls, data, parents: tuple, op: str, backward, *, rule: str, **op_args) -> Tensor:
+    def from_op(cls, data, parents: tuple, op, backward, *, rule: str | None = None, **op_args) -> Tensor:
         """The result of an op: ``data`` (its numpy output), recorded with its inputs and backward closure.
 
         parents: the input Tensors, in order. backward: ``g -> tuple`` of one gradient per parent (an array
         that broadcasts to the parent's shape, or None), g being the gradient at the output (data's shape).
-        rule: one line saying what backward computes, drawn by ``draw(show_rule=True)``. op_args: the op's
+        op: the op's name (your own op), or the ``OpFacts`` a library op declares (``ops/facts.py``), which
+        carries its name, rule and what readers need to know. rule: one line saying what backward computes,
+        drawn by ``draw(show_rule=True)``; required with a name (a declared op has its own). op_args: the op's
         hyper-parameters, shown in its label (``conv2d stride=2 pad=1``).
         Nothing is recorded (a plain leaf comes back) inside ``no_grad()`` or when no parent requires grad.
         Inside ``detect_anomaly()`` the op also records the user's file:line and checks its output.
         """
+        facts = op if type(op) is OpFacts else None
+        if facts is not None:
+            op, rule = facts.name, facts.rule
+        elif not isinstance(rule, str) or not rule:
+            raise TypeError(f"from_op: op '{op}' needs rule=, one line saying what its backward computes "
+                            "(e.g. rule=\"da = g*2\"), shown by draw(show_rule=True)")
         try:
             needs_grad = grad_mode.enabled and any([p.requires_grad for p in parents])
         except AttributeError:
@@ -84,12 +94,12 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
         where = None
         if anomaly_mode.enabled:
             where = user_line()
-            check_forward(data, parents, op, op_args, where)
+            check_forward(data, parents, facts or GENERIC, op, op_args, where)
         if not needs_grad:
             return cls._leaf(readonly(data))
         out = cls.__new__(cls)
         out._data, out.grad, out.requires_grad, out.name = readonly(data), None, True, None
-        out.op, out.op_args, out.rule, out._backward = op, op_args, rule, backward
+        out.op, out.op_args, out.rule, out.facts, out._backward = op, op_args, rule, facts, backward
         out.parents = parents if type(parents) is tuple else tuple(parents)
         out._version, out._saved_versions, out._hooks, out._where = 0, tuple([p._version for p in parents]), None, where
         return out
@@ -232,7 +242,9 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
     @property
     def op_label(self) -> str:
         """The op and its hyper-parameters, e.g. ``conv2d stride=2 pad=1``; '' for a leaf."""
-        return "" if self.op is None else op_label(self.op, self.op_args)
+        if self.op is None:
+            return ""
+        return self.facts.label(self.op_args) if self.facts is not None else op_label(self.op, self.op_args)
 
     def numpy(self) -> np.ndarray:
         """The data (read-only; copy it to write)."""

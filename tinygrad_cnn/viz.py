@@ -49,6 +49,7 @@ import graphviz
 import numpy as np
 
 from .graph import topo_order
+from .ops.facts import facts_of, label_args, rules_legend
 
 __all__ = ["draw_graph", "save_graph", "find_renderer", "TensorGraph", "RendererNotFound", "RENDERER_ENV"]
 
@@ -62,11 +63,6 @@ STALE_COLOUR = "darkorange"
 STALE_KEY = ("dashed orange (stale): .data replaced after the forward (e.g. an optimizer step); the values shown are "
              "newer than the ones the graph computed with")
 
-# Ops that only move or relabel values; collapsed into edges when a graph is over budget.
-RESHAPE_LIKE = frozenset({
-    "reshape", "flatten", "view", "transpose", "permute", "squeeze", "unsqueeze",
-    "expand", "broadcast_to", "contiguous", "identity", "T",
-})
 
 # Formats graphviz-pure cannot write (it has svg, png, jpeg and the text formats).
 SYSTEM_GRAPHVIZ_ONLY = frozenset({"pdf", "ps", "ps2", "eps", "gif", "bmp", "tif", "tiff", "webp"})
@@ -82,10 +78,6 @@ INSTALL_HINT = (
 )
 
 
-# ``show_rule=True`` writes each op's rule (``t.rule``, given where the op is defined) under its label; this
-# caption says what the letters in the rules mean.
-RULES_KEY = ("rules: g is the gradient at the op's output, a and b its inputs, out its value;",
-             "an input that was broadcast gets its gradient summed back to its own shape")
 
 
 # --------------------------------------------------------------------------- errors
@@ -346,18 +338,12 @@ def _grad(g: np.ndarray) -> str:
 
 
 def _op_line(t) -> str:
-    """'<b>conv2d</b>   stride=2 pad=1' for an op result (room after the name for a wider bold font)."""
-    args = " ".join(f"{k}={_arg(v)}" for k, v in t.op_args.items() if v is not None)
+    """'<b>conv2d</b>   stride=2 pad=1' for an op result (room after the name for a wider bold font); the
+    hyper-parameters as the op's facts show them (ops/facts.py), each cut to 24 characters."""
+    args = " ".join(a if len(a) <= 24 else a[:21] + "..." for a in label_args(t))
     if not args:
         return f"<b>{_text(t.op)}</b>"
     return f"<b>{_text(t.op)}</b>{_slack(t.op, BOLD_SLACK)} {_text(args)}"
-
-
-def _arg(v) -> str:
-    if isinstance(v, np.ndarray):
-        return f"array{v.shape}"
-    text = str(v)
-    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def _shape(t) -> str:
@@ -436,7 +422,7 @@ def _collapse_reshapes(order: list, root) -> dict[int, tuple[object, list[str]]]
     """
     alias: dict[int, tuple[object, list[str]]] = {}
     for t in order:
-        if t is root or t.op not in RESHAPE_LIKE or len(t.parents) != 1 or t.name:
+        if t is root or not facts_of(t).moves_values or len(t.parents) != 1 or t.name:
             continue
         source, ops = alias.get(id(t.parents[0]), (t.parents[0], []))
         alias[id(t)] = (source, ops + [t.op])
@@ -502,7 +488,7 @@ def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: boo
     stale = _stale(plan.drawn)
     caption = [title] if title else []
     if show_rule:
-        caption.extend(RULES_KEY)
+        caption.extend(rules_legend(plan.drawn))
     if stale:
         caption.append(STALE_KEY)
     if caption:

@@ -4,22 +4,19 @@ avg_pool2d.
 Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels.py, and
 defines a ``_backward(g)`` closure right beside it that runs the kernel backward and returns one gradient per
 input (None where an input needs none, and then the work is skipped). Hyper-parameters go into the op's
-arguments, so a drawn graph reads e.g. ``conv2d stride=2 pad=1`` or ``max_pool2d f=3 stride=2``.
+arguments in canonical form (pairs, pads as ((top, bottom), (left, right))); a drawn graph compacts them, e.g.
+``conv2d stride=2 pad=1`` or ``max_pool2d f=3 stride=2``. Rules use the notebook's names for the inputs (A_prev,
+W, b) and g for the gradient at the output (the notebook's dZ).
 """
 
 from __future__ import annotations
 
 from .. import kernels
-from .common import compact
+from .facts import declare
 
 
 def _data(t):
     return None if t is None else t.data
-
-
-def _unless_one(**args) -> dict:
-    """The hyper-parameters that differ from 1 (for labels: ``conv2d stride=1 pad=0 dilation=2``)."""
-    return {name: value for name, value in args.items() if value != 1}
 
 
 class CNNOps:
@@ -27,6 +24,8 @@ class CNNOps:
     images (m, n_H, n_W, n_C)."""
 
     __slots__ = ()
+
+    PAD2D = declare("pad2d", "dX = g without the border", inputs=("X",), label_defaults={"value": 0.0})
 
     def pad2d(self, pad, value: float = 0.0):
         """Pad the rows and columns of x (m, n_H, n_W, n_C) with ``value``.
@@ -38,8 +37,11 @@ class CNNOps:
 
         def _backward(g):
             return (kernels.unpad(g, pads),)
-        return self.from_op(out, (self,), "pad2d", _backward, rule="da = g without the border",
-                            pad=compact(pads), value=value)
+        return self.from_op(out, (self,), self.PAD2D, _backward, pad=pads, value=value)
+
+    CONV2D = declare("conv2d", "dA_prev += W*g, dW += A_slice*g, db += g, over every window",
+                     inputs=("A_prev", "W", "b"), formula="conv2d", windows=True,
+                     label_defaults={"dilation": (1, 1), "groups": 1})
 
     def conv2d(self, W, b=None, stride=1, pad=0, dilation=1, groups=1):
         """2-D convolution (cross-correlation, as the notebook) of NHWC images with n_C filters.
@@ -63,9 +65,12 @@ class CNNOps:
                                                  need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
         parents = (x, W) if b is None else (x, W, b)
-        return self.from_op(out, parents, "conv2d", _backward, rule="dA += W*dZ, dW += A_slice*dZ, db += dZ",
-                            stride=compact(stride), pad=compact(pads),
-                            **_unless_one(dilation=compact(dilation), groups=groups))
+        return self.from_op(out, parents, self.CONV2D, _backward, stride=stride, pad=pads, dilation=dilation,
+                            groups=groups)
+
+    CONV_TRANSPOSE2D = declare("conv_transpose2d", "dx = conv2d(g, W), dW += g_slice*x, db += g",
+                               inputs=("x", "W", "b"),
+                               label_defaults={"output_padding": (0, 0), "dilation": (1, 1), "groups": 1})
 
     def conv_transpose2d(self, W, b=None, stride=1, pad=0, output_padding=0, dilation=1, groups=1):
         """Transposed convolution: the adjoint of ``conv2d`` with the same W layout (what upsamples in a U-Net).
@@ -94,11 +99,13 @@ class CNNOps:
                                                            need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
         parents = (x, W) if b is None else (x, W, b)
-        return self.from_op(out, parents, "conv_transpose2d", _backward,
-                            rule="dX = conv2d(dOut, W), dW += dOut_slice*X, db += dOut",
-                            stride=compact(stride), pad=compact(pads),
-                            **_unless_one(dilation=compact(dilation), groups=groups),
-                            **({"output_padding": compact(output_padding)} if any(output_padding) else {}))
+        return self.from_op(out, parents, self.CONV_TRANSPOSE2D, _backward, stride=stride, pad=pads,
+                            output_padding=output_padding, dilation=dilation, groups=groups)
+
+    BATCH_NORM2D = declare("batch_norm2d", "dx = gamma/std*(g - mean(g) - x_hat*mean(g*x_hat)), "
+                                           "dgamma = sum(g*x_hat), dbeta = sum(g)",
+                           inputs=("x", "gamma", "beta"),
+                           label_defaults={"training": True, "momentum": 0.1, "eps": 1e-5})
 
     def batch_norm2d(self, gamma, beta, running_mean=None, running_var=None, training: bool = True,
                      momentum: float = 0.1, eps: float = 1e-5):
@@ -129,10 +136,10 @@ class CNNOps:
 
         def _backward(g):
             return kernels.batch_norm_backward(g, saved)
-        mode = {} if training else {"training": False}
-        return self.from_op(out, (self, gamma, beta), "batch_norm2d", _backward,
-                            rule="dx = gamma/std*(g - mean(g) - x_hat*mean(g*x_hat)), dgamma = sum(g*x_hat), "
-                                 "dbeta = sum(g)", **mode, **({} if eps == 1e-5 else {"eps": eps}))
+        return self.from_op(out, (self, gamma, beta), self.BATCH_NORM2D, _backward, training=bool(training),
+                            momentum=momentum, eps=eps)
+
+    DROPOUT = declare("dropout", "da = g*mask", entrywise=True)
 
     def dropout(self, p: float = 0.5, training: bool = True, rng=None):
         """Inverted dropout: each entry is zeroed with probability p, survivors are scaled by 1 / (1 - p).
@@ -148,8 +155,10 @@ class CNNOps:
 
         def _backward(g):
             return (g * mask,)
-        return self.from_op(self.data * mask, (self,), "dropout", _backward,
-                            rule="da = g*mask (mask: 0 or 1/(1-p))", p=p)
+        return self.from_op(self.data * mask, (self,), self.DROPOUT, _backward, p=p)
+
+    MAX_POOL2D = declare("max_pool2d", "dA_prev = g to each window's max (ties: the ties policy)",
+                         inputs=("A_prev",), formula="pool", windows=True, label_defaults={"ties": "first"})
 
     def max_pool2d(self, f, stride=None, ties: str = "first"):
         """Max over each (f_h, f_w) window of x (m, n_H_prev, n_W_prev, n_C), windows ``stride`` apart (default f).
@@ -163,9 +172,10 @@ class CNNOps:
 
         def _backward(g):
             return (kernels.max_pool_backward(g, saved),)
-        ties_arg = {} if ties == "first" else {"ties": ties}
-        return self.from_op(out, (self,), "max_pool2d", _backward, rule="dA = dZ through each window's max mask",
-                            f=compact(f), stride=compact(stride), **ties_arg)
+        return self.from_op(out, (self,), self.MAX_POOL2D, _backward, f=f, stride=stride, ties=ties)
+
+    AVG_POOL2D = declare("avg_pool2d", "dA_prev += g/(f_h*f_w), over every window", inputs=("A_prev",),
+                         formula="pool", windows=True)
 
     def avg_pool2d(self, f, stride=None):
         """Mean over each (f_h, f_w) window of x (m, n_H_prev, n_W_prev, n_C), windows ``stride`` apart (default f).
@@ -177,5 +187,4 @@ class CNNOps:
 
         def _backward(g):
             return (kernels.avg_pool_backward(g, saved),)
-        return self.from_op(out, (self,), "avg_pool2d", _backward, rule="dA = dZ/(f_h*f_w) over each window",
-                            f=compact(f), stride=compact(stride))
+        return self.from_op(out, (self,), self.AVG_POOL2D, _backward, f=f, stride=stride)

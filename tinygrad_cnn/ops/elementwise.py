@@ -1,11 +1,12 @@
 """Elementwise ops and matmul: arithmetic with broadcasting, unary functions, softmax.
 
-Every op has the same shape, micrograd's: compute the output with numpy, define ``_backward(g)`` beside it
-(g: the gradient at the output, shape out.shape; it returns one gradient per input, or None where an input
-needs none), then record both with ``self.from_op(out, inputs, name, _backward, rule=...)``. The rule is the
-one line ``draw(show_rule=True)`` writes under the op: g is the gradient at the output, a and b the inputs,
-out the value. An input that numpy broadcast gets its gradient summed back to its own shape by the engine
-(``Tensor.backward``), so the closures below return broadcast-shaped gradients freely.
+Every op has the same shape, micrograd's: its facts declared right above it (``MUL = declare("mul", rule, ...)``,
+ops/facts.py), then the method: compute the output with numpy, define ``_backward(g)`` beside it (g: the gradient
+at the output, shape out.shape; it returns one gradient per input, or None where an input needs none), then record
+both with ``self.from_op(out, inputs, self.MUL, _backward)``. The rule is the one line ``draw(show_rule=True)``
+writes under the op: g is the gradient at the output, a and b the inputs, out the value. An input that numpy
+broadcast gets its gradient summed back to its own shape by the engine (``Tensor.backward``), so the closures
+below return broadcast-shaped gradients freely.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import normalize_axes, shape_error
+from .facts import declare
 
 
 class ElementwiseOps:
@@ -22,6 +24,7 @@ class ElementwiseOps:
     __slots__ = ()
 
     # ------------------------------------------------------------------ binary, with broadcasting
+    # Each op is declared (its name, rule and what readers need, ops/facts.py) right above its method.
     def _operands(self, other, op: str, numpy_op) -> tuple:
         """(self, other as a Tensor, numpy_op of their data); names op and the shapes if they do not broadcast."""
         a, b = self, self._lift(other)
@@ -30,13 +33,17 @@ class ElementwiseOps:
         except ValueError as e:
             raise shape_error(op, e, a, b) from None
 
+    ADD = declare("add", "da = g, db = g", inputs=("a", "b"), entrywise=True)
+
     def __add__(self, other):
         """a + b, broadcasting as numpy. a, b: any shapes that broadcast -> the broadcast shape."""
         a, b, out = self._operands(other, "add", np.add)
 
         def _backward(g):
             return g, g
-        return self.from_op(out, (a, b), "add", _backward, rule="da = g, db = g")
+        return self.from_op(out, (a, b), self.ADD, _backward)
+
+    SUB = declare("sub", "da = g, db = -g", inputs=("a", "b"), entrywise=True)
 
     def __sub__(self, other):
         """a - b, broadcasting as numpy."""
@@ -44,7 +51,9 @@ class ElementwiseOps:
 
         def _backward(g):
             return g, -g
-        return self.from_op(out, (a, b), "sub", _backward, rule="da = g, db = -g")
+        return self.from_op(out, (a, b), self.SUB, _backward)
+
+    MUL = declare("mul", "da = g*b, db = g*a", inputs=("a", "b"), entrywise=True)
 
     def __mul__(self, other):
         """a * b elementwise, broadcasting as numpy."""
@@ -53,7 +62,9 @@ class ElementwiseOps:
         def _backward(g):
             return (g * b.data if a.requires_grad else None,
                     g * a.data if b.requires_grad else None)
-        return self.from_op(out, (a, b), "mul", _backward, rule="da = g*b, db = g*a")
+        return self.from_op(out, (a, b), self.MUL, _backward)
+
+    DIV = declare("div", "da = g/b, db = -g*out/b", inputs=("a", "b"), entrywise=True)
 
     def __truediv__(self, other):
         """a / b elementwise, broadcasting as numpy."""
@@ -62,7 +73,10 @@ class ElementwiseOps:
         def _backward(g):
             return (g / b.data if a.requires_grad else None,
                     -g * out / b.data if b.requires_grad else None)
-        return self.from_op(out, (a, b), "div", _backward, rule="da = g/b, db = -g*out/b")
+        return self.from_op(out, (a, b), self.DIV, _backward)
+
+    POW = declare("pow", "da = g*b*a^(b-1) (0 where b = 0), db = g*out*log(a) (0 where a = 0, b >= 0)",
+                  inputs=("a", "b"), entrywise=True)
 
     def __pow__(self, other):
         """a ** b elementwise, broadcasting as numpy (b may be a Tensor too)."""
@@ -74,36 +88,42 @@ class ElementwiseOps:
                 da = g * np.where(e == 0, 0, e * x ** (e - 1)) if a.requires_grad else None
                 db = g * np.where((x == 0) & (e >= 0), 0, out * np.log(x)) if b.requires_grad else None
             return da, db
-        return self.from_op(out, (a, b), "pow", _backward,
-                            rule="da = g*b*a^(b-1) (0 where b = 0), db = g*out*log(a) (0 where a = 0, b >= 0)")
+        return self.from_op(out, (a, b), self.POW, _backward)
+
+    MAXIMUM = declare("maximum", "da = g where a is the result, db = g where b is (ties: g/2 each)",
+                      inputs=("a", "b"), entrywise=True)
+    MINIMUM = declare("minimum", "da = g where a is the result, db = g where b is (ties: g/2 each)",
+                      inputs=("a", "b"), entrywise=True)
 
     def maximum(self, other):
         """Elementwise max of a and b, broadcasting as numpy; NaN wins (as np.maximum and torch.maximum).
 
         Tied entries share the gradient equally (g/2 each, as torch.maximum); at a NaN both inputs get g.
         """
-        return self._pairwise_extremum(other, "maximum", np.maximum, np.less)
+        return self._pairwise_extremum(other, self.MAXIMUM, np.maximum, np.less)
 
     def minimum(self, other):
         """Elementwise min of a and b, broadcasting as numpy; NaN wins; ties and NaN as ``maximum``."""
-        return self._pairwise_extremum(other, "minimum", np.minimum, np.greater)
+        return self._pairwise_extremum(other, self.MINIMUM, np.minimum, np.greater)
 
-    def _pairwise_extremum(self, other, op: str, numpy_op, loses):
-        """maximum/minimum: ``loses(a, b)`` says where a is not the result (np.less for maximum)."""
-        a, b, out = self._operands(other, op, numpy_op)
+    def _pairwise_extremum(self, other, op, numpy_op, loses):
+        """maximum/minimum (op: their facts): ``loses(a, b)`` says where a is not the result (np.less for maximum)."""
+        a, b, out = self._operands(other, op.name, numpy_op)
 
         def _backward(g):
             x, y = a.data, b.data
             tie = x == y
             return (g * np.where(tie, 0.5, ~loses(x, y)) if a.requires_grad else None,
                     g * np.where(tie, 0.5, ~loses(y, x)) if b.requires_grad else None)
-        return self.from_op(out, (a, b), op, _backward, rule="da = g where a is the result (ties: g/2 each)")
+        return self.from_op(out, (a, b), op, _backward)
+
+    NEG = declare("neg", "da = -g", entrywise=True)
 
     def __neg__(self):
         """-a."""
         def _backward(g):
             return (-g,)
-        return self.from_op(-self.data, (self,), "neg", _backward, rule="da = -g")
+        return self.from_op(-self.data, (self,), self.NEG, _backward)
 
     def __radd__(self, other):
         return self._lift(other) + self
@@ -125,6 +145,8 @@ class ElementwiseOps:
 
     def __rmatmul__(self, other):
         return self._lift(other).matmul(self)
+
+    MATMUL = declare("matmul", "da = g @ b.T, db = a.T @ g", inputs=("a", "b"), formula="matmul")
 
     def matmul(self, other):
         """numpy.matmul: 1-D, 2-D and batched (..., n, k) @ (..., k, m) -> (..., n, m)."""
@@ -153,16 +175,20 @@ class ElementwiseOps:
                 db = np.swapaxes(ad, -1, -2) @ g
                 db = db[..., 0] if b.ndim == 1 else db
             return da, db
-        return self.from_op(out, (a, b), "matmul", _backward, rule="da = g @ b.T, db = a.T @ g")
+        return self.from_op(out, (a, b), self.MATMUL, _backward)
 
     # ------------------------------------------------------------------ unary
+    EXP = declare("exp", "da = g*out", entrywise=True)
+
     def exp(self):
         """e ** x elementwise."""
         out = np.exp(self.data)
 
         def _backward(g):
             return (g * out,)
-        return self.from_op(out, (self,), "exp", _backward, rule="da = g*out")
+        return self.from_op(out, (self,), self.EXP, _backward)
+
+    LOG = declare("log", "da = g/a", entrywise=True)
 
     def log(self):
         """Natural log elementwise."""
@@ -170,7 +196,9 @@ class ElementwiseOps:
 
         def _backward(g):
             return (g / x,)
-        return self.from_op(np.log(x), (self,), "log", _backward, rule="da = g/a")
+        return self.from_op(np.log(x), (self,), self.LOG, _backward)
+
+    SQRT = declare("sqrt", "da = g/(2*out)", entrywise=True)
 
     def sqrt(self):
         """Square root elementwise."""
@@ -178,7 +206,9 @@ class ElementwiseOps:
 
         def _backward(g):
             return (g / (2 * out),)
-        return self.from_op(out, (self,), "sqrt", _backward, rule="da = g/(2*out)")
+        return self.from_op(out, (self,), self.SQRT, _backward)
+
+    ABS = declare("abs", "da = g*sign(a) (0 at NaN)", entrywise=True)
 
     def abs(self):
         """|x| elementwise; its gradient at 0 and at NaN is taken as 0 (as PyTorch)."""
@@ -186,7 +216,9 @@ class ElementwiseOps:
 
         def _backward(g):
             return (g * ((x > 0).astype(x.dtype) - (x < 0)),)  # not np.sign(x): NaN at NaN
-        return self.from_op(np.abs(x), (self,), "abs", _backward, rule="da = g*sign(a) (0 at NaN)")
+        return self.from_op(np.abs(x), (self,), self.ABS, _backward)
+
+    CLIP = declare("clip", "da = g where low <= a <= high", entrywise=True)
 
     def clip(self, low=None, high=None):
         """Clamp to [low, high] (either may be None, a number, an array or a constant Tensor, broadcasting to
@@ -198,8 +230,7 @@ class ElementwiseOps:
 
         def _backward(g):
             return (g * (out == x),)
-        return self.from_op(out, (self,), "clip", _backward, rule="da = g where low <= a <= high",
-                            low=low, high=high)
+        return self.from_op(out, (self,), self.CLIP, _backward, low=low, high=high)
 
     @staticmethod
     def _clip_bound(bound, name: str):
@@ -211,13 +242,17 @@ class ElementwiseOps:
                             "x.maximum(low).minimum(high) for bounds that learn")
         return bound.data
 
+    RELU = declare("relu", "da = g*(a > 0) (g at NaN)", entrywise=True)
+
     def relu(self):
         """max(x, 0) elementwise; its gradient at 0 is taken as 0; at NaN (which it passes on) it is g, as PyTorch."""
         x = self.data
 
         def _backward(g):
             return (g * ~(x <= 0),)  # not g*(x > 0): that would drop the gradient at NaN
-        return self.from_op(np.maximum(x, 0), (self,), "relu", _backward, rule="da = g*(a > 0) (g at NaN)")
+        return self.from_op(np.maximum(x, 0), (self,), self.RELU, _backward)
+
+    LEAKY_RELU = declare("leaky_relu", "da = g where a > 0, else slope*g", entrywise=True)
 
     def leaky_relu(self, slope: float = 0.01):
         """x where x > 0, else slope * x, elementwise (PyTorch's negative_slope); the gradient at 0 is slope * g,
@@ -230,8 +265,9 @@ class ElementwiseOps:
 
         def _backward(g):
             return (np.where(positive, g, g * g.dtype.type(slope)),)
-        return self.from_op(out, (self,), "leaky_relu", _backward, rule="da = g where a > 0, else slope*g",
-                            slope=slope)
+        return self.from_op(out, (self,), self.LEAKY_RELU, _backward, slope=slope)
+
+    SIGMOID = declare("sigmoid", "da = g*out*(1 - out)", entrywise=True)
 
     def sigmoid(self):
         """1 / (1 + e ** -x) elementwise, stable for large |x|."""
@@ -241,7 +277,9 @@ class ElementwiseOps:
 
         def _backward(g):
             return (g * out * (1 - out),)
-        return self.from_op(out, (self,), "sigmoid", _backward, rule="da = g*out*(1 - out)")
+        return self.from_op(out, (self,), self.SIGMOID, _backward)
+
+    TANH = declare("tanh", "da = g*(1 - out^2)", entrywise=True)
 
     def tanh(self):
         """Hyperbolic tangent elementwise."""
@@ -249,7 +287,9 @@ class ElementwiseOps:
 
         def _backward(g):
             return (g * (1 - out * out),)
-        return self.from_op(out, (self,), "tanh", _backward, rule="da = g*(1 - out^2)")
+        return self.from_op(out, (self,), self.TANH, _backward)
+
+    SOFTMAX = declare("softmax", "da = out*(g - sum(g*out)), sums along axis")
 
     def softmax(self, axis: int = -1):
         """exp(x) / sum(exp(x)) along ``axis`` (same shape), shifted by the max so large logits do not overflow."""
@@ -260,7 +300,9 @@ class ElementwiseOps:
 
         def _backward(g):
             return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
-        return self.from_op(out, (self,), "softmax", _backward, rule="da = out*(g - sum(g*out))", axis=axis)
+        return self.from_op(out, (self,), self.SOFTMAX, _backward, axis=axis)
+
+    LOG_SOFTMAX = declare("log_softmax", "da = g - exp(out)*sum(g), sums along axis")
 
     def log_softmax(self, axis: int = -1):
         """x - logsumexp(x) along ``axis`` (same shape), computed stably."""
@@ -272,4 +314,4 @@ class ElementwiseOps:
 
         def _backward(g):
             return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
-        return self.from_op(out, (self,), "log_softmax", _backward, rule="da = g - softmax(a)*sum(g)", axis=axis)
+        return self.from_op(out, (self,), self.LOG_SOFTMAX, _backward, axis=axis)

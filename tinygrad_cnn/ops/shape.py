@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import normalize_axes, shape_arg, shape_error
+from .facts import declare
 
 # index parts that select without repeats (numpy's basic indexing); anything else (lists, arrays, tuples, ranges)
 # may repeat an entry, so its gradient must accumulate (np.add.at)
@@ -24,6 +25,8 @@ class ShapeOps:
         """All axes reversed (``transpose()``)."""
         return self.transpose()
 
+    RESHAPE = declare("reshape", "da = g reshaped back", moves_values=True, keeps_order=True)
+
     def reshape(self, *shape):
         """The same values in a new shape (one axis may be -1), as numpy.reshape."""
         shape = shape_arg(shape)
@@ -33,26 +36,32 @@ class ShapeOps:
             raise ValueError(
                 f"reshape: cannot reshape shape {self.shape} ({self.size} elements) into {shape}: {e}"
             ) from None
-        return self._reshaped(out, "reshape", shape=out.shape)
+        return self._reshaped(out, self.RESHAPE, shape=out.shape)
+
+    FLATTEN = declare("flatten", "da = g reshaped back", moves_values=True, keeps_order=True,
+                      label_defaults={"start_dim": 0, "end_dim": -1})
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         """Merge axes start_dim..end_dim into one (``flatten(1)``: (m, H, W, C) -> (m, H*W*C))."""
         if self.ndim == 0:
-            return self._reshaped(self.data.reshape(1), "flatten")
+            return self._reshaped(self.data.reshape(1), self.FLATTEN, start_dim=start_dim, end_dim=end_dim)
         (start,), (end,) = (normalize_axes(d, self.shape, "flatten") for d in (start_dim, end_dim))
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
         s = self.shape
         out = self.data.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:])
-        return self._reshaped(out, "flatten", **({"start_dim": start_dim} if start_dim else {}))
+        return self._reshaped(out, self.FLATTEN, start_dim=start_dim, end_dim=end_dim)
 
-    def _reshaped(self, out: np.ndarray, op: str, **op_args):
-        """Record ``out`` (self's values in another shape); the gradient is reshaped back."""
+    def _reshaped(self, out: np.ndarray, op, **op_args):
+        """Record ``out`` (self's values in another shape) as op (reshape or flatten); the gradient is reshaped
+        back."""
         in_shape = self.shape
 
         def _backward(g):
             return (g.reshape(in_shape),)
-        return self.from_op(out, (self,), op, _backward, rule="da = g reshaped back", **op_args)
+        return self.from_op(out, (self,), op, _backward, **op_args)
+
+    TRANSPOSE = declare("transpose", "da = g with the axes put back", moves_values=True)
 
     def transpose(self, *axes):
         """Permute axes (all reversed when none are given), as numpy.transpose."""
@@ -62,16 +71,18 @@ class ShapeOps:
             raise ValueError(
                 f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}"
             )
-        inverse = tuple(np.argsort([a % self.ndim for a in axes]))
+        axes = tuple(int(a) % self.ndim for a in axes)
+        inverse = tuple(int(i) for i in np.argsort(axes))
 
         def _backward(g):
             return (g.transpose(inverse),)
-        return self.from_op(self.data.transpose(axes), (self,), "transpose", _backward,
-                            rule="da = g with the axes put back", axes=axes)
+        return self.from_op(self.data.transpose(axes), (self,), self.TRANSPOSE, _backward, axes=axes)
 
     def permute(self, *axes):
         """The same as ``transpose(*axes)`` (PyTorch's name)."""
         return self.transpose(*axes)
+
+    GETITEM = declare("getitem", "da = g at the indexed places (repeats add)")
 
     def __getitem__(self, index):
         """numpy indexing: slices, ints, None, Ellipsis, integer/bool arrays (repeats accumulate); not Tensors."""
@@ -95,7 +106,7 @@ class ShapeOps:
             else:
                 dx[index] = g
             return (dx,)
-        return self.from_op(out, (self,), "getitem", _backward, rule="da = g at the indexed places (repeats add)")
+        return self.from_op(out, (self,), self.GETITEM, _backward)
 
     @classmethod
     def _joined(cls, op: str, numpy_join, tensors, axis: int) -> tuple:
@@ -108,6 +119,8 @@ class ShapeOps:
         except ValueError as e:
             raise shape_error(op, e, *tensors) from None
 
+    CONCATENATE = declare("concatenate", "da = the slice of g at a's place, each input alike", moves_values=True)
+
     @classmethod
     def concatenate(cls, tensors, axis: int = 0):
         """Join tensors along an existing axis: shapes equal but on ``axis`` -> their sum on ``axis``."""
@@ -117,7 +130,9 @@ class ShapeOps:
 
         def _backward(g):
             return tuple(np.split(g, bounds, axis=ax))
-        return cls.from_op(out, tensors, "concatenate", _backward, rule="g split back to the inputs", axis=axis)
+        return cls.from_op(out, tensors, cls.CONCATENATE, _backward, axis=ax)
+
+    STACK = declare("stack", "da = the slice of g at a's place, each input alike", moves_values=True)
 
     @classmethod
     def stack(cls, tensors, axis: int = 0):
@@ -127,4 +142,4 @@ class ShapeOps:
 
         def _backward(g):
             return tuple(np.moveaxis(g, ax, 0))
-        return cls.from_op(out, tensors, "stack", _backward, rule="g split back to the inputs", axis=axis)
+        return cls.from_op(out, tensors, cls.STACK, _backward, axis=ax)
