@@ -79,11 +79,21 @@ def test_the_engine_and_the_ops_stay_below_drawing_layers_and_optimizers():
     low = ["tinygrad_cnn.kernels", "tinygrad_cnn.graph", "tinygrad_cnn.modes", "tinygrad_cnn.dtypes",
            "tinygrad_cnn.anomaly", "tinygrad_cnn.ops.common", "tinygrad_cnn.ops.elementwise",
            "tinygrad_cnn.ops.reduce", "tinygrad_cnn.ops.shape", "tinygrad_cnn.ops.cnn"]
-    high = {"tinygrad_cnn.nn", "tinygrad_cnn.optim", "tinygrad_cnn.io", "tinygrad_cnn.functional",
-            "tinygrad_cnn.tensor", "tinygrad_cnn.ops.loss", "tinygrad_cnn.viz", "tinygrad_cnn.gradcheck"}
+    high = {"tinygrad_cnn.optim", "tinygrad_cnn.io", "tinygrad_cnn.functional", "tinygrad_cnn.tensor",
+            "tinygrad_cnn.ops.loss", "tinygrad_cnn.viz", "tinygrad_cnn.gradcheck"}
+    high |= {m for m in graph if m == "tinygrad_cnn.nn" or m.startswith("tinygrad_cnn.nn.")}
     for module in low:
         assert not graph[module] & high, (module, graph[module] & high)
     assert graph["tinygrad_cnn.viz"] <= {"tinygrad_cnn.graph"}, graph["tinygrad_cnn.viz"]
+
+
+def test_each_nn_file_imports_only_the_nn_files_below_it():
+    graph = import_graph()
+    below = {"tracing": set(), "init": set(), "module": {"tracing"}, "layers": {"module", "init"},
+             "containers": {"module"}}
+    found = {m.rpartition(".")[2]: {i.rpartition(".")[2] for i in imports if i.startswith("tinygrad_cnn.nn.")}
+             for m, imports in graph.items() if m.startswith("tinygrad_cnn.nn.")}
+    assert found == below
 
 
 def test_every_op_in_the_package_gives_a_rule_where_it_records_itself():

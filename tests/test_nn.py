@@ -572,3 +572,34 @@ def test_summary_errors_and_cleanup():
     with pytest.raises(ValueError, match=r"Conv2d\(1, 4, f=3, pad=1\): input must have 1 channels"):
         model.summary((2, 8, 8, 3))  # the layer's own error; the model is left as it was
     assert all("forward" not in m.__dict__ for _, m in model.named_modules()) and model.training
+
+
+def test_nn_reexports_exactly_the_public_names_from_the_files_that_define_them():
+    import importlib
+    assert sorted(nn.__all__) == sorted(
+        ["Module", "Conv2d", "ConvTranspose2d", "Linear", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d",
+         "GlobalAvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Sequential",
+         "ModuleList", "ModuleDict", "summary", "he_init", "glorot_init"])
+    for name in nn.__all__:
+        assert getattr(nn, name).__module__.startswith("tinygrad_cnn.nn."), name
+    assert nn.summary is importlib.import_module("tinygrad_cnn.nn.module").summary
+
+
+def test_trace_calls_records_every_call_and_restores_the_model():
+    from tinygrad_cnn.nn.tracing import trace_calls
+
+    relu = nn.ReLU()
+    model = nn.Sequential(relu, nn.Linear(2, 2, seed=0), relu)
+    calls = []
+    trace_calls(model, (3, 2), lambda module, args, out: calls.append((module, args[0].requires_grad, out.shape)))
+    assert [(type(m).__name__, grad, shape) for m, grad, shape in calls] == [
+        ("ReLU", False, (3, 2)), ("Linear", False, (3, 2)), ("ReLU", False, (3, 2)), ("Sequential", False, (3, 2))]
+    calls.clear()
+    trace_calls(model, (1, 2), lambda module, args, out: calls.append(args[0].requires_grad), grad=True)
+    assert calls == [True] * 4
+
+    def fail(module, args, out):
+        raise RuntimeError("record failed")
+    with pytest.raises(RuntimeError, match="record failed"):
+        trace_calls(model, (1, 2), fail)
+    assert model.training and all("forward" not in m.__dict__ for _, m in model.named_modules())

@@ -22,7 +22,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .nn import BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module, check_input_shape, check_state_keys, trace_calls
+from .nn.layers import BatchNorm2d, Conv2d, ConvTranspose2d, Linear
+from .nn.module import Module, check_state_keys
+from .nn.tracing import check_input_shape, trace_calls
 from .tensor import Tensor
 
 __all__ = ["to_torch_state_dict", "from_torch_state_dict"]
