@@ -96,6 +96,15 @@ def test_each_nn_file_imports_only_the_nn_files_below_it():
     assert found == below
 
 
+def test_only_nn_reads_a_modules_registries():
+    """Outside nn/, a Module is read through its methods (named_parameters(recurse=False)...), never its dicts."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name != "nn":
+            for node in ast.walk(ast.parse(path.read_text())):
+                is_registry = isinstance(node, ast.Attribute) and node.attr in ("_parameters", "_buffers", "_modules")
+                assert not is_registry, f"{path.name}:{node.lineno} reads .{node.attr}"
+
+
 def test_every_op_in_the_package_gives_a_rule_where_it_records_itself():
     calls = 0
     for path in PACKAGE.rglob("*.py"):

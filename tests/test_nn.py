@@ -585,6 +585,36 @@ def test_nn_reexports_exactly_the_public_names_from_the_files_that_define_them()
     assert nn.summary is importlib.import_module("tinygrad_cnn.nn.module").summary
 
 
+def test_named_parameters_and_buffers_without_recursing_are_the_modules_own():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = Tensor(np.ones(1), requires_grad=True)
+            self.alias = self.scale  # one Tensor under two names
+            self.bn = nn.BatchNorm2d(2)
+            self.register_buffer("steps", np.zeros(1))
+
+    net = Net()
+    assert [n for n, _ in net.named_parameters(recurse=False)] == ["scale"]
+    assert [n for n, _ in net.named_parameters(recurse=False, remove_duplicate=False)] == ["scale", "alias"]
+    assert [n for n, _ in net.named_buffers(recurse=False)] == ["steps"]
+    assert [n for n, _ in net.bn.named_parameters("bn", recurse=False)] == ["bn.gamma", "bn.beta"]
+    assert [n for n, _ in net.named_parameters()] == ["scale", "bn.gamma", "bn.beta"]
+    assert [n for n, _ in net.named_buffers()] == ["steps", "bn.running_mean", "bn.running_var",
+                                                    "bn.num_batches_tracked"]
+
+
+def test_named_parameters_without_recursing_as_pytorch():
+    torch = pytest.importorskip("torch")
+    ours = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    assert list(ours.named_parameters(recurse=False)) == list(theirs.named_parameters(recurse=False)) == []
+    assert list(ours.named_buffers(recurse=False)) == list(theirs.named_buffers(recurse=False)) == []
+    assert [n for n, _ in ours[1].named_buffers(recurse=False)] == [n for n, _ in theirs[1].named_buffers(
+        recurse=False)]
+    assert len(list(ours[0].named_parameters(recurse=False))) == len(list(theirs[0].named_parameters(recurse=False)))
+
+
 def test_trace_calls_records_every_call_and_restores_the_model():
     from tinygrad_cnn.nn.tracing import trace_calls
 

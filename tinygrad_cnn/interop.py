@@ -84,7 +84,8 @@ def _entries(model: Module, input_shape, who: str) -> list:
     entries = []
     for module_name, module in model.named_modules(remove_duplicate=False):
         prefix = f"{module_name}." if module_name else ""
-        own = {k: v for k, v in (*module._parameters.items(), *module._buffers.items()) if v is not None}
+        own = {**dict(module.named_parameters(remove_duplicate=False, recurse=False)),
+               **dict(module.named_buffers(recurse=False))}
         layouts = _layouts(module, flattened)
         unknown = [k for k in own if k not in layouts]
         if unknown:

@@ -126,23 +126,31 @@ class Module:
                 yield from walk(child, f"{name}.{child_name}" if name else child_name)
         return walk(self, prefix)
 
-    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True):
+    def _self_or_all(self, prefix: str, remove_duplicate: bool, recurse: bool):
+        """(name, module) pairs to read registered attributes from: all of ``named_modules()``, or this one."""
+        return self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
+
+    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True, *, recurse: bool = True):
         """(dotted name, Tensor) pairs: each module's own parameters, then its children's, in the order set.
 
         A parameter shared by several layers (tied weights) is listed once, under its first name, as
         PyTorch does; ``remove_duplicate=False`` lists it under every name (what ``state_dict`` does).
+        ``recurse=False``: this module's own parameters only, no child's (as PyTorch).
         """
         seen = set()
-        for module_name, module in self.named_modules(prefix, remove_duplicate):
+        for module_name, module in self._self_or_all(prefix, remove_duplicate, recurse):
             for name, p in module._parameters.items():
                 if remove_duplicate and id(p) in seen:
                     continue
                 seen.add(id(p))
                 yield (f"{module_name}.{name}" if module_name else name), p
 
-    def named_buffers(self, prefix: str = "", remove_duplicate: bool = True):
-        """(dotted name, ndarray) pairs of every module's buffers, in ``named_modules()`` order."""
-        for module_name, module in self.named_modules(prefix, remove_duplicate):
+    def named_buffers(self, prefix: str = "", remove_duplicate: bool = True, *, recurse: bool = True):
+        """(dotted name, ndarray) pairs of every module's buffers, in ``named_modules()`` order.
+
+        ``recurse=False``: this module's own buffers only, no child's (as PyTorch).
+        """
+        for module_name, module in self._self_or_all(prefix, remove_duplicate, recurse):
             for name, array in module._buffers.items():
                 yield (f"{module_name}.{name}" if module_name else name), array
 
@@ -179,10 +187,8 @@ class Module:
         module in ``named_modules()`` order (PyTorch's ``state_dict`` order); a tied one under each name."""
         state = {}
         for module_name, module in self.named_modules(remove_duplicate=False):
-            prefix = f"{module_name}." if module_name else ""
-            for name, value in (*module._parameters.items(), *module._buffers.items()):
-                if value is not None:
-                    state[prefix + name] = value
+            state.update(module.named_parameters(module_name, remove_duplicate=False, recurse=False))
+            state.update(module.named_buffers(module_name, recurse=False))
         return state
 
     def state_dict(self) -> dict:
