@@ -124,6 +124,24 @@ def test_the_engine_and_below_import_nothing_that_uses_tensors():
     assert graph["tinygrad_cnn.viz"] <= {"tinygrad_cnn.graph", "tinygrad_cnn.ops.facts"}, graph["tinygrad_cnn.viz"]
 
 
+def test_each_nn_file_imports_only_the_nn_files_below_it():
+    graph = import_graph()
+    below = {"tracing": set(), "init": set(), "module": {"tracing"}, "layers": {"module", "init"},
+             "containers": {"module"}}
+    found = {m.rpartition(".")[2]: {i.rpartition(".")[2] for i in imports if i.startswith("tinygrad_cnn.nn.")}
+             for m, imports in graph.items() if m.startswith("tinygrad_cnn.nn.")}
+    assert found == below
+
+
+def test_only_nn_reads_a_modules_registries():
+    """Outside nn/, a Module is read through its methods (named_parameters(recurse=False)...), never its dicts."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name != "nn":
+            for node in ast.walk(ast.parse(path.read_text())):
+                is_registry = isinstance(node, ast.Attribute) and node.attr in ("_parameters", "_buffers", "_modules")
+                assert not is_registry, f"{path.name}:{node.lineno} reads .{node.attr}"
+
+
 def test_every_op_of_the_package_records_itself_with_facts_declared_beside_it():
     """No from_op call in the package names its op by a string: each passes the OpFacts declared for it (a
     name bound by ``declare(...)``, or a parameter carrying one); each declare gives a rule."""

@@ -22,7 +22,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .nn import BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module, check_input_shape, check_state_keys, trace_calls
+from .nn.layers import BatchNorm2d, Conv2d, ConvTranspose2d, Linear
+from .nn.module import Module, check_state_keys
+from .nn.tracing import check_input_shape, trace_calls
 from .ops.facts import facts_of
 from .tensor import Tensor
 
@@ -79,7 +81,8 @@ def _entries(model: Module, input_shape, who: str) -> list:
     entries = []
     for module_name, module in model.named_modules(remove_duplicate=False):
         prefix = f"{module_name}." if module_name else ""
-        own = {k: v for k, v in (*module._parameters.items(), *module._buffers.items()) if v is not None}
+        own = {**dict(module.named_parameters(remove_duplicate=False, recurse=False)),
+               **dict(module.named_buffers(recurse=False))}
         layouts = _layouts(module, flattened)
         unknown = [k for k in own if k not in layouts]
         if unknown:
