@@ -2,8 +2,9 @@
 
 from . import data, functional, interop, io, nn, optim, plot, steps
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
+from .autograd import grad
 from .explain import Explanation, explain
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .io import load, save
 from .parallel import get_num_threads, set_num_threads
 from .tensor import (
@@ -19,7 +20,7 @@ from .viz import draw_graph, save_graph
 
 __all__ = [
     "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
-    "gradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
+    "grad", "gradcheck", "gradgradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
     "nn", "optim", "io", "interop", "save", "load", "steps", "data", "plot",
     "explain", "Explanation", "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
     "set_num_threads", "get_num_threads",
