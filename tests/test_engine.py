@@ -80,7 +80,8 @@ def test_the_engine_and_the_ops_stay_below_drawing_layers_and_optimizers():
            "tinygrad_cnn.anomaly", "tinygrad_cnn.ops.common", "tinygrad_cnn.ops.elementwise",
            "tinygrad_cnn.ops.reduce", "tinygrad_cnn.ops.shape", "tinygrad_cnn.ops.cnn"]
     high = {"tinygrad_cnn.nn", "tinygrad_cnn.optim", "tinygrad_cnn.io", "tinygrad_cnn.functional",
-            "tinygrad_cnn.tensor", "tinygrad_cnn.ops.loss", "tinygrad_cnn.viz", "tinygrad_cnn.gradcheck"}
+            "tinygrad_cnn.tensor", "tinygrad_cnn.ops.loss", "tinygrad_cnn.viz", "tinygrad_cnn.gradcheck",
+            "tinygrad_cnn.check"}
     for module in low:
         assert not graph[module] & high, (module, graph[module] & high)
     assert graph["tinygrad_cnn.viz"] <= {"tinygrad_cnn.graph"}, graph["tinygrad_cnn.viz"]
