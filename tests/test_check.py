@@ -232,6 +232,12 @@ def test_plot_marks_the_wrong_entries_of_dA_prev(tmp_path, seed_reports):
             bad.plot()
 
 
+def test_plot_without_matplotlib_names_the_extra(monkeypatch, seed_reports):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r'report.plot\(\) needs matplotlib: pip install "tinygrad_cnn\[plot\]"'):
+        seed_reports["pool_backward"].plot()
+
+
 # ----------------------------------------------------------------------------- reading files, the command line
 def test_magic_and_shell_lines_are_skipped_keeping_line_numbers():
     code = "%matplotlib inline\nif True:\n    !ls\nx = 1"

@@ -1,16 +1,6 @@
 """tinygrad_cnn: a small, readable autograd on numpy, built around convolutional networks (NHWC)."""
 
-from . import (
-    check,  # noqa: E402  (last: it reads explain and the Tensor; the package is callable, check(fn))
-    data,
-    functional,
-    interop,
-    io,
-    nn,
-    optim,
-    plot,
-    steps,
-)
+from . import check, data, functional, interop, io, nn, optim, plot, steps  # check is callable: check(fn)
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .explain import Explanation, explain
 from .gradcheck import GradcheckError, gradcheck
