@@ -15,7 +15,9 @@ from .source import load
 
 DESCRIPTION = f"""\
 Check your own functions of the course notebook "Convolutional Neural Networks: Step by Step" against
-tinygrad_cnn, and name the bug: {", ".join(NAMES)}.
+tinygrad_cnn, and name the bug. The functions:
+  {", ".join(NAMES[:4])},
+  {", ".join(NAMES[4:])}.
 
 This RUNS THE CODE OF FILE in this Python process (a .py file, or the code cells of an .ipynb; lines starting
 with % or ! are skipped; a cell or statement that fails is reported and the others still run), so run it on
