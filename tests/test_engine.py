@@ -87,7 +87,7 @@ LAYERS = [
     ("the engine", ["tensor"]),
     ("on the engine", ["losses", "gradcheck", "data", "steps", "explain_plot"]),
     ("functions, readers, layers", ["functional", "explain", "nn", "optim", "io", "plot"]),
-    ("on the layers", ["interop"]),
+    ("on the layers and readers", ["interop", "check"]),
     ("the public names", ["__init__"]),
 ]
 ENGINE = "the engine"
