@@ -88,7 +88,7 @@ LAYERS = [
     ("the engine", ["tensor"]),
     ("on the engine", ["losses", "autograd", "gradcheck", "data", "steps", "explain_plot"]),
     ("functions, readers, layers", ["functional", "explain", "nn", "optim", "io", "plot"]),
-    ("on the layers", ["interop"]),
+    ("on the layers and readers", ["interop", "check"]),
     ("the public names", ["__init__"]),
 ]
 ENGINE = "the engine"
@@ -122,7 +122,10 @@ def test_the_engine_and_below_import_nothing_that_uses_tensors():
     for module, level in layers.items():
         if level <= engine:
             assert all(layers[m] <= engine for m in graph[module]), module
-    assert graph["tinygrad_cnn.viz"] <= {"tinygrad_cnn.graph", "tinygrad_cnn.ops.facts"}, graph["tinygrad_cnn.viz"]
+    assert graph["tinygrad_cnn.viz"] == {"tinygrad_cnn.viz.build", "tinygrad_cnn.viz.render"}
+    build = graph["tinygrad_cnn.viz.build"]
+    assert build <= {"tinygrad_cnn.graph", "tinygrad_cnn.ops.facts"}, build
+    assert graph["tinygrad_cnn.viz.render"] == set()  # graphviz and the standard library only
 
 
 def test_each_nn_file_imports_only_the_nn_files_below_it():

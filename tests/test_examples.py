@@ -118,3 +118,12 @@ def test_explain_gradient_explains_an_entry_and_catches_the_first_nan():
     assert re.search(r"AnomalyError: log made non-finite values from finite inputs, at .*explain_gradient.py:\d+: "
                      r"log\(probs\), shape \(4, 3\), .* log got 0.0 at", out)
     assert (EXAMPLES / "out" / "explain_dA_prev.png").stat().st_size > 10_000
+
+
+def test_check_my_notebook_reports_the_seeds_three_bugs():
+    out = run_example("check_my_notebook.py")
+    assert "conv_single_step: FAILED" in out and "write b.item()" in out
+    assert "conv_backward: FAILED, 2 of 6 cases failed: crash, unpad" in out and "[pad:-pad], which is empty" in out
+    assert "pool_backward: FAILED, 6 of 10 cases failed: stride_ignored" in out
+    assert "4 of 8 functions pass; failing: conv_single_step, conv_forward, conv_backward, pool_backward" in out
+    assert (EXAMPLES / "out" / "check_pool_backward.png").stat().st_size > 10_000

@@ -1,6 +1,6 @@
 """tinygrad_cnn: a small, readable autograd on numpy, built around convolutional networks (NHWC)."""
 
-from . import data, functional, interop, io, nn, optim, plot, steps
+from . import check, data, functional, interop, io, nn, optim, plot, steps  # check is callable: check(fn)
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .autograd import grad
 from .explain import Explanation, explain
@@ -23,6 +23,6 @@ __all__ = [
     "grad", "gradcheck", "gradgradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
     "nn", "optim", "io", "interop", "save", "load", "steps", "data", "plot",
     "explain", "Explanation", "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
-    "set_num_threads", "get_num_threads",
+    "set_num_threads", "get_num_threads", "check",
 ]
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """The engine's helpers: the graph walk and broadcasting undone. numpy only; no Tensor import.
 
-Anything with ``.parents`` (a tuple of nodes) is a node here, so viz.py and explain.py can read a graph
+Anything with ``.parents`` (a tuple of nodes) is a node here, so viz/ and explain.py can read a graph
 without importing the Tensor class.
 """
 
