@@ -82,7 +82,7 @@ def test_custom_op_uses_only_public_names_and_passes_gradcheck():
     source = (EXAMPLES / "custom_op.py").read_text()
     assert "Tensor.from_op(" in source and not re.search(r"(?<![\w_])_[a-z]", source)  # no private name
     out = run_example("custom_op.py")
-    assert "gradcheck: True" in out and "drawn with its rule" in out
+    assert "gradcheck: True" in out and "gradgradcheck: True" in out and "drawn with its rule" in out
     assert "da = g*(s + out*(1 &#45; s))" in (EXAMPLES / "out" / "swish.svg").read_text()  # SVG escapes "-"
 
 

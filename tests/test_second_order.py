@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from tests.second_order_cases import CASES, NOT_NUMERIC, NUMERIC_OPTIONS
 from tinygrad_cnn import Tensor, grad, gradgradcheck
+from tinygrad_cnn.graph import topo_order
+from tinygrad_cnn.ops.facts import REGISTRY
 
 TOL = 1e-9
 SEEDS = [0, 1, 2]
@@ -53,6 +55,15 @@ def _inputs(name: str, seed: int):
     w = rng.standard_normal(ours(*[Tensor(a) for a in arrays]).shape)
     us = [rng.standard_normal(a.shape) for a in arrays]
     return arrays, ours, theirs, w, us
+
+
+def test_the_cases_record_every_op_the_library_declares():
+    """A new op needs its rule on Tensors (the create_graph branch of its _backward) and a case here."""
+    recorded = set()
+    for name in CASES:
+        arrays, ours, _ = CASES[name](np.random.default_rng(0))
+        recorded |= {t.op for t in topo_order(ours(*[Tensor(a, requires_grad=True) for a in arrays])) if t.op}
+    assert set(REGISTRY) <= recorded, f"no second-order case records {sorted(set(REGISTRY) - recorded)}"
 
 
 TORCH_CASES = [name for name in CASES if CASES[name](np.random.default_rng(0))[2] is not None]

@@ -62,7 +62,8 @@ from .ops.shape import ShapeOps
 class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps, NumpyProtocol):
     """An n-d array of float32/float64 that records the ops applied to it.
 
-    Fields: ``data`` (read-only ndarray), ``grad`` (ndarray of data's shape and dtype, or None),
+    Fields: ``data`` (read-only ndarray), ``grad`` (ndarray of data's shape and dtype, or None; a Tensor after
+    ``backward(create_graph=True)``),
     ``requires_grad``, ``name``, and for an op's result: ``op`` (its name, None for a leaf), ``op_args`` (its
     hyper-parameters, canonical: pairs as tuples), ``rule`` (one line saying what its backward does), ``facts``
     (the ``OpFacts`` a library op declares; None for a user's op), ``parents`` (its inputs).
