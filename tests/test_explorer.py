@@ -295,3 +295,27 @@ def test_in_jupyter_explore_also_shows_the_page_inline(step, monkeypatch):
         (frame,) = shown
         assert isinstance(frame, IPython.display.IFrame) and frame.src == server.url
     assert "IPython" in sys.modules
+
+
+# ----------------------------------------------------------------------------- without a browser
+def test_node_names_are_the_drawn_names_made_unique():
+    a = Tensor([1.0, 2.0], requires_grad=True, name="h")
+    b = Tensor([3.0, 4.0], requires_grad=True, name="h")
+    c = Tensor([5.0, 6.0], requires_grad=True, name="n4")  # the id of the unnamed constant 2.0 (n4)
+    loss = ((a * b) + c * 2.0).sum()
+    names = node_names(loss)
+    assert len(names) == 8 and names["h@n0"] is a and names["h@n1"] is b
+    assert names["n4@n3"] is c and names["n4@n4"].data == 2.0 and names["n2"].op == "mul"
+    assert node_names(loss, params={"W": a})["W"] is a
+
+
+def test_save_html_refuses_to_explain_a_tensor_not_drawn(tmp_path):
+    x = Tensor([1.0, 2.0], requires_grad=True, name="x")
+    loss = (x * x).sum()
+    loss.backward()
+    with pytest.raises(ValueError, match="explain= names a tensor that is not drawn"):
+        save_html(loss, tmp_path / "page.html", explain=[(Tensor([1.0]), (0,))])
+    path = save_html(loss, tmp_path / "page.html", explain=[(x, 1)], explain_top=0)
+    data = json.loads(Path(path).read_text().split('id="explorer-data">')[1].split("</script>")[0])
+    assert list(data["nodes"]["x"]["explained"]) == ["1"] and data["nodes"]["x"]["top"] == []
+    assert "default-src 'none'" in Path(path).read_text()

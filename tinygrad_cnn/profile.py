@@ -22,7 +22,8 @@ What is measured, per op (per tensor in the graph, and summed per op name for ``
   that require grad) is left out: the model holds it whether or not a graph exists.
 
 ``prof.total`` is the profiled wall time (enter to exit); the table splits what is not op time into the backward
-walk, the profiler's own bookkeeping (measured) and the rest (your code between ops). Ops that record nothing
+walk, the profiler's own bookkeeping (measured) and the rest (your code between ops; also the freeing of a graph
+whose last reference goes inside the profile, a few ms for a CNN's batch). Ops that record nothing
 (inside ``no_grad()``, or on constants) still count their forward time in the table, under their op name.
 
 How: entering the first profile (in any thread) puts thin timing wrappers on Tensor's op methods, on

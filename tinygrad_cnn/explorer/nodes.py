@@ -11,6 +11,7 @@ May import: ``explain`` (and through it the engine). Used by ``explorer.page`` a
 from __future__ import annotations
 
 import base64
+from collections import Counter
 
 import numpy as np
 
@@ -24,25 +25,16 @@ WEIGHT_OPS = ("conv2d", "conv_transpose2d")  # a 4-D input 1 of these is a filte
 
 
 # ----------------------------------------------------------------------------- names
-def drawn_names(node_tensors: dict, params=None) -> dict:
+def drawn_names(tensors: dict, params=None) -> dict:
     """{node id: the name the page uses for it (its ``data-node``)}: the name as drawn (``params`` first, else
     ``Tensor.name``); the node id (``n7``) for an unnamed tensor; ``name@n7`` when two drawn tensors share a name."""
     given = {id(t): name for name, t in dict(params or {}).items()}
-    names = {node: given.get(id(t), t.name) for node, t in node_tensors.items()}
-    counts = {}
-    for name in names.values():
-        counts[name] = counts.get(name, 0) + 1
-    return {node: node if not name else name if counts[name] == 1 else f"{name}@{node}"
-            for node, name in names.items()}
+    names = {node: given.get(id(t), t.name) or node for node, t in tensors.items()}
+    counts = Counter(names.values())
+    return {node: name if counts[name] == 1 else f"{name}@{node}" for node, name in names.items()}
 
 
 # ----------------------------------------------------------------------------- numbers
-def _float(v) -> float | None:
-    """A Python float for JSON; None for NaN and infinities (JSON has none), which the page shows as text."""
-    v = float(v)
-    return v if np.isfinite(v) else None
-
-
 def _number_text(v: float) -> str:
     return f"{v:.6g}"
 

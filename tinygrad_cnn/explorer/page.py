@@ -2,10 +2,12 @@
 in one HTML document that requests nothing (no CDN, no web font, no image by address).
 
 ``build_graph`` draws the graph and gathers every tensor's data, ``precompute`` adds a saved page's explanations,
-``render`` writes the document (``live`` for the server, whose page asks for explanations on demand). The SVG is ``draw_graph``'s (``viz.build.drawing`` rendered by ``viz.render.to_graph``, so the
-drawing's ``tensors`` give each node's tensor), post-processed here: each node's ``<g class="node">`` gets
-``data-node`` (its name as drawn), ``tabindex="0"``, ``role="button"`` and an ``aria-label``, so Tab and Enter
-reach every node.
+``render`` writes the document (``live`` for the server, whose page asks for explanations on demand).
+
+The SVG is ``draw_graph``'s (``viz.build.drawing`` rendered by ``viz.render.to_graph``, so the drawing's
+``tensors`` give each node's tensor), post-processed here: each node's ``<g class="node">`` gets ``data-node``
+(its name as drawn), ``tabindex="0"``, ``role="button"`` and an ``aria-label``, so Tab and Enter reach every
+node.
 
 May import: ``viz`` (the drawing; its render module, and so graphviz, only when a page is made),
 ``explorer.nodes``, the standard library. Used by ``explorer`` and its server.
