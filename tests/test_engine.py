@@ -86,9 +86,9 @@ LAYERS = [
                                     "ops.compare", "ops.numpy_protocol"]),
     ("the drawing (reads any graph; knows no Tensor, so Tensor.draw can use it)", ["viz"]),
     ("the engine", ["tensor"]),
-    ("on the engine", ["losses", "autograd", "gradcheck", "data", "steps", "explain_plot"]),
+    ("on the engine", ["losses", "autograd", "gradcheck", "data", "steps", "explain_plot", "profile"]),
     ("functions, readers, layers", ["functional", "explain", "nn", "optim", "io", "plot"]),
-    ("on the layers and readers", ["interop", "check"]),
+    ("on the layers and readers", ["interop", "check", "explorer"]),
     ("the public names", ["__init__"]),
 ]
 ENGINE = "the engine"

@@ -127,3 +127,13 @@ def test_check_my_notebook_reports_the_seeds_three_bugs():
     assert "pool_backward: FAILED, 6 of 10 cases failed: stride_ignored" in out
     assert "4 of 8 functions pass; failing: conv_single_step, conv_forward, conv_backward, pool_backward" in out
     assert (EXAMPLES / "out" / "check_pool_backward.png").stat().st_size > 10_000
+
+
+def test_explore_cnn_profiles_training_steps_and_saves_the_explorer(tmp_path):
+    out = run_example("explore_cnn.py", "--steps", "3", "--out", str(tmp_path))
+    assert "3 training steps" in out and "profile: 30 op calls" in out
+    assert re.search(r"^conv2d\s+6\s", out, flags=re.M) and "backward walk (engine)" in out
+    page = (tmp_path / "cnn_explorer.html").read_text()
+    for hook in ('data-node="conv1.W"', 'data-node="loss"', 'id="explorer-data"', '"forward-ms"'):
+        assert hook in page, hook
+    assert "<script src" not in page and "<link" not in page  # one file, nothing loaded from elsewhere

@@ -4,9 +4,11 @@ from . import check, data, functional, interop, io, nn, optim, plot, steps  # ch
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from .autograd import grad
 from .explain import Explanation, explain
+from .explorer import explore, save_html
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .io import load, save
 from .parallel import get_num_threads, set_num_threads
+from .profile import Profile, profile  # the function profile() is tinygrad_cnn.profile (its module: sys.modules)
 from .tensor import (
     Tensor,
     enable_grad,
@@ -23,6 +25,6 @@ __all__ = [
     "grad", "gradcheck", "gradgradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
     "nn", "optim", "io", "interop", "save", "load", "steps", "data", "plot",
     "explain", "Explanation", "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
-    "set_num_threads", "get_num_threads", "check",
+    "set_num_threads", "get_num_threads", "check", "profile", "Profile", "explore", "save_html",
 ]
 __version__ = "0.1.0"

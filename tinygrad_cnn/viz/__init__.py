@@ -67,7 +67,7 @@ def __dir__() -> list[str]:
 
 def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: bool = True,
                params=None, max_nodes: int | None = 200, title: str | None = None,
-               show_rule: bool = False) -> TensorGraph:
+               show_rule: bool = False, profile=None) -> TensorGraph:
     """Draw every tensor that leads to ``root``; return a :class:`TensorGraph`.
 
     Args:
@@ -83,13 +83,15 @@ def draw_graph(root, rankdir: str = "TB", show_data: bool = True, show_grad: boo
         title: a caption under the drawing.
         show_rule: under each op, the rule its backward applies (e.g. ``da = g*b, db = g*a`` for
             mul), so the gradients shown can be followed by hand.
+        profile: a ``tinygrad_cnn.profile()`` that ran the forward and backward: each op shows its
+            forward and backward ms and is filled by its time, white (none) to orange (the slowest).
 
     Nodes are ``n0, n1, ...`` in ``topo_order(root)``, so one expression gives the same source
     every run. See the module docstring for the colour legend.
     """
     from .render import to_graph
     return to_graph(drawing(root, rankdir=rankdir, show_data=show_data, show_grad=show_grad, params=params,
-                            max_nodes=max_nodes, title=title, show_rule=show_rule))
+                            max_nodes=max_nodes, title=title, show_rule=show_rule, profile=profile))
 
 
 def save_graph(root, path: str | os.PathLike, **options) -> TensorGraph:

@@ -4,7 +4,9 @@
 ``.grad``, ``.name``) and returns a :class:`Drawing`: the nodes (one per tensor, each label a small HTML-like
 table), the edges, the caption and the styles, in Graphviz's terms but as plain data. Past ``max_nodes`` it
 summarises the graph (reshape-like ops as edge labels, then the tensors nearest the inputs left out, and a note
-node saying so); tensors whose data was replaced after use are marked stale.
+node saying so); tensors whose data was replaced after use are marked stale. With a profile (anything whose
+``node(t)`` gives ``.forward`` and ``.backward`` seconds, as ``tinygrad_cnn.profile()``) each op shows its times and
+is filled by them.
 
 ``render.py`` turns a Drawing into a ``graphviz.Digraph`` and pictures. This module may import numpy,
 ``tinygrad_cnn.graph`` and ``tinygrad_cnn.ops.facts`` (what each op declares: the arguments its label shows,
@@ -146,7 +148,7 @@ def _stale(order: list) -> dict:
 
 
 def _label(t, name: str | None, show_data: bool, show_grad: bool, show_rule: bool,
-           stale: tuple | None = None) -> tuple[str, bool]:
+           stale: tuple | None = None, timing=None) -> tuple[str, bool]:
     """The node's HTML-like label and whether it holds NaN/inf (in data or grad)."""
     data, grad = np.asarray(t.data), t.grad
     rows, bad = [], False
@@ -161,6 +163,8 @@ def _label(t, name: str | None, show_data: bool, show_grad: bool, show_rule: boo
     elif not name:
         rows.append(_row("<i>parameter</i>" if t.requires_grad else "<i>input</i>"))
     rows.append(_row(_text(_shape(t))))
+    if timing is not None:
+        rows.append(_row(f"fwd {timing.forward * 1e3:.3g} ms, bwd {timing.backward * 1e3:.3g} ms"))
     if show_data:
         rows.append(_row(_text(_values(data))))
         if flag := _nonfinite(data):
@@ -182,6 +186,18 @@ def _kind(t, root) -> str:
     if not t.parents:
         return "param" if t.requires_grad else "input"
     return "interior"
+
+
+def _times(drawn: list, profile) -> dict:
+    """{id(t): (its profile stats, forward + backward seconds)} of the drawn ops the profile recorded."""
+    found = {id(t): profile.node(t) for t in drawn} if profile is not None else {}
+    return {key: (stats, stats.forward + stats.backward) for key, stats in found.items() if stats is not None}
+
+
+def _time_colour(share: float) -> str:
+    """White for share 0 to orange (#ff8c1a) for 1: the fill of an op by its share of the slowest op's time."""
+    share = min(max(share, 0.0), 1.0) if share == share else 0.0
+    return "#ff{:02x}{:02x}".format(round(255 - 115 * share), round(255 - 229 * share))
 
 
 # --------------------------------------------------------------------------- layout budget
@@ -258,7 +274,8 @@ class Edge:
 class Drawing:
     """Everything :func:`drawing` decided, in Graphviz's terms (attribute dicts), without graphviz.
 
-    ``caption`` holds the graph attributes of the caption (its ``label`` plain text), or is None.
+    ``caption`` holds the graph attributes of the caption (its ``label`` plain text), or is None. ``tensors``
+    maps each tensor's node id to the tensor.
     """
 
     attrs: dict
@@ -267,10 +284,12 @@ class Drawing:
     edge_style: dict
     nodes: list[Node]
     edges: list[Edge]
+    tensors: dict = field(default_factory=dict)  # {node id: the tensor it draws} (the explorer's hook)
 
 
 def drawing(root, rankdir: str = "TB", show_data: bool = True, show_grad: bool = True, params=None,
-            max_nodes: int | None = 200, title: str | None = None, show_rule: bool = False) -> Drawing:
+            max_nodes: int | None = 200, title: str | None = None, show_rule: bool = False,
+            profile=None) -> Drawing:
     """What ``tinygrad_cnn.viz.draw_graph`` draws (the options are its options), as a :class:`Drawing`.
 
     Nodes are ``n0, n1, ...`` in ``topo_order(root)``, so one expression gives the same drawing every run.
@@ -283,24 +302,34 @@ def drawing(root, rankdir: str = "TB", show_data: bool = True, show_grad: bool =
         caption.extend(rules_legend(plan.drawn))
     if stale:
         caption.append(STALE_KEY)
+    times = _times(plan.drawn, profile)
+    if times:
+        caption.append(f"fill: forward + backward time, white 0 to orange "
+                       f"{max(seconds for _, seconds in times.values()) * 1e3:.3g} ms")
     ids = {id(t): f"n{i}" for i, t in enumerate(plan.drawn)}
-    nodes = [Node(ids[id(t)], *_box(t, root, names.get(id(t), t.name), show_data, show_grad, show_rule, stale))
-             for t in plan.drawn]
+    nodes = [Node(ids[id(t)], *_box(t, root, names.get(id(t), t.name), show_data, show_grad, show_rule, stale,
+                                    times)) for t in plan.drawn]
     if plan.note:
         nodes.insert(0, Node("note", plan.note, {"shape": "note", "style": "filled", "fillcolor": NOTE_COLOUR},
                              html=False))
     return Drawing(attrs={"rankdir": rankdir, **GRAPH_STYLE},
                    caption={"label": _caption(caption), **CAPTION_STYLE} if caption else None,
-                   node_style=NODE_STYLE, edge_style=EDGE_STYLE, nodes=nodes, edges=_edges(plan, ids))
+                   node_style=NODE_STYLE, edge_style=EDGE_STYLE, nodes=nodes, edges=_edges(plan, ids),
+                   tensors={ids[id(t)]: t for t in plan.drawn})
 
 
-def _box(t, root, name: str | None, show_data: bool, show_grad: bool, show_rule: bool, stale: dict):
-    """(label, attributes) of a tensor's node: its fill colour by kind, a red or dashed orange outline."""
-    label, bad = _label(t, name, show_data, show_grad, show_rule, stale.get(id(t)))
+def _box(t, root, name: str | None, show_data: bool, show_grad: bool, show_rule: bool, stale: dict,
+         times: dict):
+    """(label, attributes) of a tensor's node: its fill colour by kind (by time when profiled), a red or dashed
+    orange outline."""
+    stats, seconds = times.get(id(t), (None, None))
+    label, bad = _label(t, name, show_data, show_grad, show_rule, stale.get(id(t)), stats)
     extra = {"color": BAD_COLOUR, "penwidth": "2"} if bad else {}
     if id(t) in stale:
         extra = {"color": BAD_COLOUR if bad else STALE_COLOUR, "penwidth": "2", "style": "rounded,filled,dashed"}
-    return label, {"fillcolor": COLOURS[_kind(t, root)], **extra}
+    slowest = max(s for _, s in times.values()) if times else 0.0
+    fill = COLOURS[_kind(t, root)] if stats is None else _time_colour(seconds / slowest if slowest > 0 else 0.0)
+    return label, {"fillcolor": fill, **extra}
 
 
 def _edges(plan: _Plan, ids: dict) -> list[Edge]:
