@@ -452,6 +452,7 @@ RULE_WORDS = {
     "averaged", "entries", "to", "maxima", "minima", "share", "reshaped", "back", "with", "put", "indexed",
     "places", "repeats", "add", "slice", "of", "s", "place", "input", "alike", "without", "border", "every",
     "window", "max", "policy", "sums", "along", "sign", "exp", "log", "mean", "sum", "softmax", "conv2d", "sqrt",
+    "conv_transpose2d", "avg_pool2d", "broadcast", "cast",
     "T", "when", "and", "or",
 }
 
@@ -472,7 +473,11 @@ def test_every_rule_uses_one_notation_and_the_drawn_legend_explains_every_symbol
     x = Tensor.randn(2, 4, 4, 2, requires_grad=True)
     extra = (x.conv_transpose2d(Tensor.randn(2, 2, 2, 2), stride=2).batch_norm2d(np.ones(2), np.zeros(2))
              .dropout(0.5, rng=0).leaky_relu(0.1).maximum(0.0).minimum(1.0)).mean()
-    root = root + extra
+    y = Tensor.randn(2, 4, 4, 2, requires_grad=True)  # the ops a recorded backward (create_graph) is made of
+    recorded = (y.conv2d_weight_grad(y, 1).sum() + y.max_pool2d(2).max_pool2d_backward(y, 2).max_pool2d_gather(y, 2)
+                .sum() + y.avg_pool2d(2).avg_pool2d_backward((4, 4), 2).sum()
+                + y[0].getitem_backward((0,), y.shape).sum() + y.astype(np.float64).broadcast_to(3, *y.shape).sum())
+    root = root + extra + recorded
     ops = {t.op: t for t in topo_order(root) if t.op}
     assert set(ops) == set(REGISTRY), set(REGISTRY) - set(ops)
     legend = "\n".join(rules_legend(list(ops.values())))

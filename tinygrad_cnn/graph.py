@@ -54,6 +54,28 @@ def grad_like(g, data: np.ndarray) -> np.ndarray:
     return g if g.dtype == data.dtype else g.astype(data.dtype)
 
 
+leaf_grad_lock = threading.Lock()  # backward() in several threads may reach the same parameter
+
+
+def wrong_gradients(t, grads) -> TypeError:
+    """The error for an op whose backward did not return a tuple of one gradient (or None) per input."""
+    return TypeError(f"backward of '{t.op}' must return a tuple of {len(t.parents)} gradients (one per "
+                     f"input, None allowed), got {type(grads).__name__}"
+                     f"{f' of {len(grads)}' if isinstance(grads, (tuple, list)) else ''}")
+
+
+def checked_hook_result(hook, new, shape: tuple, dtype) -> None:
+    """Raise RuntimeError unless a hook's replacement gradient ``new`` (an array) has the shape and dtype of the one
+    it replaces."""
+    if not isinstance(new, np.ndarray) or new.shape != shape or new.dtype != dtype:
+        found = f"{type(new).__name__} of shape {np.shape(new)} and dtype {getattr(new, 'dtype', '?')}"
+        raise RuntimeError(
+            f"hook {getattr(hook, '__qualname__', repr(hook))} returned {found}, but the gradient it "
+            f"replaces has shape {shape} and dtype {dtype}: return an array of that shape and dtype, "
+            "or None to keep the gradient"
+        )
+
+
 def readonly(arr) -> np.ndarray:
     """The result of a numpy op as a read-only ndarray (numpy returns scalars for 0-d)."""
     if type(arr) is not np.ndarray:

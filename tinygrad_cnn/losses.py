@@ -61,5 +61,6 @@ def cross_entropy(logits, targets) -> Tensor:
     loss = -(p * np.where(p == 0, 0, logp)).sum() / n  # 0 * log 0 = 0: a -inf logit that is no target is fine
 
     def _backward(g):
-        return (g * (np.exp(logp) * p.sum(axis=1, keepdims=True) - p) / n,)
+        probabilities = logits.softmax(axis=1) if type(g) is not np.ndarray else np.exp(logp)  # a Tensor on Tensors
+        return (g * (probabilities * p.sum(axis=1, keepdims=True) - p) / n,)
     return logits.from_op(loss, (logits,), CROSS_ENTROPY, _backward)
