@@ -12,6 +12,7 @@ import pytest
 
 import tinygrad_cnn
 from tinygrad_cnn import Tensor, enable_grad, gradcheck, is_grad_enabled, no_grad, set_grad_enabled
+from tinygrad_cnn.ops.facts import REGISTRY, declare
 
 PACKAGE = Path(tinygrad_cnn.__file__).parent
 
@@ -74,18 +75,66 @@ def test_no_module_imports_one_that_imports_it_back():
     assert cycle == [], " -> ".join(cycle)
 
 
-def test_the_engine_and_the_ops_stay_below_drawing_layers_and_optimizers():
+# Every module of the package, bottom layer first. A module imports only from its own layer or those below;
+# a package name (``kernels``) stands for all its modules. A new module must be placed here.
+LAYERS = [
+    ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts",
+                                         "kernels", "threads", "reference"]),
+    ("anomaly checks", ["anomaly"]),
+    ("the recording walk of create_graph (knows no Tensor: it calls the tensors' methods)", ["higher_order"]),
+    ("the ops (mixins of Tensor)", ["ops.elementwise", "ops.reduce", "ops.shape", "ops.cnn", "ops.cnn_grad",
+                                    "ops.compare", "ops.numpy_protocol"]),
+    ("the drawing (reads any graph; knows no Tensor, so Tensor.draw can use it)", ["viz"]),
+    ("the engine", ["tensor"]),
+    ("on the engine", ["losses", "autograd", "gradcheck", "data", "steps", "explain_plot", "profile"]),
+    ("functions, readers, layers", ["functional", "explain", "nn", "optim", "io", "plot"]),
+    ("on the layers and readers", ["interop", "check", "explorer"]),
+    ("the public names", ["__init__"]),
+]
+ENGINE = "the engine"
+
+
+def _layer_of() -> dict:
+    """{module: index of its layer} for every module of the package; a package entry covers its modules."""
+    placed = {}
+    for level, (_, names) in enumerate(LAYERS):
+        for name in names:
+            placed["tinygrad_cnn" if name == "__init__" else f"tinygrad_cnn.{name}"] = level
+    layers = {}
+    for module in import_graph():
+        candidates = [m for m in placed if module == m or module.startswith(m + ".")]
+        assert candidates, f"{module} is in no layer of tests/test_engine.py LAYERS: place it there"
+        layers[module] = placed[max(candidates, key=len)]
+    return layers
+
+
+def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_ones():
+    graph, layers = import_graph(), _layer_of()
+    assert len(layers) == len(graph) > 30
+    for module, imported in graph.items():
+        above = {m for m in imported if layers[m] > layers[module]}
+        assert not above, f"{module} ({LAYERS[layers[module]][0]}) imports {above} from a layer above"
+
+
+def test_the_engine_and_below_import_nothing_that_uses_tensors():
+    graph, layers = import_graph(), _layer_of()
+    engine = [i for i, (name, _) in enumerate(LAYERS) if name == ENGINE][0]
+    for module, level in layers.items():
+        if level <= engine:
+            assert all(layers[m] <= engine for m in graph[module]), module
+    assert graph["tinygrad_cnn.viz"] == {"tinygrad_cnn.viz.build", "tinygrad_cnn.viz.render"}
+    build = graph["tinygrad_cnn.viz.build"]
+    assert build <= {"tinygrad_cnn.graph", "tinygrad_cnn.ops.facts"}, build
+    assert graph["tinygrad_cnn.viz.render"] == set()  # graphviz and the standard library only
+
+
+def test_each_nn_file_imports_only_the_nn_files_below_it():
     graph = import_graph()
-    kernels = sorted(m for m in graph if m.startswith("tinygrad_cnn.kernels"))
-    assert len(kernels) >= 8, kernels  # the package and its modules: checks, blocks, pad, conv, conv_fast, ...
-    low = [*kernels, "tinygrad_cnn.graph", "tinygrad_cnn.modes", "tinygrad_cnn.dtypes",
-           "tinygrad_cnn.anomaly", "tinygrad_cnn.ops.common", "tinygrad_cnn.ops.elementwise",
-           "tinygrad_cnn.ops.reduce", "tinygrad_cnn.ops.shape", "tinygrad_cnn.ops.cnn"]
-    high = {"tinygrad_cnn.nn", "tinygrad_cnn.optim", "tinygrad_cnn.io", "tinygrad_cnn.functional",
-            "tinygrad_cnn.tensor", "tinygrad_cnn.ops.loss", "tinygrad_cnn.viz", "tinygrad_cnn.gradcheck"}
-    for module in low:
-        assert not graph[module] & high, (module, graph[module] & high)
-    assert graph["tinygrad_cnn.viz"] <= {"tinygrad_cnn.graph"}, graph["tinygrad_cnn.viz"]
+    below = {"tracing": set(), "init": set(), "module": {"tracing"}, "layers": {"module", "init"},
+             "containers": {"module"}}
+    found = {m.rpartition(".")[2]: {i.rpartition(".")[2] for i in imports if i.startswith("tinygrad_cnn.nn.")}
+             for m, imports in graph.items() if m.startswith("tinygrad_cnn.nn.")}
+    assert found == below
 
 
 def test_the_kernels_import_numpy_and_each_other_only():
@@ -101,17 +150,35 @@ def test_the_kernels_import_numpy_and_each_other_only():
         assert "May import:" in ast.get_docstring(ast.parse(path.read_text())), path.name
 
 
-def test_every_op_in_the_package_gives_a_rule_where_it_records_itself():
-    calls = 0
+def test_only_nn_reads_a_modules_registries():
+    """Outside nn/, a Module is read through its methods (named_parameters(recurse=False)...), never its dicts."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name != "nn":
+            for node in ast.walk(ast.parse(path.read_text())):
+                is_registry = isinstance(node, ast.Attribute) and node.attr in ("_parameters", "_buffers", "_modules")
+                assert not is_registry, f"{path.name}:{node.lineno} reads .{node.attr}"
+
+
+def test_every_op_of_the_package_records_itself_with_facts_declared_beside_it():
+    """No from_op call in the package names its op by a string: each passes the OpFacts declared for it (a
+    name bound by ``declare(...)``, or a parameter carrying one); each declare gives a rule."""
+    calls = declared = 0
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "from_op":
-                rule = {k.arg: k.value for k in node.keywords}.get("rule")
-                assert rule is not None, f"{path.name}:{node.lineno} records an op without rule="
-                text = rule.value if isinstance(rule, ast.Constant) else ast.unparse(rule)
-                assert isinstance(rule, (ast.Constant, ast.JoinedStr)) and len(text) > 3, (path.name, node.lineno)
+                assert not isinstance(node.args[2], ast.Constant), f"{path.name}:{node.lineno} names its op by a string"
                 calls += 1
-    assert calls >= 30
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "declare":
+                rule = node.args[1]
+                text = ast.literal_eval(rule) if isinstance(rule, (ast.Constant, ast.BinOp)) else ""
+                assert isinstance(text, str) and len(text) > 3, f"{path.name}:{node.lineno} declares no rule"
+                declared += 1
+    assert calls >= 30 and declared == len(REGISTRY) >= 35
+
+
+def test_an_op_declared_twice_is_refused():
+    with pytest.raises(ValueError, match="declare: an op named 'conv2d' is declared twice"):
+        declare("conv2d", "dA_prev = ...")
 
 
 def test_methods_are_real_and_functions_share_their_definition():
@@ -304,3 +371,34 @@ def test_overlapping_backward_walks_restore_the_collector_only_when_the_last_one
     assert not gc.isenabled()   # the second walk still runs: the collector stays paused
     second.__exit__(None, None, None)
     assert gc.isenabled()
+
+
+def _names_used_on_self(tree) -> set:
+    """Attribute names read on ``self`` or ``cls`` inside the classes of a module."""
+    used = set()
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        for node in ast.walk(cls):
+            if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) in ("self", "cls"):
+                used.add(node.attr)
+    return used
+
+
+def _names_defined(tree) -> set:
+    return {item.name if isinstance(item, ast.FunctionDef) else target.id
+            for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)) for item in cls.body
+            for target in (item.targets if isinstance(item, ast.Assign) else [item])
+            if isinstance(item, ast.FunctionDef) or isinstance(target, ast.Name)}
+
+
+def test_the_mixins_use_only_what_they_define_or_the_contract_declares_and_tensor_has_it():
+    mixins = [p for p in (PACKAGE / "ops").glob("*.py") if p.name not in ("contract.py", "facts.py")]
+    trees = [ast.parse(p.read_text()) for p in mixins]
+    used = set().union(*map(_names_used_on_self, trees))
+    defined = set().union(*map(_names_defined, trees))
+    contract = ast.parse((PACKAGE / "ops" / "contract.py").read_text())
+    declared = {getattr(item, "name", None) or item.target.id for cls in contract.body if isinstance(cls, ast.ClassDef)
+                for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AnnAssign))}
+    assert used - defined <= declared, used - defined - declared
+    assert {"from_op", "as_tensor", "_lift", "_data", "data"} <= declared
+    for name in declared:
+        assert hasattr(Tensor, name) or name in Tensor.__slots__, name

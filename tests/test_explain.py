@@ -2,7 +2,6 @@
 user's op), leaves and interior tensors, tensors used by several ops; the CNN and matmul formulas agree with the
 generic search; the table, the plot and the errors."""
 
-import ast
 import importlib
 import sys
 from pathlib import Path
@@ -15,39 +14,11 @@ from hypothesis import strategies as st
 import tinygrad_cnn
 from tinygrad_cnn import Tensor, explain
 from tinygrad_cnn.functional import cross_entropy
+from tinygrad_cnn.graph import topo_order
+from tinygrad_cnn.ops.facts import REGISTRY
 
 PACKAGE = Path(tinygrad_cnn.__file__).parent
 explain_module = importlib.import_module("tinygrad_cnn.explain")  # tinygrad_cnn.explain is the function
-
-
-# ----------------------------------------------------------------------------- every op name the library records
-def recorded_op_names() -> set:
-    """The op names passed to from_op anywhere in the package: string constants, and for helpers that pass
-    their ``op`` parameter on (``_reshaped(out, "flatten")``, ``_extremum("max", ...)``) the constants they get."""
-    names, forwarders = set(), {}
-    trees = [ast.parse(p.read_text()) for p in PACKAGE.rglob("*.py")]
-    for tree in trees:
-        for fn in ast.walk(tree):
-            if not isinstance(fn, ast.FunctionDef):
-                continue
-            params = [a.arg for a in fn.args.args]
-            for call in ast.walk(fn):
-                if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "from_op":
-                    op = call.args[2]
-                    if isinstance(op, ast.Constant):
-                        names.add(op.value)
-                    elif isinstance(op, ast.Name) and op.id in params:
-                        skip = 1 if params and params[0] in ("self", "cls") else 0
-                        forwarders[fn.name] = params.index(op.id) - skip
-    for tree in trees:
-        for call in ast.walk(tree):
-            if isinstance(call, ast.Call):
-                name = getattr(call.func, "attr", None) or getattr(call.func, "id", None)
-                if name in forwarders and len(call.args) > forwarders[name]:
-                    arg = call.args[forwarders[name]]
-                    if isinstance(arg, ast.Constant):
-                        names.add(arg.value)
-    return names
 
 
 def square(x):
@@ -122,16 +93,33 @@ def _cases(r):
         "avg_pool2d": ([n(size=(2, 5, 6, 3))], lambda a: a.avg_pool2d(f, stride=s)),
         "cross_entropy": ([n(size=(4, 5))], lambda a: cross_entropy(a, labels)),
         "square": ([n(size=(3, 4))], square),
+        # the ops create_graph records (a second input that gets no gradient of its own is also multiplied in)
+        "astype": ([n(size=(3, 4))], lambda a: a.astype(np.float32) * a),
+        "broadcast_to": ([n(size=(3, 1))], lambda a: a.broadcast_to(2, 3, 4)),
+        "getitem_backward": ([n(size=(3,))], lambda a: a.getitem_backward(([0, 2, 0],), (4,))),
+        "conv2d_weight_grad": ([n(size=(2, 5, 6, 4)), n(size=(2, 4, 5, 2))],
+                               lambda a, dZ: a.conv2d_weight_grad(dZ, 2, groups=groups)),
+        "max_pool2d_backward": ([n(size=(2, 2, 3, 3)), ints((2, 5, 6, 3))],
+                                lambda dA, a: dA.max_pool2d_backward(a, 2, ties=ties) * a),
+        "max_pool2d_gather": ([n(size=(2, 5, 6, 3)), ints((2, 5, 6, 3))],
+                              lambda b, a: b.max_pool2d_gather(a, 2, ties=ties) * a.max_pool2d(2)),
+        "avg_pool2d_backward": ([n(size=(2, 2, 3, 3))], lambda dA: dA.avg_pool2d_backward((5, 6), 2)),
     }
 
 
 CASES = sorted(_cases(np.random.default_rng(0)))
 
 
-def test_the_cases_cover_every_op_the_library_records():
-    names = recorded_op_names()
-    assert {"conv2d", "flatten", "max", "min", "cross_entropy", "getitem"} <= names  # the collector finds helpers' ops
-    assert names == set(CASES) - {"square"}
+def test_the_cases_cover_every_op_the_library_declares_and_each_records_its_facts():
+    """The registry of op facts (ops/facts.py) names exactly the ops the library records: each case records its
+    op with the declared facts object, and no declared op is left without a case."""
+    assert {"conv2d", "flatten", "max", "min", "cross_entropy", "getitem"} <= set(REGISTRY)
+    assert set(REGISTRY) == set(CASES) - {"square"}
+    for op in CASES:
+        root, _ = build(op, seed=0, interior=False)
+        recorded = {t.op: t.facts for t in topo_order(root) if t.op}
+        assert op in recorded, op
+        assert recorded[op] is (None if op == "square" else REGISTRY[op]), op
 
 
 def build(op: str, seed: int, interior: bool):

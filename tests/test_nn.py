@@ -572,3 +572,64 @@ def test_summary_errors_and_cleanup():
     with pytest.raises(ValueError, match=r"Conv2d\(1, 4, f=3, pad=1\): input must have 1 channels"):
         model.summary((2, 8, 8, 3))  # the layer's own error; the model is left as it was
     assert all("forward" not in m.__dict__ for _, m in model.named_modules()) and model.training
+
+
+def test_nn_reexports_exactly_the_public_names_from_the_files_that_define_them():
+    import importlib
+    assert sorted(nn.__all__) == sorted(
+        ["Module", "Conv2d", "ConvTranspose2d", "Linear", "BatchNorm2d", "Dropout", "MaxPool2d", "AvgPool2d",
+         "GlobalAvgPool2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Sequential",
+         "ModuleList", "ModuleDict", "summary", "he_init", "glorot_init"])
+    for name in nn.__all__:
+        assert getattr(nn, name).__module__.startswith("tinygrad_cnn.nn."), name
+    assert nn.summary is importlib.import_module("tinygrad_cnn.nn.module").summary
+
+
+def test_named_parameters_and_buffers_without_recursing_are_the_modules_own():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = Tensor(np.ones(1), requires_grad=True)
+            self.alias = self.scale  # one Tensor under two names
+            self.bn = nn.BatchNorm2d(2)
+            self.register_buffer("steps", np.zeros(1))
+
+    net = Net()
+    assert [n for n, _ in net.named_parameters(recurse=False)] == ["scale"]
+    assert [n for n, _ in net.named_parameters(recurse=False, remove_duplicate=False)] == ["scale", "alias"]
+    assert [n for n, _ in net.named_buffers(recurse=False)] == ["steps"]
+    assert [n for n, _ in net.bn.named_parameters("bn", recurse=False)] == ["bn.gamma", "bn.beta"]
+    assert [n for n, _ in net.named_parameters()] == ["scale", "bn.gamma", "bn.beta"]
+    assert [n for n, _ in net.named_buffers()] == ["steps", "bn.running_mean", "bn.running_var",
+                                                    "bn.num_batches_tracked"]
+
+
+def test_named_parameters_without_recursing_as_pytorch():
+    torch = pytest.importorskip("torch")
+    ours = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    assert list(ours.named_parameters(recurse=False)) == list(theirs.named_parameters(recurse=False)) == []
+    assert list(ours.named_buffers(recurse=False)) == list(theirs.named_buffers(recurse=False)) == []
+    assert [n for n, _ in ours[1].named_buffers(recurse=False)] == [n for n, _ in theirs[1].named_buffers(
+        recurse=False)]
+    assert len(list(ours[0].named_parameters(recurse=False))) == len(list(theirs[0].named_parameters(recurse=False)))
+
+
+def test_trace_calls_records_every_call_and_restores_the_model():
+    from tinygrad_cnn.nn.tracing import trace_calls
+
+    relu = nn.ReLU()
+    model = nn.Sequential(relu, nn.Linear(2, 2, seed=0), relu)
+    calls = []
+    trace_calls(model, (3, 2), lambda module, args, out: calls.append((module, args[0].requires_grad, out.shape)))
+    assert [(type(m).__name__, grad, shape) for m, grad, shape in calls] == [
+        ("ReLU", False, (3, 2)), ("Linear", False, (3, 2)), ("ReLU", False, (3, 2)), ("Sequential", False, (3, 2))]
+    calls.clear()
+    trace_calls(model, (1, 2), lambda module, args, out: calls.append(args[0].requires_grad), grad=True)
+    assert calls == [True] * 4
+
+    def fail(module, args, out):
+        raise RuntimeError("record failed")
+    with pytest.raises(RuntimeError, match="record failed"):
+        trace_calls(model, (1, 2), fail)
+    assert model.training and all("forward" not in m.__dict__ for _, m in model.named_modules())

@@ -25,6 +25,7 @@ import numpy as np
 
 from .graph import grad_like
 from .modes import SwitchContext, ThreadSwitch
+from .ops.facts import op_label
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -124,17 +125,12 @@ def _what_inputs_held(label: str, parents, shape: tuple, k: tuple) -> str:
     return f"{label} got {', '.join(held)} at {k}"
 
 
-def op_label(op: str, op_args: dict) -> str:
-    """The op and its hyper-parameters, e.g. ``conv2d stride=2 pad=1`` (``Tensor.op_label`` too)."""
-    args = " ".join(f"{k}={v}" for k, v in op_args.items())
-    return f"{op} {args}".strip()
-
-
-def check_forward(data: np.ndarray, parents: tuple, op: str, op_args: dict, where: str) -> None:
-    """Raise AnomalyError if ``data`` (op's output) holds NaN/inf while every input is finite."""
+def check_forward(data: np.ndarray, parents: tuple, facts, op: str, op_args: dict, where: str) -> None:
+    """Raise AnomalyError if ``data`` (op's output) holds NaN/inf while every input is finite. facts: the op's
+    OpFacts (``ops/facts.GENERIC`` for a user's op), for its label."""
     if _is_finite(data) or not all(_is_finite(p.data) for p in parents):
         return
-    label = op_label(op, op_args)
+    label = facts.label(op_args) if facts.name == op else op_label(op, op_args)
     count, first = _bad_entries(data)
     names = [p.name for p in parents if p.name]
     output = f"{op}({', '.join(names)})" if names else f"the output of {op}"
@@ -159,7 +155,7 @@ def check_backward(t, g: np.ndarray, grads: tuple) -> None:
         who = f" ({parent.name!r})" if parent.name else ""
         where = getattr(t, "_where", None) or "a line not recorded (the op was made outside detect_anomaly())"
         raise AnomalyError(
-            f"backward of {op_label(t.op, t.op_args)} returned a non-finite gradient for its input {i}{who}, "
+            f"backward of {t.op_label} returned a non-finite gradient for its input {i}{who}, "
             f"shape {tuple(parent.shape)}, from a finite gradient at its output: {count} of {pg.size} entries "
             f"NaN or inf, the first {_num(pg[first])} at {first}, where the input held {_num(parent.data[first])}; "
             f"the op was created at {where}"

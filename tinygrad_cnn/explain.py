@@ -11,9 +11,10 @@ lists those terms.
   gradient at ``k``. The entries ``k`` that matter are found by running the closure on random positive weights
   over blocks of output entries (where the arriving gradient is nonzero) and halving the blocks that reach
   ``x[index]``: about 2 * terms * log2(output size) closure runs. This works for every op, a user's too.
-* The CNN ops and 2-D matmul have their own formulas (the notebook's ``dA_prev[i,h,w,c] += W[..] * dZ[..]``):
-  their terms are found from the window geometry, without the search, so they stay fast for large layers.
-  A conv2d with dilation or groups takes the generic search (the formulas are the notebook's plain conv).
+* The ops whose facts name a formula (``OpFacts.formula``, ops/facts.py: conv2d, the pools, 2-D matmul) have
+  their own, the notebook's (``dA_prev[i,h,w,c] += W[..] * dZ[..]``): their terms are found from the window
+  geometry, without the search, so they stay fast for large layers. A conv2d with dilation or groups takes the
+  generic search (the formulas are the notebook's plain conv). Inputs are named as the op declares them.
 """
 
 from __future__ import annotations
@@ -23,15 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .graph import grad_like, topo_order
-from .kernels.checks import as_pads, as_positive_pair
+from .ops.facts import facts_of
 from .tensor import Tensor, walk_gradients
 
 __all__ = ["explain", "Explanation", "Term"]
-
-PLOTTED_OPS = ("conv2d", "max_pool2d", "avg_pool2d")  # the ops a picture of windows fits
-GRAD_NAMES = {"conv2d": "dZ", "max_pool2d": "dA", "avg_pool2d": "dA", "matmul": "G"}
-INPUT_NAMES = {"conv2d": ("A_prev", "W", "b"), "max_pool2d": ("A_prev",), "avg_pool2d": ("A_prev",),
-               "matmul": ("A", "B")}
 
 
 @dataclass(frozen=True)
@@ -127,14 +123,12 @@ def _broadcasts(small: tuple, big: tuple) -> bool:
 
 # ----------------------------------------------------------------------------- per-op formulas
 def _geometry(out: Tensor):
-    """((s_h, s_w), (top, left), (f_h, f_w)) of a conv or pool, from its recorded hyper-parameters."""
+    """((s_h, s_w), (top, left), (f_h, f_w)) of a conv or pool, from its recorded (canonical) hyper-parameters."""
     args = out.op_args
-    if out.op == "conv2d":
-        stride = as_positive_pair("conv2d", "stride", args["stride"])
-        (top, _), (left, _) = as_pads("conv2d", args["pad"])
-        return stride, (top, left), out.parents[1].shape[:2]
-    f = as_positive_pair(out.op, "f", args["f"])
-    return as_positive_pair(out.op, "stride", args["stride"]), (0, 0), f
+    if "pad" in args:  # conv2d: the window is W's
+        (top, _), (left, _) = args["pad"]
+        return args["stride"], (top, left), out.parents[1].shape[:2]
+    return args["stride"], (0, 0), args["f"]
 
 
 def _covering(n_out: int, p: int, s: int, f: int) -> list:
@@ -150,17 +144,18 @@ def _windows(out: Tensor, index: tuple):
     return [(h, w, kh, kw) for h, kh in rows for w, kw in cols]
 
 
-def _names(c: Consumer, x_name: str):
-    """(names of the op's inputs, the name of the gradient at its output), notebook names by default."""
-    defaults = INPUT_NAMES.get(c.out.op, ())
-    names = [p.name or (defaults[i] if i < len(defaults) else f"in{i}") for i, p in enumerate(c.out.parents)]
+def _names(c: Consumer, x_name: str, grad_name: str):
+    """(names of the op's inputs, the name of the gradient at its output): each input by its own name, else as
+    the op declares it; the gradient d<output name>, else grad_name (the formula's notebook name: dZ, dA, G)."""
+    facts = facts_of(c.out)
+    names = [p.name or facts.input_name(i) for i, p in enumerate(c.out.parents)]
     names[c.input] = x_name
-    return names, f"d{c.out.name}" if c.out.name else GRAD_NAMES.get(c.out.op, "g")
+    return names, f"d{c.out.name}" if c.out.name else grad_name
 
 
 def _conv2d_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarray):
     out = c.out
-    (A, W, *_), dZ = _names(c, x_name)
+    (A, W, *_), dZ = _names(c, x_name, "dZ")
     i = index[0]
     if c.input == 0:  # dA_prev[i,h,w,c] += W[kh,kw,c,co] * dZ[i,oh,ow,co]
         Wd, ci = out.parents[1].data, index[3]
@@ -187,22 +182,21 @@ def _conv2d_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarr
 
 def _pool_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarray):
     out = c.out
-    (A,), dA = _names(c, x_name)
+    (A,), dA = _names(c, x_name, "dA")
     i, ch = index[0], index[3]
     f_h, f_w = _geometry(out)[2]
     column = _column(out, 0, x, index)
     g = np.zeros(G.shape, G.dtype)
     for h, w, _, _ in _windows(out, index):
         k = (i, h, w, ch)
-        if out.op == "avg_pool2d":
+        if out.op_args.get("ties") is None:  # average: every entry of the window gets its share
             yield k, 1.0 / (f_h * f_w), f"d{A}[{_idx(index)}] += {dA}[{_idx(k)}] / ({f_h}*{f_w})"
             continue
         g[k] = 1  # max: which entry of the window takes the gradient is the kernel's to say (ties)
         share = column(g)
         g[k] = 0
         if share != 0:
-            ties = out.op_args.get("ties", "first")
-            yield k, share, (f"window ({_idx(k)}) takes its max here (ties={ties}): "
+            yield k, share, (f"window ({_idx(k)}) takes its max here (ties={out.op_args['ties']}): "
                              f"d{A}[{_idx(index)}] += {dA}[{_idx(k)}] (x {_num(share)} share)")
 
 
@@ -211,7 +205,7 @@ def _matmul_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarr
     if a.ndim != 2 or b.ndim != 2 or a is b:
         yield from _generic_terms(c, x, x_name, index, G)
         return
-    (A, B), gname = _names(c, x_name)
+    (A, B), gname = _names(c, x_name, "G")
     if c.input == 0:  # dA[i,j] += G[i,n] * B[j,n]
         i, j = index
         for n in range(b.shape[1]):
@@ -222,16 +216,17 @@ def _matmul_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarr
             yield (i, n), a.data[i, j], f"d{B}[{j},{n}] += {A}[{i},{j}] * {gname}[{i},{n}]"
 
 
-SPECIAL_TERMS = {"conv2d": _conv2d_terms, "max_pool2d": _pool_terms, "avg_pool2d": _pool_terms,
-                 "matmul": _matmul_terms}
+# explain's own formulas, by the name an op's facts give (OpFacts.formula)
+FORMULAS = {"conv2d": _conv2d_terms, "pool": _pool_terms, "matmul": _matmul_terms}
 
 
-def _has_formula(out: Tensor) -> bool:
-    """True when out's op has its own formula: the ops of SPECIAL_TERMS, conv2d only without dilation or groups
-    (its label carries them only when they are not 1)."""
-    if out.op == "conv2d":
-        return "dilation" not in out.op_args and "groups" not in out.op_args
-    return out.op in SPECIAL_TERMS
+def _formula(out: Tensor):
+    """The terms function of out's own formula, or None for the generic search (a conv2d with dilation or groups:
+    the formula is the notebook's plain conv)."""
+    name = facts_of(out).formula
+    if name == "conv2d" and (out.op_args["dilation"] != (1, 1) or out.op_args["groups"] != 1):
+        return None
+    return FORMULAS.get(name)
 
 
 # ----------------------------------------------------------------------------- explain
@@ -244,18 +239,23 @@ def _check_index(x: Tensor, index) -> tuple:
     return tuple(int(i) % n for i, n in zip(index, x.shape, strict=True))
 
 
+def _values(g):
+    """A gradient as an array: ``.grad`` is a Tensor after backward(create_graph=True)."""
+    return None if g is None else np.asarray(g)
+
+
 def _arriving_grads(root: Tensor, consumers: list, recompute: bool) -> dict:
     """{id(out): the gradient that arrived at out} for each consumer's output."""
     if not recompute and all(c.out.grad is not None for c in consumers):
-        return {id(c.out): c.out.grad for c in consumers}
-    seed = root.grad if root.grad is not None and not root.is_leaf else None
+        return {id(c.out): _values(c.out.grad) for c in consumers}
+    seed = _values(root.grad) if root.grad is not None and not root.is_leaf else None
     if seed is None:
         if root.size != 1:
             raise RuntimeError(f"explain: root has shape {root.shape} and no .grad to start from: "
                                "call root.backward(grad) first")
         seed = np.ones_like(root.data)
     walked = walk_gradients(root, seed)
-    kept = {} if recompute else {id(c.out): c.out.grad for c in consumers if c.out.grad is not None}
+    kept = {} if recompute else {id(c.out): _values(c.out.grad) for c in consumers if c.out.grad is not None}
     return {id(c.out): kept.get(id(c.out), walked.get(id(c.out))) for c in consumers}
 
 
@@ -283,11 +283,11 @@ def explain(root: Tensor, x: Tensor, index, recompute: bool = False) -> Explanat
         if G is None:
             c.note = "no gradient reached its output"
             continue
-        special = _has_formula(c.out)
-        make = SPECIAL_TERMS[c.out.op] if special else _generic_terms
-        if x.shape != c.out.shape and not special and _broadcasts(x.shape, c.out.shape):
+        formula = _formula(c.out)
+        make = formula or _generic_terms
+        if x.shape != c.out.shape and formula is None and _broadcasts(x.shape, c.out.shape):
             c.note = f"{x_name} {x.shape} was broadcast to {c.out.shape}: its gradient sums the entries that used it"
-        if special and c.out.op in PLOTTED_OPS and c.input == 0:
+        if formula is not None and facts_of(c.out).windows and c.input == 0:
             c.geometry, c.windows = _geometry(c.out), [(h, w) for h, w, _, _ in _windows(c.out, index)]
         label = c.out.op_label
         for k, local, formula in make(c, x, x_name, index, G):

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ops.facts import facts_of
+
 PLOT_HINT = 'explain(...).plot() needs matplotlib: pip install "tinygrad_cnn[plot]"'
 
 
-def _pyplot():
+def pyplot(hint: str = PLOT_HINT):
+    """matplotlib.pyplot (the Agg backend unless an inline one is set); ImportError saying ``hint`` without it."""
     try:
         import matplotlib
         if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise ImportError(PLOT_HINT) from e
+        raise ImportError(hint) from e
     return plt
 
 
@@ -33,7 +36,7 @@ def plot_explanation(explanation, path=None):
         raise ValueError(f"plot: a picture fits conv2d/max_pool2d/avg_pool2d ops that take {explanation.x_name} "
                          f"as their image (input 0); {explanation.x_name} is used by {ops}. "
                          "print(explanation) lists its terms instead.")
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(drawn), 2, figsize=(10, 4.2 * len(drawn)), squeeze=False)
     for (left_ax, right_ax), c in zip(axes, drawn, strict=True):
         windows = sorted(c.windows)
@@ -82,7 +85,7 @@ def _gradient_panel(plt, fig, ax, explanation, c, windows) -> None:
     """The output plane: for a pool the gradient dA arriving there, for a conv what each output position sends
     to the pixel (summed over output channels); the covering windows' cells outlined with their values."""
     i, r, q, ch = explanation.index
-    if c.out.op == "conv2d":
+    if facts_of(c.out).formula == "conv2d":
         carried = np.zeros(c.out.shape[1:3])
         for t in c.terms:
             carried[t.k[1], t.k[2]] += t.value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from .ops.loss import cross_entropy, mse_loss
+from .losses import cross_entropy, mse_loss
 from .tensor import Tensor
 
 

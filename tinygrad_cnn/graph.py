@@ -1,6 +1,6 @@
 """The engine's helpers: the graph walk and broadcasting undone. numpy only; no Tensor import.
 
-Anything with ``.parents`` (a tuple of nodes) is a node here, so viz.py and explain.py can read a graph
+Anything with ``.parents`` (a tuple of nodes) is a node here, so viz/ and explain.py can read a graph
 without importing the Tensor class.
 """
 
@@ -52,6 +52,28 @@ def grad_like(g, data: np.ndarray) -> np.ndarray:
     if g.shape != data.shape:
         g = sum_to_shape(g, data.shape)
     return g if g.dtype == data.dtype else g.astype(data.dtype)
+
+
+leaf_grad_lock = threading.Lock()  # backward() in several threads may reach the same parameter
+
+
+def wrong_gradients(t, grads) -> TypeError:
+    """The error for an op whose backward did not return a tuple of one gradient (or None) per input."""
+    return TypeError(f"backward of '{t.op}' must return a tuple of {len(t.parents)} gradients (one per "
+                     f"input, None allowed), got {type(grads).__name__}"
+                     f"{f' of {len(grads)}' if isinstance(grads, (tuple, list)) else ''}")
+
+
+def checked_hook_result(hook, new, shape: tuple, dtype) -> None:
+    """Raise RuntimeError unless a hook's replacement gradient ``new`` (an array) has the shape and dtype of the one
+    it replaces."""
+    if not isinstance(new, np.ndarray) or new.shape != shape or new.dtype != dtype:
+        found = f"{type(new).__name__} of shape {np.shape(new)} and dtype {getattr(new, 'dtype', '?')}"
+        raise RuntimeError(
+            f"hook {getattr(hook, '__qualname__', repr(hook))} returned {found}, but the gradient it "
+            f"replaces has shape {shape} and dtype {dtype}: return an array of that shape and dtype, "
+            "or None to keep the gradient"
+        )
 
 
 def readonly(arr) -> np.ndarray:

@@ -22,15 +22,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .nn import BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module, check_input_shape, check_state_keys, trace_calls
+from .nn.layers import BatchNorm2d, Conv2d, ConvTranspose2d, Linear
+from .nn.module import Module, check_state_keys
+from .nn.tracing import check_input_shape, trace_calls
+from .ops.facts import facts_of
 from .tensor import Tensor
 
 __all__ = ["to_torch_state_dict", "from_torch_state_dict"]
 
-# ops that keep each entry in its place: a Linear's input made by them from a flatten (any of their inputs of the
-# output's shape; the others broadcast) is still in that flatten's order
-ENTRYWISE_OPS = ("relu", "leaky_relu", "sigmoid", "tanh", "dropout", "exp", "log", "sqrt", "abs", "neg", "clip",
-                 "add", "sub", "mul", "div", "pow", "maximum", "minimum")
 
 
 def _conv_weight_to_torch(W):
@@ -82,7 +81,8 @@ def _entries(model: Module, input_shape, who: str) -> list:
     entries = []
     for module_name, module in model.named_modules(remove_duplicate=False):
         prefix = f"{module_name}." if module_name else ""
-        own = {k: v for k, v in (*module._parameters.items(), *module._buffers.items()) if v is not None}
+        own = {**dict(module.named_parameters(remove_duplicate=False, recurse=False)),
+               **dict(module.named_buffers(recurse=False))}
         layouts = _layouts(module, flattened)
         unknown = [k for k in own if k not in layouts]
         if unknown:
@@ -119,10 +119,10 @@ def _flattened_image(x: Tensor):
         if id(t) in seen:
             continue
         seen.add(id(t))
-        if t.op in ENTRYWISE_OPS:
+        facts = facts_of(t)
+        if facts.entrywise:  # each entry stays in its place (ops/facts.py): the flatten's order survives
             stack += [p for p in t.parents if p.shape == t.shape]
-        elif t.op in ("flatten", "reshape") and t.ndim == 2 and t.parents[0].ndim == 4 \
-                and t.shape[0] == t.parents[0].shape[0]:
+        elif facts.keeps_order and t.ndim == 2 and t.parents[0].ndim == 4 and t.shape[0] == t.parents[0].shape[0]:
             found.add(tuple(t.parents[0].shape[1:]))
     if len(found) > 1:
         raise ValueError(f"interop: a Linear's input is made from flattens of images of (H, W, C) {sorted(found)}: "

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .nn import Module
+from .nn.module import Module
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam"]

@@ -9,11 +9,13 @@ Two kinds of work can use several cores, and one setting sets both:
     run on n threads (kernels/blocks.run_blocks). conv2d walks its blocks on the calling thread.
 get_num_threads() is that n.
 
-The default, set when tinygrad_cnn is imported (apply_default): TINYGRAD_CNN_NUM_THREADS when that is set; else,
-when OPENBLAS_NUM_THREADS, OMP_NUM_THREADS or MKL_NUM_THREADS is set, the number BLAS read from it; else one
-thread. One thread holds up on a machine that other jobs keep busy, where BLAS's threads wait for taken cores and
-a training step ran 5 to 80 times slower; on an idle machine two threads speed up large convs and pools by up to
-about 1.6x (README.md, "Speed").
+The default: with TINYGRAD_CNN_NUM_THREADS set, importing tinygrad_cnn calls set_num_threads with it
+(apply_default). Without it, importing the library changes nothing in the process: BLAS keeps the threads it chose
+itself (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS, else one per core) and get_num_threads() reports
+them, while the copies run on one thread. On a machine other jobs keep busy, BLAS's threads wait for taken cores
+and a training step ran 5 to 80 times slower than on one thread: there, set TINYGRAD_CNN_NUM_THREADS=1 (or call
+set_num_threads(1)); on an idle machine two threads speed up large convs and pools by up to about 1.6x
+(README.md, "Speed").
 
 May import: the standard library, threadpoolctl (a dependency) and kernels/blocks.
 """
@@ -26,7 +28,6 @@ from .kernels import blocks
 
 ENV_VAR = "TINYGRAD_CNN_NUM_THREADS"
 BLAS_ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # BLAS reads these itself
-DEFAULT_NUM_THREADS = 1
 
 
 def _blas_libraries() -> list:
@@ -42,13 +43,15 @@ def blas_num_threads() -> int:
 
 
 def get_num_threads() -> int:
-    """The threads the library's work may use: BLAS's, and the large pool and pad copies' (see set_num_threads)."""
-    return blocks.num_threads()
+    """The threads the library's work may use: the number set_num_threads set (BLAS's and the large pool and pad
+    copies'), or, before any was set, the threads BLAS chose itself."""
+    n = blocks.num_threads()
+    return blas_num_threads() if n is None else n
 
 
 def set_num_threads(n: int) -> None:
     """Run BLAS (the GEMMs of conv2d and Linear) and the large pool and pad copies on n threads (n >= 1) in this
-    process, until set again. Overrides the default (TINYGRAD_CNN_NUM_THREADS, BLAS's variables, one thread)."""
+    process, until set again. Overrides the default (TINYGRAD_CNN_NUM_THREADS, else BLAS's own choice)."""
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError(f"set_num_threads: n must be an int >= 1, got {n!r}")
     if n < 1:
@@ -70,16 +73,9 @@ def threads_from_env() -> int | None:
     return int(first)
 
 
-def default_num_threads() -> int | None:
-    """The threads tinygrad_cnn's import sets: TINYGRAD_CNN_NUM_THREADS if set; None (BLAS keeps what it read) if
-    one of BLAS_ENV_VARS is set; else DEFAULT_NUM_THREADS."""
-    n = threads_from_env()
-    if n is None and not any(os.environ.get(name, "").strip() for name in BLAS_ENV_VARS):
-        return DEFAULT_NUM_THREADS
-    return n
-
-
 def apply_default() -> None:
-    """set_num_threads(default_num_threads(), or the threads BLAS took from its own variables); called on import."""
-    n = default_num_threads()
-    set_num_threads(blas_num_threads() if n is None else n)
+    """set_num_threads(TINYGRAD_CNN_NUM_THREADS) when it is set; else nothing (BLAS keeps its own choice). Called
+    when tinygrad_cnn is imported."""
+    n = threads_from_env()
+    if n is not None:
+        set_num_threads(n)

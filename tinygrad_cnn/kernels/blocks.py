@@ -13,7 +13,7 @@ to the pool costs more than it gives.
     images_per_block(bytes_per_image, block_bytes=BLOCK_BYTES)   how many images make a block (at least one)
     batch_blocks(m, per_block)                                   slices covering range(m), in order
     run_blocks(fn, m, bytes_per_image)                           fn(s) for each block s, on one or more threads
-    set_num_threads(n) / num_threads()                           the threads run_blocks may use (default 1)
+    set_num_threads(n) / num_threads()                           the threads run_blocks may use (default: one)
 
 May import: the standard library.
 """
@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 BLOCK_BYTES = 1 << 19
 PARALLEL_BYTES = 8 << 20
 
-_num_threads = 1
+_num_threads: int | None = None  # None: never set; the copies then run on one thread
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -39,8 +39,8 @@ def batch_blocks(m: int, per_block: int) -> list:
     return [slice(a, min(a + per_block, m)) for a in range(0, m, per_block)]
 
 
-def num_threads() -> int:
-    """The threads run_blocks may use."""
+def num_threads() -> int | None:
+    """The threads set for run_blocks, or None when none was set (then it runs on the calling thread)."""
     return _num_threads
 
 
@@ -66,7 +66,7 @@ def run_blocks(fn, m: int, bytes_per_image: int) -> None:
     """
     global _executor
     blocks = batch_blocks(m, images_per_block(bytes_per_image))
-    n = min(_num_threads, len(blocks))
+    n = min(_num_threads or 1, len(blocks))
     if n < 2 or m * bytes_per_image < PARALLEL_BYTES:
         _walk(fn, blocks)
         return

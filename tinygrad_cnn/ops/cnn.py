@@ -1,13 +1,19 @@
 """The CNN ops (NHWC): pad2d, conv2d (dilation, groups), conv_transpose2d, batch_norm2d, dropout, max_pool2d,
 avg_pool2d.
 
-Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels/, and
+Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels.py, and
 defines a ``_backward(g)`` closure right beside it that runs the kernel backward and returns one gradient per
-input (None where an input needs none, and then the work is skipped). Hyper-parameters go into the op's
-arguments, so a drawn graph reads e.g. ``conv2d stride=2 pad=1`` or ``max_pool2d f=3 stride=2``.
+input (None where an input needs none, and then the work is skipped); on a Tensor g (create_graph, see
+elementwise.py) it records the same rule as ops instead: conv_transpose2d and conv2d_weight_grad for a conv, the
+pools' backward ops (ops/cnn_grad.py), batch norm's closed form in Tensor ops. Hyper-parameters go into the op's
+arguments in canonical form (pairs, pads as ((top, bottom), (left, right))); a drawn graph compacts them, e.g.
+``conv2d stride=2 pad=1`` or ``max_pool2d f=3 stride=2``. Rules use the notebook's names for the inputs (A_prev,
+W, b) and g for the gradient at the output (the notebook's dZ).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..kernels.checks import (
     as_positive_pair,
@@ -22,16 +28,35 @@ from ..kernels.conv import conv2d_backward, conv2d_forward, conv_transpose2d_bac
 from ..kernels.norm import batch_norm_backward, batch_norm_forward, dropout_mask
 from ..kernels.pad import pad_forward, unpad
 from ..kernels.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
-from .common import compact
+from .facts import declare
 
 
 def _data(t):
     return None if t is None else t.data
 
 
-def _unless_one(**args) -> dict:
-    """The hyper-parameters that differ from 1 (for labels: ``conv2d stride=1 pad=0 dilation=2``)."""
-    return {name: value for name, value in args.items() if value != 1}
+def _bias_grad(g, b):
+    """db on Tensors: g summed over (m, n_H, n_W), in b's shape; None when b needs none."""
+    return g.sum(axis=(0, 1, 2)).reshape(b.shape) if b.requires_grad else None
+
+
+def _batch_norm_grads(g, x, gamma, beta, saved, eps: float) -> tuple:
+    """batch_norm2d's closed-form backward on Tensors (create_graph), statistics over (m, n_H, n_W):
+    dx = gamma/std*(g - mean(g) - x_hat*mean(g*x_hat)) in training, where mean, std and x_hat are recomputed from x
+    as ops (they depend on x); in eval std is the running one, a constant, so dx = gamma/std*g, and x_hat is x's
+    saved x_hat plus (x - x's values)/std, its values with x's graph. dgamma = sum(g*x_hat), dbeta = sum(g)."""
+    axes = (0, 1, 2)
+    if saved.training:
+        centered = x - x.mean(axis=axes)
+        inv_std = ((centered * centered).mean(axis=axes) + eps) ** -0.5
+        x_hat = centered * inv_std
+        dx = gamma * inv_std * (g - g.mean(axis=axes) - x_hat * (g * x_hat).mean(axis=axes))
+    else:
+        inv_std = saved.inv_std
+        x_hat = (x - x.data) * inv_std + saved.x_hat
+        dx = g * (gamma * inv_std)
+    return (dx if x.requires_grad else None, (g * x_hat).sum(axis=axes) if gamma.requires_grad else None,
+            g.sum(axis=axes) if beta.requires_grad else None)
 
 
 class CNNOps:
@@ -39,6 +64,8 @@ class CNNOps:
     images (m, n_H, n_W, n_C)."""
 
     __slots__ = ()
+
+    PAD2D = declare("pad2d", "dX = g without the border", inputs=("X",), label_defaults={"value": 0.0})
 
     def pad2d(self, pad, value: float = 0.0):
         """Pad the rows and columns of x (m, n_H, n_W, n_C) with ``value``.
@@ -48,10 +75,13 @@ class CNNOps:
         pads = check_pad2d_args("pad2d", self.data, pad, value)
         out = pad_forward(self.data, pads, value)
 
-        def _backward(g):
+        def _backward(g):  # a slice: the same on arrays and on Tensors (a getitem op)
             return (unpad(g, pads),)
-        return self.from_op(out, (self,), "pad2d", _backward, rule="da = g without the border",
-                            pad=compact(pads), value=value)
+        return self.from_op(out, (self,), self.PAD2D, _backward, pad=pads, value=value)
+
+    CONV2D = declare("conv2d", "dA_prev += W*g, dW += A_slice*g, db += g, over every window",
+                     inputs=("A_prev", "W", "b"), formula="conv2d", windows=True,
+                     label_defaults={"dilation": (1, 1), "groups": 1})
 
     def conv2d(self, W, b=None, stride=1, pad=0, dilation=1, groups=1):
         """2-D convolution (cross-correlation, as the notebook) of NHWC images with n_C filters.
@@ -71,13 +101,20 @@ class CNNOps:
         out, saved = conv2d_forward(x.data, W.data, _data(b), stride, pads, dilation, groups)
 
         def _backward(g):
+            if type(g) is not np.ndarray:  # dA_prev: a conv_transpose2d of g; dW: conv2d_weight_grad
+                dx = g._conv2d_input_grad(W, x.shape, stride, pads, dilation, groups) if x.requires_grad else None
+                dW = x.conv2d_weight_grad(g, W.shape[:2], stride, pads, dilation, groups) if W.requires_grad else None
+                return (dx, dW) if b is None else (dx, dW, _bias_grad(g, b))
             dx, dW, db = conv2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
-                                         need_db=b is not None and b.requires_grad)
+                                                 need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
         parents = (x, W) if b is None else (x, W, b)
-        return self.from_op(out, parents, "conv2d", _backward, rule="dA += W*dZ, dW += A_slice*dZ, db += dZ",
-                            stride=compact(stride), pad=compact(pads),
-                            **_unless_one(dilation=compact(dilation), groups=groups))
+        return self.from_op(out, parents, self.CONV2D, _backward, stride=stride, pad=pads, dilation=dilation,
+                            groups=groups)
+
+    CONV_TRANSPOSE2D = declare("conv_transpose2d", "dx = conv2d(g, W), dW += g_slice*x, db += g",
+                               inputs=("x", "W", "b"),
+                               label_defaults={"output_padding": (0, 0), "dilation": (1, 1), "groups": 1})
 
     def conv_transpose2d(self, W, b=None, stride=1, pad=0, output_padding=0, dilation=1, groups=1):
         """Transposed convolution: the adjoint of ``conv2d`` with the same W layout (what upsamples in a U-Net).
@@ -97,19 +134,26 @@ class CNNOps:
         stride, pads, output_padding = check_conv_transpose2d_args(
             x.data, W.data, _data(b), stride, pad, output_padding, dilation, groups)
         dilation = as_positive_pair("conv_transpose2d", "dilation", dilation)
-        out, saved = conv_transpose2d_forward(x.data, W.data, _data(b), stride, pads, output_padding, dilation,
-                                              groups)
+        out, saved = conv_transpose2d_forward(x.data, W.data, _data(b), stride, pads, output_padding,
+                                                      dilation, groups)
 
         def _backward(g):
-            dx, dW, db = conv_transpose2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
-                                                   need_db=b is not None and b.requires_grad)
+            if type(g) is not np.ndarray:  # dx: a conv2d of g; dW: conv2d_weight_grad with g as the conv's input
+                dx = g.conv2d(W, None, stride, pads, dilation, groups) if x.requires_grad else None
+                dW = g.conv2d_weight_grad(x, W.shape[:2], stride, pads, dilation, groups) if W.requires_grad else None
+                return (dx, dW) if b is None else (dx, dW, _bias_grad(g, b))
+            dx, dW, db = conv_transpose2d_backward(g, saved, need_dx=x.requires_grad,
+                                                           need_dW=W.requires_grad,
+                                                           need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
         parents = (x, W) if b is None else (x, W, b)
-        return self.from_op(out, parents, "conv_transpose2d", _backward,
-                            rule="dX = conv2d(dOut, W), dW += dOut_slice*X, db += dOut",
-                            stride=compact(stride), pad=compact(pads),
-                            **_unless_one(dilation=compact(dilation), groups=groups),
-                            **({"output_padding": compact(output_padding)} if any(output_padding) else {}))
+        return self.from_op(out, parents, self.CONV_TRANSPOSE2D, _backward, stride=stride, pad=pads,
+                            output_padding=output_padding, dilation=dilation, groups=groups)
+
+    BATCH_NORM2D = declare("batch_norm2d", "dx = gamma/std*(g - mean(g) - x_hat*mean(g*x_hat)), "
+                                           "dgamma = sum(g*x_hat), dbeta = sum(g)",
+                           inputs=("x", "gamma", "beta"),
+                           label_defaults={"training": True, "momentum": 0.1, "eps": 1e-5})
 
     def batch_norm2d(self, gamma, beta, running_mean=None, running_var=None, training: bool = True,
                      momentum: float = 0.1, eps: float = 1e-5):
@@ -126,7 +170,8 @@ class CNNOps:
         dbeta = sum(g) (eval: dx = gamma / sqrt(running_var + eps) * g).
         """
         gamma, beta = self.as_tensor(gamma), self.as_tensor(beta)
-        check_batch_norm_args(self.data, gamma.data, beta.data, running_mean, running_var, eps, momentum, training)
+        check_batch_norm_args(self.data, gamma.data, beta.data, running_mean, running_var, eps, momentum,
+                                      training)
         if training and running_mean is not None:
             for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
                 if not buffer.flags.writeable or buffer.dtype.kind != "f":
@@ -138,11 +183,13 @@ class CNNOps:
             running_mean[...], running_var[...] = new_mean, new_var
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return _batch_norm_grads(g, self, gamma, beta, saved, eps)
             return batch_norm_backward(g, saved)
-        mode = {} if training else {"training": False}
-        return self.from_op(out, (self, gamma, beta), "batch_norm2d", _backward,
-                            rule="dx = gamma/std*(g - mean(g) - x_hat*mean(g*x_hat)), dgamma = sum(g*x_hat), "
-                                 "dbeta = sum(g)", **mode, **({} if eps == 1e-5 else {"eps": eps}))
+        return self.from_op(out, (self, gamma, beta), self.BATCH_NORM2D, _backward, training=bool(training),
+                            momentum=momentum, eps=eps)
+
+    DROPOUT = declare("dropout", "da = g*mask", entrywise=True)
 
     def dropout(self, p: float = 0.5, training: bool = True, rng=None):
         """Inverted dropout: each entry is zeroed with probability p, survivors are scaled by 1 / (1 - p).
@@ -156,10 +203,12 @@ class CNNOps:
             return self
         mask = dropout_mask(self.shape, p, rng, self.dtype)
 
-        def _backward(g):
+        def _backward(g):  # the mask is a constant: the same on arrays and on Tensors
             return (g * mask,)
-        return self.from_op(self.data * mask, (self,), "dropout", _backward,
-                            rule="da = g*mask (mask: 0 or 1/(1-p))", p=p)
+        return self.from_op(self.data * mask, (self,), self.DROPOUT, _backward, p=p)
+
+    MAX_POOL2D = declare("max_pool2d", "dA_prev = g to each window's max (ties: the ties policy)",
+                         inputs=("A_prev",), formula="pool", windows=True, label_defaults={"ties": "first"})
 
     def max_pool2d(self, f, stride=None, ties: str = "first"):
         """Max over each (f_h, f_w) window of x (m, n_H_prev, n_W_prev, n_C), windows ``stride`` apart (default f).
@@ -172,10 +221,13 @@ class CNNOps:
         out, saved = max_pool_forward(self.data, f, stride, ties)
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return (g.max_pool2d_backward(self, f, stride, ties),)
             return (max_pool_backward(g, saved),)
-        ties_arg = {} if ties == "first" else {"ties": ties}
-        return self.from_op(out, (self,), "max_pool2d", _backward, rule="dA = dZ through each window's max mask",
-                            f=compact(f), stride=compact(stride), **ties_arg)
+        return self.from_op(out, (self,), self.MAX_POOL2D, _backward, f=f, stride=stride, ties=ties)
+
+    AVG_POOL2D = declare("avg_pool2d", "dA_prev += g/(f_h*f_w), over every window", inputs=("A_prev",),
+                         formula="pool", windows=True)
 
     def avg_pool2d(self, f, stride=None):
         """Mean over each (f_h, f_w) window of x (m, n_H_prev, n_W_prev, n_C), windows ``stride`` apart (default f).
@@ -186,6 +238,7 @@ class CNNOps:
         out, saved = avg_pool_forward(self.data, f, stride)
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return (g.avg_pool2d_backward(self.shape[1:3], f, stride),)
             return (avg_pool_backward(g, saved),)
-        return self.from_op(out, (self,), "avg_pool2d", _backward, rule="dA = dZ/(f_h*f_w) over each window",
-                            f=compact(f), stride=compact(stride))
+        return self.from_op(out, (self,), self.AVG_POOL2D, _backward, f=f, stride=stride)

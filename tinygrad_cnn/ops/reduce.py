@@ -1,13 +1,15 @@
 """Reductions: sum, mean, max, min over ``axis`` (None, an int or a tuple), with ``keepdims``; argmax.
 
-Each backward spreads g back over the reduced axes (``expand_reduced``), the same shape as the forward.
+Each backward spreads g back over the reduced axes (``expand_reduced``), the same shape as the forward; on a
+Tensor g (create_graph, see elementwise.py) with a broadcast_to op, or a multiply by constant shares for max/min.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .common import axis_arg, normalize_axes
+from .common import normalize_axes
+from .facts import declare
 
 
 def expand_reduced(g: np.ndarray, in_shape: tuple, axes: tuple, keepdims: bool) -> np.ndarray:
@@ -17,10 +19,27 @@ def expand_reduced(g: np.ndarray, in_shape: tuple, axes: tuple, keepdims: bool) 
     return np.broadcast_to(g, in_shape)
 
 
+def kept_dims(g, axes: tuple, keepdims: bool):
+    """The Tensor gradient of a reduction with the reduced axes back as 1s (a reshape op unless keepdims)."""
+    if keepdims or not axes:
+        return g
+    shape = list(g.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return g.reshape(*shape)
+
+
+def _axis_arg(axis, axes: tuple):
+    """A reduction's axis as recorded: None for all axes, else the non-negative axes as a tuple."""
+    return None if axis is None else axes
+
+
 class ReduceOps:
     """Mixin of Tensor: sum, mean, max, min, argmax."""
 
     __slots__ = ()
+
+    SUM = declare("sum", "da = g, spread over the summed axes", label_defaults={"keepdims": False})
 
     def sum(self, axis=None, keepdims: bool = False):
         """Sum over ``axis``: (d0, d1, ...) -> the shape without the summed axes (kept as 1 with keepdims)."""
@@ -28,10 +47,13 @@ class ReduceOps:
         shape = self.shape
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return (kept_dims(g, axes, keepdims).broadcast_to(shape),)
             return (expand_reduced(g, shape, axes, keepdims),)
         out = self.data.sum(axis=axes, keepdims=keepdims)
-        return self.from_op(out, (self,), "sum", _backward, rule="da = g, spread over the summed axes",
-                            **axis_arg(axis))
+        return self.from_op(out, (self,), self.SUM, _backward, axis=_axis_arg(axis, axes), keepdims=keepdims)
+
+    MEAN = declare("mean", "da = g/n, spread over the n averaged entries", label_defaults={"keepdims": False})
 
     def mean(self, axis=None, keepdims: bool = False):
         """Mean over ``axis``, shapes as ``sum``."""
@@ -40,35 +62,40 @@ class ReduceOps:
         count = int(np.prod([shape[a] for a in axes])) if axes else 1
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return (kept_dims(g / count, axes, keepdims).broadcast_to(shape),)
             return (expand_reduced(g / count, shape, axes, keepdims),)
         out = self.data.mean(axis=axes, keepdims=keepdims)
-        return self.from_op(out, (self,), "mean", _backward, rule="da = g/n, spread over the n averaged entries",
-                            **axis_arg(axis))
+        return self.from_op(out, (self,), self.MEAN, _backward, axis=_axis_arg(axis, axes), keepdims=keepdims)
 
-    def _extremum(self, op: str, reduce, axis, keepdims: bool):
-        """max/min over ``axis``: the gradient is shared evenly among tied extreme entries (as torch.amax)."""
-        axes = normalize_axes(axis, self.shape, op)
+    MAX = declare("max", "da = g to the maxima (ties share)", label_defaults={"keepdims": False})
+    MIN = declare("min", "da = g to the minima (ties share)", label_defaults={"keepdims": False})
+
+    def _extremum(self, op, reduce, axis, keepdims: bool):
+        """max/min (op: their facts) over ``axis``: the gradient is shared evenly among tied extreme entries (as
+        torch.amax)."""
+        axes = normalize_axes(axis, self.shape, op.name)
         if self.size == 0:
-            raise ValueError(f"{op}: cannot reduce an empty tensor (shape {self.shape})")
+            raise ValueError(f"{op.name}: cannot reduce an empty tensor (shape {self.shape})")
         x = self.data
         out = reduce(x, axis=axes, keepdims=True)
 
         def _backward(g):
-            g = g if keepdims else np.expand_dims(g, axes)
             hits = x == out
+            if type(g) is not np.ndarray:  # the shares are constants
+                return (kept_dims(g, axes, keepdims) * (hits / hits.sum(axis=axes, keepdims=True)).astype(x.dtype),)
+            g = g if keepdims else np.expand_dims(g, axes)
             return (g * hits / hits.sum(axis=axes, keepdims=True),)
         result = out if keepdims else np.squeeze(out, axis=axes)
-        extremes = "maxima" if op == "max" else "minima"
-        return self.from_op(result, (self,), op, _backward, rule=f"da = g to the {extremes} (ties share)",
-                            **axis_arg(axis))
+        return self.from_op(result, (self,), op, _backward, axis=_axis_arg(axis, axes), keepdims=keepdims)
 
     def max(self, axis=None, keepdims: bool = False):
         """Maximum over ``axis``, shapes as ``sum``; tied maxima share the gradient evenly."""
-        return self._extremum("max", np.max, axis, keepdims)
+        return self._extremum(self.MAX, np.max, axis, keepdims)
 
     def min(self, axis=None, keepdims: bool = False):
         """Minimum over ``axis``, shapes as ``sum``; tied minima share the gradient evenly."""
-        return self._extremum("min", np.min, axis, keepdims)
+        return self._extremum(self.MIN, np.min, axis, keepdims)
 
     def argmax(self, axis=None) -> np.ndarray:
         """Indices of the maxima (a plain ndarray: not differentiable)."""
