@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from ..kernels import TIES, check_dropout_p
+from ..kernels.checks import TIES, check_dropout_p
 from ..tensor import Tensor, as_tensor
 from .init import init_weight, rng_from_seed
 from .module import Module
