@@ -402,3 +402,10 @@ def test_the_mixins_use_only_what_they_define_or_the_contract_declares_and_tenso
     assert {"from_op", "as_tensor", "_lift", "_data", "data"} <= declared
     for name in declared:
         assert hasattr(Tensor, name) or name in Tensor.__slots__, name
+
+
+def test_no_module_of_the_package_is_over_500_lines_and_each_says_what_it_holds():
+    for path in PACKAGE.rglob("*.py"):
+        lines = path.read_text().count("\n")
+        assert lines <= 500, f"{path.relative_to(PACKAGE)} has {lines} lines: split it (one sitting each)"
+        assert ast.get_docstring(ast.parse(path.read_text())), f"{path.relative_to(PACKAGE)} has no docstring"
