@@ -155,7 +155,7 @@ def test_conv2d_depthwise_over_blocks_matches_the_loops(dtype, monkeypatch):
         monkeypatch.setattr(conv_depthwise, "BLOCK_BYTES", block_bytes)
         Z, saved = conv.conv2d_forward(x, W, b, (1, 1), pads, groups=6)
         assert saved.path.forward is conv_depthwise.depthwise_forward
-        assert (saved.path.block == 1) == (block_bytes == 1)
+        assert (saved.path.dW_block == 1) == (block_bytes == 1)
         close(Z, reference.conv_forward(x64, W64, b64, (1, 1), pads, (1, 1), 6), dtype)
         dx, dW, db = conv.conv2d_backward(dZ.astype(dtype), saved)
         close(dx, ref_dx, dtype)
