@@ -68,13 +68,13 @@ def test_winograd_kernels_equal_the_canonical_ones_and_the_loops(case, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("x_shape, n_C, pads", [
-    ((3, 7, 9, 16), 16, ((1, 1), (1, 1))),    # odd n_H, n_W: the last tiles half outside
-    ((2, 6, 5, 17), 18, ((0, 2), (2, 0))),    # asymmetric pads, odd channel counts
-    ((4, 4, 4, 16), 20, ((0, 0), (0, 0))),    # no padding
-    ((1, 3, 3, 16), 16, ((0, 0), (1, 1))),    # a single output row
+    ((3, 7, 9, 32), 32, ((1, 1), (1, 1))),    # odd n_H, n_W: the last tiles half outside
+    ((2, 6, 5, 33), 34, ((0, 2), (2, 0))),    # asymmetric pads, odd channel counts
+    ((4, 4, 4, 32), 40, ((0, 0), (0, 0))),    # no padding
+    ((1, 3, 3, 32), 32, ((0, 0), (1, 1))),    # a single output row
 ])
 def test_conv2d_by_winograd_over_blocks_matches_the_loops(x_shape, n_C, pads, dtype, monkeypatch):
-    """Through the dispatch (min(C, n_C) >= 16 picks Winograd), a block of one image at a time and whole."""
+    """Through the dispatch (min(C, n_C) >= 32 picks Winograd), a block of one image at a time and whole."""
     x64, W64, b64, (x, W, b) = inputs(x_shape, (3, 3, x_shape[3], n_C), True, dtype, seed=3)
     dZ = np.random.default_rng(4).standard_normal(reference.conv_forward(x64, W64, b64, (1, 1), pads).shape)
     ref_dx, ref_dW, ref_db = reference.conv_backward(dZ, x64, W64, (1, 1), pads)
@@ -182,12 +182,12 @@ def _kernel_of(path_kernel):
 
 
 @pytest.mark.parametrize("x_shape, W_shape, stride, dilation, groups, forward", [
-    ((2, 6, 6, 16), (3, 3, 16, 16), (1, 1), (1, 1), 1, conv_winograd.winograd_forward),
-    ((2, 6, 6, 32), (3, 3, 32, 16), (1, 1), (1, 1), 1, conv_winograd.winograd_forward),
-    ((2, 6, 6, 8), (3, 3, 8, 16), (1, 1), (1, 1), 1, conv.conv_forward),          # too few channels for Winograd
-    ((2, 6, 6, 16), (3, 3, 16, 16), (2, 2), (1, 1), 1, conv.conv_forward),        # strided
-    ((2, 6, 6, 16), (3, 3, 16, 16), (1, 1), (2, 2), 1, conv.conv_forward),        # dilated
-    ((2, 6, 6, 16), (5, 5, 16, 16), (1, 1), (1, 1), 1, conv.conv_forward),        # 5x5
+    ((2, 6, 6, 32), (3, 3, 32, 32), (1, 1), (1, 1), 1, conv_winograd.winograd_forward),
+    ((2, 6, 6, 64), (3, 3, 64, 32), (1, 1), (1, 1), 1, conv_winograd.winograd_forward),
+    ((2, 6, 6, 16), (3, 3, 16, 32), (1, 1), (1, 1), 1, conv.conv_forward),        # too few channels for Winograd
+    ((2, 6, 6, 32), (3, 3, 32, 32), (2, 2), (1, 1), 1, conv.conv_forward),        # strided
+    ((2, 6, 6, 32), (3, 3, 32, 32), (1, 1), (2, 2), 1, conv.conv_forward),        # dilated
+    ((2, 6, 6, 32), (5, 5, 32, 32), (1, 1), (1, 1), 1, conv.conv_forward),        # 5x5
     ((2, 6, 6, 16), (3, 3, 1, 16), (1, 1), (1, 1), 16, conv_depthwise.depthwise_forward),
     ((2, 9, 9, 4), (3, 3, 1, 4), (2, 2), (2, 1), 4, conv_depthwise.depthwise_forward),
     ((2, 6, 6, 4), (3, 3, 1, 8), (1, 1), (1, 1), 4, conv_fast.grouped_forward),  # two filters per channel

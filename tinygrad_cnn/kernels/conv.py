@@ -119,7 +119,7 @@ def conv_dA_prev(dZ: np.ndarray, W: np.ndarray, A_prev_shape, stride, pads, dila
 # ---------------------------------------------------------------- 2. conv2d over a batch: blocks and the dispatch
 
 BLOCK_BYTES = 1 << 20  # the batch goes in blocks of about this much im2col matrix (peak memory stays bounded)
-WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_CHANNELS = 32
 
 
 class ConvPath(NamedTuple):
