@@ -62,13 +62,16 @@ WORKLOADS = {
 }
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.thread_time, the CPU time of the calling thread (with --threads 1)
+
+
 def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of fn() over `repeats` runs, after one warm-up run."""
+    """Median time of fn() over `repeats` runs, after one warm-up run."""
     return interleaved_medians([fn], repeats)[0]
 
 
 def interleaved_medians(fns, repeats: int) -> list:
-    """Median wall time of each fn, timed in turn (fn0, fn1, ..., fn0, fn1, ...), so that a slow spell of
+    """Median time (CLOCK) of each fn, timed in turn (fn0, fn1, ..., fn0, fn1, ...), so that a slow spell of
     a shared machine hits all of them alike. Each timed call follows an untimed call of the same fn: BLAS
     and OpenMP workers of the previous fn spin for a while after it returns, and on 2 cores that would
     slow the first call after it (a pause instead lets caches and thread pools go cold)."""
@@ -76,9 +79,9 @@ def interleaved_medians(fns, repeats: int) -> list:
     for _ in range(repeats):
         for fn, spent in zip(fns, times, strict=True):
             fn()
-            start = time.perf_counter()
+            start = CLOCK()
             fn()
-            spent.append(time.perf_counter() - start)
+            spent.append(CLOCK() - start)
     return [statistics.median(spent) for spent in times]
 
 
@@ -96,9 +99,9 @@ def square_gemm_gflops(dtype, n=1024, repeats=5) -> float:
     times = []
     for _ in range(repeats):
         np.matmul(a, b)
-        start = time.perf_counter()
+        start = CLOCK()
         np.matmul(a, b)
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return 2 * n ** 3 / min(times) / 1e9
 
 
@@ -437,9 +440,9 @@ def chain_backward_us_per_op(lengths=(1_000, 10_000, 100_000)):
         y = x
         for _ in range(n):
             y = y * 1.0
-        start = time.perf_counter()
+        start = CLOCK()
         y.backward(np.ones(1))
-        rows.append((n, (time.perf_counter() - start) / n * 1e6))
+        rows.append((n, (CLOCK() - start) / n * 1e6))
     return rows
 
 
@@ -469,7 +472,14 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="threads on both sides: torch.set_num_threads(n) and tinygrad_cnn.set_num_threads(n) "
                              "(default: PyTorch's own count, one per core, on both)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: time the calling thread's CPU time, which other jobs on a busy machine do not "
+                             "inflate; needs --threads 1 (all the work then runs on the calling thread)")
     args = parser.parse_args(argv)
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu needs --threads 1: with more threads the work runs on threads it does not see")
+    global CLOCK
+    CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
     runs = args.runs or (2 if args.quick else 5)
     repeats = args.repeats or (3 if args.quick else 7)
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
@@ -485,7 +495,7 @@ def main(argv=None):
     if threads is not None:
         set_num_threads(threads)
     print(f"numpy {np.__version__}, tinygrad_cnn on {get_num_threads()} threads (BLAS's and the copies'); "
-          f"{runs} runs of {repeats} timed calls, each after an untimed call; "
+          f"{runs} runs of {repeats} timed calls, each after an untimed call; {args.clock} clock, "
           f"times in ms; ours and PyTorch's in turn; load average {' '.join(_load_average())}")
     gemm = {dtype: square_gemm_gflops(dtype) for dtype in dtypes}
     print("numpy's square 1024x1024 GEMM on this machine now: " + ", ".join(

@@ -22,7 +22,7 @@ def test_runs_as_a_script_from_anywhere_without_pythonpath(tmp_path):
     proc = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True, cwd=tmp_path,
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for option in ("--quick", "--dtype", "--work", "--runs", "--repeats"):
+    for option in ("--quick", "--dtype", "--work", "--runs", "--repeats", "--threads", "--clock"):
         assert option in proc.stdout
 
 
@@ -37,6 +37,13 @@ def test_quick_bench_prints_every_table(capsys, monkeypatch):
         assert heading in out
     assert "W1" in out and "conv2d" in out and "max_pool2d" in out and "avg_pool2d" in out and "depthwise" in out
     assert len(set_threads) == 1  # ours on as many threads as PyTorch's (or its default without torch)
+
+
+def test_the_cpu_clock_needs_one_thread(capsys, monkeypatch):
+    monkeypatch.setattr(bench, "set_num_threads", lambda n: None)
+    with pytest.raises(SystemExit):
+        bench.main(["--clock", "cpu", "--threads", "2"])
+    assert "--clock cpu needs --threads 1" in capsys.readouterr().err
 
 
 def test_the_conv_only_rows_run_dilation_and_groups_in_both_libraries():
