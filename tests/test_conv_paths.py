@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tinygrad_cnn import reference
-from tinygrad_cnn.kernels import conv, conv_depthwise, conv_fast, conv_winograd, pad
+from tinygrad_cnn.kernels import conv, conv_depthwise, conv_fast, conv_winograd
 
 TOL = {np.float64: 1e-10, np.float32: 2e-4}  # float32: relative to the largest entry
 
@@ -60,8 +60,7 @@ def test_winograd_kernels_equal_the_canonical_ones_and_the_loops(case, dtype):
     close(Z, conv.conv_forward(x64, W64, b64, (1, 1), pads)[0], dtype)
     dZ = np.random.default_rng(1).standard_normal(Z.shape)
     _, ref_dW, _ = reference.conv_backward(dZ, x64, W64, (1, 1), pads)
-    x_pad = conv_winograd.padded_input(pad.pad_forward(x, pads), (3, 3), (1, 1))
-    dW = conv_winograd.winograd_dW(x_pad, dZ.astype(dtype), W.shape)
+    dW = conv_winograd.winograd_dW(x, dZ.astype(dtype), W.shape, pads=pads)
     close(dW, ref_dW, dtype)
     close(dW, conv.conv_dW(conv.conv_forward(x64, W64, None, (1, 1), pads)[1], dZ, W.shape), dtype)
 
@@ -74,12 +73,15 @@ def test_winograd_kernels_equal_the_canonical_ones_and_the_loops(case, dtype):
     ((1, 3, 3, 32), 32, ((0, 0), (1, 1))),    # a single output row
 ])
 def test_conv2d_by_winograd_over_blocks_matches_the_loops(x_shape, n_C, pads, dtype, monkeypatch):
-    """Through the dispatch (min(C, n_C) >= 32 picks Winograd), a block of one image at a time and whole."""
+    """Through the dispatch (min(C, n_C) >= 32 picks Winograd), in blocks of one and two images, and whole."""
     x64, W64, b64, (x, W, b) = inputs(x_shape, (3, 3, x_shape[3], n_C), True, dtype, seed=3)
     dZ = np.random.default_rng(4).standard_normal(reference.conv_forward(x64, W64, b64, (1, 1), pads).shape)
     ref_dx, ref_dW, ref_db = reference.conv_backward(dZ, x64, W64, (1, 1), pads)
-    for block_bytes in (1, conv_winograd.BLOCK_BYTES):
-        monkeypatch.setattr(conv_winograd, "BLOCK_BYTES", block_bytes)
+    for images in (1, 2, None):  # a block of 1, of 2 (the last one shorter when m is odd), as BLOCK_BYTES gives
+        if images is not None:
+            monkeypatch.setattr(conv_winograd.Workspace, "images_per_block", lambda *_, k=images: k)
+        else:
+            monkeypatch.undo()
         Z, saved = conv.conv2d_forward(x, W, b, (1, 1), pads)
         assert saved.path.forward is conv_winograd.winograd_forward
         close(Z, reference.conv_forward(x64, W64, b64, (1, 1), pads), dtype)
@@ -139,8 +141,7 @@ def test_depthwise_kernels_equal_the_grouped_ones_and_the_loops(case, dtype):
     dx = conv_depthwise.depthwise_dA_prev(dZ.astype(dtype), W, x.shape, stride, pads, dilation)
     close(dx, ref_dx, dtype)
     close(dx, conv_fast.grouped_dA_prev(dZ, W64, x.shape, stride, pads, dilation, groups=C), dtype)
-    dW = conv_depthwise.depthwise_dW(pad.pad_forward(x, pads), dZ.astype(dtype), W.shape, stride=stride,
-                                     dilation=dilation)
+    dW = conv_depthwise.depthwise_dW(x, dZ.astype(dtype), W.shape, stride=stride, pads=pads, dilation=dilation)
     close(dW, ref_dW, dtype)
 
 
@@ -155,7 +156,6 @@ def test_conv2d_depthwise_over_blocks_matches_the_loops(dtype, monkeypatch):
         monkeypatch.setattr(conv_depthwise, "BLOCK_BYTES", block_bytes)
         Z, saved = conv.conv2d_forward(x, W, b, (1, 1), pads, groups=6)
         assert saved.path.forward is conv_depthwise.depthwise_forward
-        assert (saved.path.dW_block == 1) == (block_bytes == 1)
         close(Z, reference.conv_forward(x64, W64, b64, (1, 1), pads, (1, 1), 6), dtype)
         dx, dW, db = conv.conv2d_backward(dZ.astype(dtype), saved)
         close(dx, ref_dx, dtype)
@@ -170,7 +170,8 @@ def test_depthwise_reads_a_non_contiguous_input():
     W = rng.standard_normal((3, 3, 1, 5))
     Z, _ = conv_depthwise.depthwise_forward(x, W, None, (1, 1), ((0, 0), (0, 0)))
     np.testing.assert_allclose(Z, reference.conv_forward(x, W, None, (1, 1), ((0, 0), (0, 0)), (1, 1), 5), atol=1e-12)
-    dW = conv_depthwise.depthwise_dW(x, np.ones(Z.shape), W.shape, stride=(1, 1), dilation=(1, 1))
+    dW = conv_depthwise.depthwise_dW(x, np.ones(Z.shape), W.shape, stride=(1, 1), pads=((0, 0), (0, 0)),
+                                     dilation=(1, 1))
     np.testing.assert_allclose(dW, reference.conv_backward(np.ones(Z.shape), x, W, (1, 1), ((0, 0), (0, 0)),
                                                            (1, 1), 5)[1], atol=1e-12)
 

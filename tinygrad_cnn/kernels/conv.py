@@ -124,12 +124,11 @@ WINOGRAD_MIN_CHANNELS = 32
 
 class ConvPath(NamedTuple):
     """The kernel that runs each phase of one conv2d (signatures as the canonical ones), and the block sizes."""
-    im2col: Callable        # (A_prev_pad, f, stride, dilation) -> cols
+    im2col: Callable | None  # (A_prev_pad, f, stride, dilation) -> cols; None: dW takes A_prev, unpadded
     forward: Callable       # (A_prev, W, b, stride, pads, dilation, Z) -> (Z, cols)
-    dW: Callable            # (cols, dZ, W_shape) -> dW
+    dW: Callable            # (cols, dZ, W_shape) -> dW (im2col None: (A_prev, dZ, W_shape), geometry bound)
     dA_prev: Callable       # (dZ, W, A_prev_shape, stride, pads, dilation) -> dA_prev
-    block: int              # images per block for the forward (Winograd and depthwise block again inside)
-    dW_block: int           # images per block for dW
+    block: int              # images per block for the forward and dW
     dx_block: int           # images per block for dA_prev
     keep_cols: bool         # the forward keeps its im2col matrix for dW
 
@@ -155,16 +154,16 @@ def conv_path(W_shape, x_shape, out_shape, stride, pads, dilation, groups, items
     m, C = x_shape[0], x_shape[3]
     block = images_per_block(out_shape[1] * out_shape[2] * f_h * f_w * C_g * groups * itemsize, BLOCK_BYTES)
     # The whole batch is one block (tiny inputs): the forward keeps its im2col matrix, so dW need not build it again.
-    path = ConvPath(im2col, conv_forward, conv_dW, conv_dA_prev, block, block, block, keep_cols=block >= m)
-    # Winograd and depthwise pad and transform a block at a time in their own buffers, so their forward takes the
-    # whole batch; dW gets its input padded by conv2d_weight_grad, in blocks of half a BLOCK_BYTES of input.
-    padded_block = images_per_block(x_shape[1] * x_shape[2] * C * itemsize, BLOCK_BYTES // 2)
+    path = ConvPath(im2col, conv_forward, conv_dW, conv_dA_prev, block, block, keep_cols=block >= m)
+    # Winograd and depthwise walk the batch in blocks themselves, reusing their buffers from block to block (fresh
+    # memory costs a page fault per page), and their dW pads (or reads) the input itself: one block for conv.py.
+    whole = max(m, 1)
     if depthwise.applies(W_shape, x_shape, groups):
         # One filter per channel: no GEMM to run (it would contract f_h * f_w taps only), so each tap multiplies the
         # view it reads and einsum accumulates the taps, no im2col; dA_prev the same over dZ, or a scatter.
-        return ConvPath(depthwise.padded_input, depthwise.depthwise_forward,
-                        partial(depthwise.depthwise_dW, stride=stride, dilation=dilation), depthwise.depthwise_dA_prev,
-                        max(m, 1), padded_block, padded_block, keep_cols=False)
+        return ConvPath(None, depthwise.depthwise_forward,
+                        partial(depthwise.depthwise_dW, stride=stride, pads=pads, dilation=dilation),
+                        depthwise.depthwise_dA_prev, whole, whole, keep_cols=False)
     if groups > 1:  # Groups: all groups' GEMMs as one batched matmul over a group-major im2col, not a loop of GEMMs.
         path = path._replace(im2col=partial(fast.grouped_im2col, groups=groups),
                              forward=partial(fast.grouped_forward, groups=groups),
@@ -175,9 +174,9 @@ def conv_path(W_shape, x_shape, out_shape, stride, pads, dilation, groups, items
     if winograd.applies(W_shape, stride, dilation, groups) and min(C, n_C) >= WINOGRAD_MIN_CHANNELS:
         # 3x3 stride 1 with enough channels: Winograd F(2x2, 3x3), 2.25x fewer multiplies for a few slicing adds;
         # dA_prev as the flipped conv, itself a 3x3 stride-1 conv that runs by Winograd.
-        return ConvPath(winograd.padded_input, winograd.winograd_forward, winograd.winograd_dW,
-                        _dA_prev_as_conv if fits_flipped else conv_dA_prev, max(m, 1), padded_block,
-                        max(m, 1) if fits_flipped else block, keep_cols=False)
+        return ConvPath(None, winograd.winograd_forward, partial(winograd.winograd_dW, pads=pads),
+                        _dA_prev_as_conv if fits_flipped else conv_dA_prev, whole, whole if fits_flipped else block,
+                        keep_cols=False)
     if (stride == (1, 1) and groups == 1 and (n_C <= C or (C <= 8 and n_C <= 2 * C)) and fits_flipped):
         # Stride 1 and n_C not much above n_C_prev: dA_prev as a conv of dZ with the flipped kernel, whose GEMM has
         # n_C columns per offset where col2im's strided adds move n_C_prev; that conv blocks the batch itself.
@@ -233,9 +232,12 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1
 
 
 def conv2d_cols(saved: ConvSaved) -> np.ndarray:
-    """The im2col matrix of the whole saved input, as the chosen path builds it (kept, or built now)."""
+    """The im2col matrix of the whole saved input, as the chosen path builds it (kept, or built now); the padded
+    input for a path without one (Winograd, depthwise)."""
     if saved.cols is not None:
         return saved.cols
+    if saved.path.im2col is None:
+        return pad_forward(saved.x, saved.pads)
     return saved.path.im2col(pad_forward(saved.x, saved.pads), saved.W.shape[:2], saved.stride, saved.dilation)
 
 
@@ -244,8 +246,10 @@ def conv2d_weight_grad(dZ: np.ndarray, saved: ConvSaved) -> np.ndarray:
     path = saved.path
     if saved.cols is not None:
         return path.dW(saved.cols, dZ, saved.W.shape)
+    if path.im2col is None:  # the kernel pads (or needs no padding) and walks the batch itself
+        return path.dW(saved.x, dZ, saved.W.shape)
     dW = np.zeros(saved.W.shape, dtype=saved.W.dtype)
-    for s in batch_blocks(saved.x_shape[0], path.dW_block):
+    for s in batch_blocks(saved.x_shape[0], path.block):
         dW += path.dW(path.im2col(pad_forward(saved.x[s], saved.pads), saved.W.shape[:2], saved.stride,
                                   saved.dilation), dZ[s], saved.W.shape)
     return dW

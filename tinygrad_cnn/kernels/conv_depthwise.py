@@ -16,8 +16,7 @@ C. A column stride > 1 keeps the (n_W, C) axes apart; dA_prev then scatters each
 adds, as conv.conv_dA_prev does.
 
     depthwise_forward(A_prev, W, b, stride, pads, dilation, Z)   -> (Z, None): conv.conv_forward's role
-    padded_input(A_prev_pad, f, stride, dilation)                -> A_prev_pad: conv.im2col's role
-    depthwise_dW(A_prev_pad, dZ, W_shape, stride, dilation)      -> dW: conv.conv_dW's role (stride, dilation bound)
+    depthwise_dW(A_prev, dZ, W_shape, stride=, pads=, dilation=) -> dW: conv.conv_dW's role, from A_prev itself
     depthwise_dA_prev(dZ, W, A_prev_shape, stride, pads, dilation)   conv.conv_dA_prev's role
     applies(W_shape, x_shape, groups)                            one filter per channel
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from .blocks import batch_blocks, images_per_block
 from .checks import dilated_size, output_hw
-from .pad import offset_slice, pad_forward, unpad, window_offsets
+from .pad import offset_slice, unpad, window_offsets
 
 BLOCK_BYTES = 1 << 20  # the batch goes in blocks of about this much padded input
 
@@ -59,44 +58,68 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
+def _tiled(v: np.ndarray, Z: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Per-channel values v (..., C) as _taps' layout reads them: repeated n_W times along the rows (row layout)."""
+    return np.tile(v, (1,) * (v.ndim - 1) + (Z.shape[2],)) if taps.ndim == 5 else v
+
+
 def _accumulate_taps(taps: np.ndarray, W: np.ndarray, Z: np.ndarray) -> None:
     """Z = the sum over taps of each tap's view times its weights: taps from _taps, W (f_h, f_w, 1, C), Z C-contiguous
     (m, n_H, n_W, C)."""
     if taps.ndim == 5:  # rows: each tap's C weights repeated n_W times along the row
-        np.einsum("nhijk,ijk->nhk", taps, np.tile(W[:, :, 0, :], (1, 1, Z.shape[2])), out=_rows(Z))
+        np.einsum("nhijk,ijk->nhk", taps, _tiled(W[:, :, 0, :], Z, taps), out=_rows(Z))
     else:
         np.einsum("nhwijc,ijc->nhwc", taps, W[:, :, 0, :], out=Z)
 
 
 def depthwise_forward(A_prev: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1), Z=None):
-    """conv.conv_forward for one filter per channel -> (Z (m, n_H, n_W, C), None); no cols (the taps are views)."""
+    """conv.conv_forward for one filter per channel -> (Z (m, n_H, n_W, C), None); no cols (the taps are views).
+    A block of images at a time, padded into one buffer whose border is zeroed once."""
     m, H, W_in, C = A_prev.shape
-    out_hw = output_hw((m, H + sum(pads[0]), W_in + sum(pads[1])), dilated_size(W.shape[:2], dilation), stride)
+    (top, bottom), (left, right) = pads
+    out_hw = output_hw((m, H + top + bottom, W_in + left + right), dilated_size(W.shape[:2], dilation), stride)
     if Z is None:
         Z = np.empty((m, *out_hw, C), dtype=W.dtype)
-    for s in batch_blocks(m, images_per_block(A_prev[:1].nbytes, BLOCK_BYTES)):
-        A_prev_pad = pad_forward(A_prev[s], pads)
-        _accumulate_taps(_taps(A_prev_pad, W.shape[:2], stride, dilation, out_hw), W, Z[s])
-    if b is not None:
-        Z += b.reshape(-1)
+    per_block = min(m, images_per_block(A_prev[:1].nbytes, BLOCK_BYTES))
+    padded = np.zeros((per_block, top + H + bottom, left + W_in + right, C), dtype=W.dtype)
+    for s in batch_blocks(m, per_block):
+        block = padded[:s.stop - s.start]
+        block[:, top:top + H, left:left + W_in] = A_prev[s]
+        taps = _taps(block, W.shape[:2], stride, dilation, out_hw)
+        _accumulate_taps(taps, W, Z[s])
+        if b is not None:
+            (_rows(Z[s]) if taps.ndim == 5 else Z[s])[...] += _tiled(b.reshape(-1), Z, taps)
     return Z, None
 
 
-def padded_input(A_prev_pad: np.ndarray, f, stride, dilation=(1, 1)) -> np.ndarray:
-    """conv.im2col's role: the padded input itself, whose views depthwise_dW reads."""
-    return A_prev_pad
+def _valid(n_out: int, n_in: int, s: int, d: int, k: int, before: int) -> tuple[int, int]:
+    """The outputs [lo, hi) whose tap k reads inside the input (not the padding): 0 <= s * o + d * k - before < n_in."""
+    lo = max(0, -(-(before - d * k) // s))
+    hi = min(n_out, (n_in - 1 + before - d * k) // s + 1)
+    return lo, max(lo, hi)
 
 
-def depthwise_dW(A_prev_pad: np.ndarray, dZ: np.ndarray, W_shape, *, stride, dilation) -> np.ndarray:
-    """conv.conv_dW for one filter per channel: per tap, the sum over (n, h, w) of its view times dZ -> dW like W."""
+def depthwise_dW(A_prev: np.ndarray, dZ: np.ndarray, W_shape, *, stride, pads, dilation) -> np.ndarray:
+    """conv.conv_dW for one filter per channel, from A_prev (m, n_H_prev, n_W_prev, C) itself: per tap, the sum over
+    (n, h, w) of its view times dZ, over the outputs whose tap reads inside A_prev (the padding adds zeros)."""
     f_h, f_w, _, C = W_shape
-    taps = _taps(A_prev_pad, (f_h, f_w), stride, dilation, dZ.shape[1:3])
-    dW = np.empty(W_shape, dtype=dZ.dtype)
+    (s_h, s_w), (d_h, d_w), ((top, _), (left, _)) = stride, dilation, pads
+    (H, W_in), (n_H, n_W) = A_prev.shape[1:3], dZ.shape[1:3]
+    dW = np.zeros(W_shape, dtype=dZ.dtype)
     for i, j in window_offsets((f_h, f_w)):
-        if taps.ndim == 5:
-            dW[i, j, 0] = np.einsum("nhk,nhk->k", taps[:, :, i, j], _rows(dZ)).reshape(-1, C).sum(axis=0)
+        (h0, h1), (w0, w1) = _valid(n_H, H, s_h, d_h, i, top), _valid(n_W, W_in, s_w, d_w, j, left)
+        if h0 == h1 or w0 == w1:
+            continue
+        rows = slice(s_h * h0 + d_h * i - top, s_h * (h1 - 1) + d_h * i - top + 1, s_h)
+        cols = slice(s_w * w0 + d_w * j - left, s_w * (w1 - 1) + d_w * j - left + 1, s_w)
+        x_tap, dZ_tap = A_prev[:, rows, cols], dZ[:, h0:h1, w0:w1]
+        if s_w == 1 and x_tap.strides[2] == C * x_tap.itemsize == C * x_tap.strides[3]:
+            # each row's (w, c) entries one run: einsum's inner loop (w1 - w0) * C long
+            m, r = x_tap.shape[:2]
+            dW[i, j, 0] = np.einsum("nhk,nhk->k", x_tap.reshape(m, r, -1), dZ_tap.reshape(m, r, -1)).reshape(
+                -1, C).sum(0)
         else:
-            dW[i, j, 0] = np.einsum("nhwc,nhwc->c", taps[:, :, :, i, j], dZ)
+            dW[i, j, 0] = np.einsum("nhwc,nhwc->c", x_tap, dZ_tap)
     return dW
 
 

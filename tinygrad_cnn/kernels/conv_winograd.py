@@ -18,12 +18,11 @@ adjoint), dU[a, b] = V[a, b]^T @ dM[a, b] and dW = G^T dU G. dA_prev is, as for 
 with the flipped kernel, which conv.py runs through conv_path again (and so through this module).
 
 Both walk the batch a block of images at a time and, per block, one transformed column b at a time: B^T d B's
-column b, the four GEMMs of that column, then its share of A^T M A (or of dU). Their buffers (Workspace) are
-allocated once per call: fresh memory costs a page fault per page, as much as a pass over it.
+column b, the four GEMMs of that column, then its share of A^T M A (or of dU). Their buffers (Workspace, and the
+padded block) are allocated once per call: fresh memory costs a page fault per page, as much as a pass over it.
 
     winograd_forward(A_prev, W, b, stride, pads, dilation, Z)   -> (Z, None): conv.conv_forward's role
-    padded_input(A_prev_pad, f, stride, dilation)               -> A_prev_pad: conv.im2col's role
-    winograd_dW(A_prev_pad, dZ, W_shape)                        -> dW: conv.conv_dW's role
+    winograd_dW(A_prev, dZ, W_shape, pads=pads)                 -> dW: conv.conv_dW's role, from A_prev itself
     applies(W_shape, stride, dilation, groups)                  the geometry this module computes
 
 Names as in conv.py: A_prev (m, n_H_prev, n_W_prev, n_C_prev), W (3, 3, n_C_prev, n_C), Z and dZ (m, n_H, n_W, n_C).
@@ -125,49 +124,53 @@ def output_rows(MA: np.ndarray, Z: np.ndarray, work: Workspace) -> None:
                 target -= P[3]
 
 
+class PaddedBlock:
+    """One block of images padded and extended with zeros to whole tiles, (images, 2 T_h + 2, 2 T_w + 2, C): its
+    border is zeroed once, then each block of A_prev is copied into its interior."""
+
+    def __init__(self, images: int, work: Workspace, C: int, pads, dtype):
+        self.buffer = np.zeros((images, 2 * work.T_h + 2, 2 * work.T_w + 2, C), dtype=dtype)
+        self.top, self.left = pads[0][0], pads[1][0]
+
+    def fill(self, A_prev_block: np.ndarray) -> np.ndarray:
+        """A_prev_block (n, H, W, C), n <= images, copied in: -> the padded (n, ...) view."""
+        n, H, W = A_prev_block.shape[:3]
+        self.buffer[:n, self.top:self.top + H, self.left:self.left + W] = A_prev_block
+        return self.buffer[:n]
+
+
+def _setup(A_prev_shape, out_hw, C: int, n_C: int, pads, dtype):
+    """The Workspace and PaddedBlock of one kernel call on A_prev_shape (m, H, W, C)."""
+    m = A_prev_shape[0]
+    work = Workspace(min(m, Workspace.images_per_block(out_hw, C, n_C, np.dtype(dtype).itemsize)), out_hw, C, n_C,
+                     dtype)
+    return work, PaddedBlock(work.images, work, C, pads, dtype)
+
+
 def winograd_forward(A_prev: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1), Z=None):
     """conv.conv_forward for a 3x3 stride-1 window by F(2x2, 3x3) -> (Z (m, n_H, n_W, n_C), None); no cols kept
     (winograd_dW transforms the input again)."""
     m, H, W_in, C = A_prev.shape
-    n_C, ((top, _), (left, _)) = W.shape[3], pads
     out_hw = output_hw((m, H + sum(pads[0]), W_in + sum(pads[1])), (3, 3), (1, 1))
     U = filter_transform(W)
     if Z is None:
-        Z = np.empty((m, *out_hw, n_C), dtype=U.dtype)
-    work = Workspace(min(m, Workspace.images_per_block(out_hw, C, n_C, U.itemsize)), out_hw, C, n_C, U.dtype)
-    padded = np.zeros((work.images, 2 * work.T_h + 2, 2 * work.T_w + 2, C), dtype=U.dtype)  # its border stays 0
+        Z = np.empty((m, *out_hw, W.shape[3]), dtype=U.dtype)
+    work, padded = _setup(A_prev.shape, out_hw, C, W.shape[3], pads, U.dtype)
     for s in batch_blocks(m, work.images):
-        n = s.stop - s.start
-        padded[:n, top:top + H, left:left + W_in] = A_prev[s]
+        d, n = padded.fill(A_prev[s]), s.stop - s.start
         MA, M = work.part(work.MA, n), work.part(work.M_col, n)
         # (M A)[a, 0] = M[a, 0] + M[a, 1] + M[a, 2] and (M A)[a, 1] = M[a, 1] - M[a, 2] - M[a, 3], column by column
-        np.matmul(input_column(padded[:n], 0, work), U[:, 0], out=MA[0])
-        np.matmul(input_column(padded[:n], 1, work), U[:, 1], out=MA[1])
+        np.matmul(input_column(d, 0, work), U[:, 0], out=MA[0])
+        np.matmul(input_column(d, 1, work), U[:, 1], out=MA[1])
         if b is not None:  # M[1, 1] reaches all four outputs with weight +1
             MA[1, 1] += b.reshape(-1)
         MA[0] += MA[1]
-        np.matmul(input_column(padded[:n], 2, work), U[:, 2], out=M)
+        np.matmul(input_column(d, 2, work), U[:, 2], out=M)
         MA[0] += M
         MA[1] -= M
-        MA[1] -= np.matmul(input_column(padded[:n], 3, work), U[:, 3], out=M)
+        MA[1] -= np.matmul(input_column(d, 3, work), U[:, 3], out=M)
         output_rows(MA, Z[s], work)
     return Z, None
-
-
-def padded_input(A_prev_pad: np.ndarray, f, stride, dilation=(1, 1)) -> np.ndarray:
-    """conv.im2col's role: the padded input itself, which winograd_dW transforms a block at a time."""
-    return A_prev_pad
-
-
-def extend_to_tiles(A_prev_pad: np.ndarray, T_h: int, T_w: int) -> np.ndarray:
-    """A padded input (m, H, W, C) with zero rows and columns added to (m, 2 T_h + 2, 2 T_w + 2, C), or itself when
-    it has that size already (an even n_H and n_W)."""
-    m, H, W, C = A_prev_pad.shape
-    if (H, W) == (2 * T_h + 2, 2 * T_w + 2):
-        return A_prev_pad
-    extended = np.zeros((m, 2 * T_h + 2, 2 * T_w + 2, C), dtype=A_prev_pad.dtype)
-    extended[:, :H, :W] = A_prev_pad
-    return extended
 
 
 # dM = A dz A^T with A's rows (1, 0), (1, 1), (1, -1), (0, -1). Written with sums and differences only, slot (a, b)
@@ -192,18 +195,17 @@ def output_rows_adjoint(dZ: np.ndarray, work: Workspace) -> np.ndarray:
     return slots.reshape(2, 4, m * work.T_h * work.T_w, -1)
 
 
-def winograd_dW(A_prev_pad: np.ndarray, dZ: np.ndarray, W_shape) -> np.ndarray:
-    """conv.conv_dW from the padded input A_prev_pad (m, n_H + 2, n_W + 2, n_C_prev) and dZ (m, n_H, n_W, n_C):
-    dU[a, b] = V[a, b]^T dM[a, b] summed over blocks of images, then dW = G^T dU G."""
+def winograd_dW(A_prev: np.ndarray, dZ: np.ndarray, W_shape, *, pads) -> np.ndarray:
+    """conv.conv_dW from the input A_prev (m, n_H_prev, n_W_prev, n_C_prev) (padded here, a block at a time) and
+    dZ (m, n_H, n_W, n_C): dU[a, b] = V[a, b]^T dM[a, b] summed over blocks of images, then dW = G^T dU G."""
     m, C, n_C = dZ.shape[0], W_shape[2], W_shape[3]
-    work = Workspace(min(m, Workspace.images_per_block(dZ.shape[1:3], C, n_C, dZ.itemsize)), dZ.shape[1:3], C, n_C,
-                     dZ.dtype)
-    padded = extend_to_tiles(A_prev_pad, work.T_h, work.T_w)
+    work, padded = _setup(A_prev.shape, dZ.shape[1:3], C, n_C, pads, dZ.dtype)
     dU, product = np.zeros((4, 4, C, n_C), dtype=dZ.dtype), np.empty((4, C, n_C), dtype=dZ.dtype)
     for s in batch_blocks(m, work.images):
+        d = padded.fill(A_prev[s])
         slots, dM = output_rows_adjoint(dZ[s], work), work.part(work.M_col, s.stop - s.start)
         for b in range(4):  # the slots of dM's column b: column 0, 0 + 3, 0 - 3, 3
             dM_b = slots[b // 3] if b in (0, 3) else (np.add if b == 1 else np.subtract)(slots[0], slots[1], out=dM)
-            dU[:, b] += np.matmul(input_column(padded[s], b, work).transpose(0, 2, 1), dM_b, out=product)
+            dU[:, b] += np.matmul(input_column(d, b, work).transpose(0, 2, 1), dM_b, out=product)
     dU *= SIGNS.astype(dU.dtype)
     return filter_transform_adjoint(dU).reshape(W_shape)
