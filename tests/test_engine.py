@@ -79,13 +79,13 @@ def test_no_module_imports_one_that_imports_it_back():
 # a package name (``kernels``) stands for all its modules. A new module must be placed here.
 LAYERS = [
     ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts",
-                                         "kernels", "parallel", "reference"]),
+                                         "kernels", "parallel", "reference", "hints", "arrays"]),
     ("anomaly checks", ["anomaly"]),
     ("the ops (mixins of Tensor)", ["ops.elementwise", "ops.reduce", "ops.shape", "ops.cnn", "ops.compare",
-                                    "ops.numpy_protocol"]),
+                                    "ops.numpy_protocol", "creation"]),
     ("the drawing (reads any graph; knows no Tensor, so Tensor.draw can use it)", ["viz"]),
     ("the engine", ["tensor"]),
-    ("on the engine", ["losses", "gradcheck", "data", "steps", "explain_plot"]),
+    ("on the engine", ["losses", "gradcheck", "data", "steps", "explain_plot", "flatten_order"]),
     ("functions, readers, layers", ["functional", "explain", "nn", "optim", "io", "plot"]),
     ("on the layers", ["interop"]),
     ("the public names", ["__init__"]),
@@ -127,7 +127,7 @@ def test_the_engine_and_below_import_nothing_that_uses_tensors():
 def test_each_nn_file_imports_only_the_nn_files_below_it():
     graph = import_graph()
     below = {"tracing": set(), "init": set(), "module": {"tracing"}, "layers": {"module", "init"},
-             "containers": {"module"}}
+             "containers": {"module"}, "utils": set()}
     found = {m.rpartition(".")[2]: {i.rpartition(".")[2] for i in imports if i.startswith("tinygrad_cnn.nn.")}
              for m, imports in graph.items() if m.startswith("tinygrad_cnn.nn.")}
     assert found == below

@@ -37,9 +37,13 @@ def topo_order(root) -> list:
 
 
 def sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Undo numpy broadcasting: sum g (broadcast shape) down to ``shape``."""
+    """Undo numpy broadcasting: sum g (broadcast shape) down to ``shape``; ValueError if ``shape`` does not
+    broadcast to g's shape (a closure returned a gradient of the wrong shape)."""
     if g.shape == shape:
         return g
+    lead = g.ndim - len(shape)
+    if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, g.shape[lead:], strict=True)):
+        raise ValueError(f"a gradient of shape {g.shape}, which the input's shape {shape} does not broadcast to")
     g = g.sum(axis=tuple(range(g.ndim - len(shape))))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     return g.sum(axis=axes, keepdims=True) if axes else g

@@ -24,6 +24,9 @@ input with the same messages.
 from __future__ import annotations
 
 import numbers
+import os
+import sys
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -140,6 +143,50 @@ def _check_window_fits(op: str, x_shape, f, pads) -> None:
                          f"(x.shape={tuple(x_shape)}, pad={pads})")
 
 
+def _user_stacklevel() -> int:
+    """The stacklevel of warnings.warn that names the first frame outside this package (the user's line)."""
+    package, level, frame = os.path.dirname(os.path.abspath(__file__)) + os.sep, 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_weight_layout(op: str, channels: int, W_shape: tuple, groups: int) -> None:
+    """A conv weight in PyTorch's layout where ours is expected: raise when only PyTorch's reading fits x's
+    ``channels`` (with a square window: else it is more likely ours with the wrong channel count, which the caller
+    reports), warn when both fit and only PyTorch's reading has a square window larger than 1x1 (ours then an odd
+    f_h x f_w one).
+
+    Ours: conv2d (f_h, f_w, C_in // groups, C_out), conv_transpose2d (f_h, f_w, C_out // groups, C_in).
+    PyTorch's: conv2d (C_out, C_in // groups, f_h, f_w), conv_transpose2d (C_in, C_out // groups, f_h, f_w).
+    Either way ``W.transpose(2, 3, 1, 0)`` turns PyTorch's into ours. A square W (3, 3, 3, 3) reads the same both
+    ways and is taken as ours.
+    """
+    per_group = " // groups" if groups > 1 else ""
+    if op == "conv2d":
+        ours_fits = W_shape[2] * groups == channels
+        theirs_fits = W_shape[1] * groups == channels and W_shape[0] % groups == 0
+        theirs, ours = f"(C_out, C_in{per_group}, f_h, f_w)", f"(f_h, f_w, C_in{per_group}, C_out)"
+        filters, their_filters = W_shape[3], W_shape[0]
+    else:
+        ours_fits, theirs_fits = W_shape[3] == channels, W_shape[0] == channels
+        theirs, ours = "(C_in, C_out // groups, f_h, f_w)", "(f_h, f_w, C_out // groups, C_in)"
+        filters, their_filters = W_shape[2] * groups, W_shape[1] * groups
+    fixed = (W_shape[2], W_shape[3], W_shape[1], W_shape[0])
+    if theirs_fits and not ours_fits and W_shape[2] == W_shape[3]:
+        raise ValueError(f"{op}: W has shape {W_shape}, PyTorch's layout {theirs} for x's {channels} channels; ours "
+                         f"is {ours}: pass W.transpose(2, 3, 1, 0) (shape {fixed})")
+    if theirs_fits and W_shape[2] == W_shape[3] > 1 and W_shape[0] != W_shape[1]:
+        warnings.warn(f"{op}: W of shape {W_shape} is read as ours {ours}: a {W_shape[0]}x{W_shape[1]} window, "
+                      f"{_count(filters, 'filter')}; in PyTorch's layout it would be {_count(their_filters, 'filter')} "
+                      f"of {W_shape[2]}x{W_shape[3]}: then pass W.transpose(2, 3, 1, 0)", UserWarning,
+                      stacklevel=_user_stacklevel())
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def check_conv2d_args(x, W, b, stride, pad, dilation=1, groups=1):
     """Check conv2d's inputs; return (stride, pads) as ((s_h, s_w), ((top, bottom), (left, right))).
 
@@ -154,6 +201,8 @@ def check_conv2d_args(x, W, b, stride, pad, dilation=1, groups=1):
                          f"got {getattr(W, 'shape', type(W).__name__)}")
     if W.shape[3] == 0:
         raise ValueError(f"conv2d: W has 0 filters (n_C = W.shape[3] = 0, W.shape={W.shape}); it needs at least one")
+    if isinstance(groups, numbers.Integral) and groups > 0:
+        check_weight_layout("conv2d", x.shape[3], W.shape, int(groups))
     check_groups("conv2d", groups, {"n_C_prev": x.shape[3], "n_C": W.shape[3]}, f"x.shape={x.shape}, W.shape={W.shape}")
     if x.shape[3] != W.shape[2] * groups:
         hint = ""
@@ -562,6 +611,8 @@ def check_conv_transpose2d_args(x, W, b, stride, pad, output_padding=0, dilation
     if not isinstance(W, np.ndarray) or W.ndim != 4:
         raise ValueError(f"{op}: W must be a 4-D array (f_h, f_w, n_C_out // groups, n_C_in), "
                          f"got {getattr(W, 'shape', type(W).__name__)}")
+    if isinstance(groups, numbers.Integral) and groups > 0:
+        check_weight_layout(op, x.shape[3], W.shape, int(groups))
     if x.shape[3] != W.shape[3]:
         raise ValueError(f"{op}: x has {x.shape[3]} channels (axis 3) but W expects {W.shape[3]} (its last axis, "
                          f"n_C_in; W.shape={W.shape}, x.shape={x.shape})")
@@ -661,7 +712,7 @@ def check_batch_norm_args(x, gamma, beta, running_mean, running_var, eps, moment
         raise ValueError(f"{op}: eps must be a number > 0, got {eps!r}")
     if not _real(momentum) or not 0 <= momentum <= 1:
         raise ValueError(f"{op}: momentum must be a number in [0, 1], got {momentum!r}")
-    if training and x.shape[0] * x.shape[1] * x.shape[2] < 2:
+    if training and x.shape[0] * x.shape[1] * x.shape[2] == 1:  # none (an empty batch) is fine, as PyTorch
         raise ValueError(f"{op}: training needs more than one value per channel, got x.shape={x.shape}")
 
 
@@ -671,16 +722,18 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
 
     training: mean and biased var of the batch; the running statistics come back updated as PyTorch does,
     new = (1 - momentum) * old + momentum * batch (var unbiased: * N / (N - 1), N = m * n_H * n_W), new arrays.
-    eval: running_mean and running_var normalize; they come back unchanged.
+    eval: running_mean and running_var normalize; they come back unchanged. An empty batch (training): an empty
+    output, the running statistics unchanged (as PyTorch).
     x (m, n_H, n_W, n_C), gamma, beta, running_* (n_C,) -> (out like x, saved, running_mean, running_var)
     """
     dtype = _float_dtype(x, gamma, beta)
     x2d = x.reshape(-1, x.shape[3]).astype(dtype, copy=False)
     if training:
-        mean = x2d.mean(axis=0)
+        empty = x2d.shape[0] == 0
+        mean = np.zeros(x.shape[3], dtype) if empty else x2d.mean(axis=0)
         centered = x2d - mean
-        var = np.einsum("ij,ij->j", centered, centered) / x2d.shape[0]
-        if running_mean is not None:
+        var = np.einsum("ij,ij->j", centered, centered) / max(x2d.shape[0], 1)
+        if running_mean is not None and not empty:
             n = x2d.shape[0]
             running_mean = (1 - momentum) * running_mean + momentum * mean.astype(running_mean.dtype)
             running_var = (1 - momentum) * running_var + momentum * (var * (n / (n - 1))).astype(running_var.dtype)
@@ -709,7 +762,7 @@ def batch_norm_backward(dout: np.ndarray, saved: BatchNormSaved):
     dgamma = np.einsum("ij,ij->j", g, x_hat)
     scale = saved.gamma * saved.inv_std
     if saved.training:
-        n = g.shape[0]
+        n = max(g.shape[0], 1)  # an empty batch: dx is empty, dgamma and dbeta zeros
         dx = (g - dbeta / n - x_hat * (dgamma / n)) * scale
     else:
         dx = g * scale
