@@ -1,4 +1,5 @@
-"""Your own op: swish(x) = x * sigmoid(x), written once with its forward, backward and rule.
+"""Your own op: swish(x) = x * sigmoid(x), written once with its forward, backward and rule; with its backward
+also written on Tensors (graph_backward), so its gradient can be differentiated again (create_graph=True).
 
 Run: python examples/custom_op.py   (writes examples/out/swish.svg when a Graphviz renderer is installed)
 """
@@ -8,7 +9,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from tinygrad_cnn import Tensor, gradcheck, save_graph
+from tinygrad_cnn import Tensor, grad, gradcheck, gradgradcheck, save_graph
 
 
 def swish(x: Tensor) -> Tensor:
@@ -18,7 +19,12 @@ def swish(x: Tensor) -> Tensor:
 
     def backward(g):                        # g: the gradient at out, shape out.shape
         return (g * (s + out * (1 - s)),)   # one gradient per input: d swish/dx = s + x*s*(1 - s)
-    return Tensor.from_op(out, (x,), "swish", backward, rule="da = g*(s + out*(1 - s)), s = sigmoid(a)")
+
+    def graph_backward(g):                  # the same rule with Tensor ops, for create_graph=True
+        t = x.sigmoid()
+        return (g * (t + x * t * (1 - t)),)
+    return Tensor.from_op(out, (x,), "swish", backward, rule="da = g*(s + out*(1 - s)), s = sigmoid(a)",
+                          graph_backward=graph_backward)
 
 
 def main():
@@ -29,6 +35,10 @@ def main():
     print("swish(x @ W).sum() =", round(loss.item(), 6))
     print("dloss/dx =", np.round(x.grad, 6))
     print("gradcheck:", gradcheck(lambda x, W: swish(x @ W), x, W))
+    dx, = grad(swish(x).sum(), x, create_graph=True)   # swish'(x), a Tensor in a graph
+    d2x, = grad(dx.sum(), x)                            # swish''(x)
+    print("second derivative at x =", np.round(d2x.data, 6))
+    print("gradgradcheck:", gradgradcheck(lambda x, W: swish(x @ W), x, W))
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     try:

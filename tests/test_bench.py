@@ -1,9 +1,29 @@
-"""The benchmark runs and prints its tables (times are measured there, never asserted here)."""
+"""The benchmark (benchmarks/bench.py, outside the package) runs and prints its tables (times are measured there,
+never asserted here)."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tinygrad_cnn import bench
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+_spec = importlib.util.spec_from_file_location("bench", BENCH)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def test_runs_as_a_script_from_anywhere_without_pythonpath(tmp_path):
+    """`python benchmarks/bench.py` finds the clone's package itself (the test venv does not install it)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--quick", "--dtype", "--work", "--runs", "--repeats"):
+        assert option in proc.stdout
 
 
 def test_quick_bench_prints_every_table(capsys):

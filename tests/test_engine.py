@@ -81,13 +81,15 @@ LAYERS = [
     ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts",
                                          "kernels", "parallel", "reference", "hints", "arrays"]),
     ("anomaly checks", ["anomaly"]),
-    ("the ops (mixins of Tensor)", ["ops.elementwise", "ops.reduce", "ops.shape", "ops.cnn", "ops.compare",
-                                    "ops.numpy_protocol", "creation"]),
+    ("the recording walk of create_graph (knows no Tensor: it calls the tensors' methods)", ["higher_order"]),
+    ("the ops (mixins of Tensor)", ["ops.elementwise", "ops.reduce", "ops.shape", "ops.cnn", "ops.cnn_grad",
+                                    "ops.compare", "ops.numpy_protocol", "creation"]),
     ("the drawing (reads any graph; knows no Tensor, so Tensor.draw can use it)", ["viz"]),
     ("the engine", ["tensor"]),
-    ("on the engine", ["losses", "gradcheck", "data", "steps", "explain_plot", "flatten_order"]),
+    ("on the engine", ["losses", "autograd", "gradcheck", "data", "steps", "explain_plot", "profile",
+                       "flatten_order"]),
     ("functions, readers, layers", ["functional", "explain", "nn", "optim", "io", "plot"]),
-    ("on the layers", ["interop"]),
+    ("on the layers and readers", ["interop", "check", "explorer"]),
     ("the public names", ["__init__"]),
 ]
 ENGINE = "the engine"
@@ -121,7 +123,10 @@ def test_the_engine_and_below_import_nothing_that_uses_tensors():
     for module, level in layers.items():
         if level <= engine:
             assert all(layers[m] <= engine for m in graph[module]), module
-    assert graph["tinygrad_cnn.viz"] <= {"tinygrad_cnn.graph", "tinygrad_cnn.ops.facts"}, graph["tinygrad_cnn.viz"]
+    assert graph["tinygrad_cnn.viz"] == {"tinygrad_cnn.viz.build", "tinygrad_cnn.viz.render"}
+    build = graph["tinygrad_cnn.viz.build"]
+    assert build <= {"tinygrad_cnn.graph", "tinygrad_cnn.ops.facts"}, build
+    assert graph["tinygrad_cnn.viz.render"] == set()  # graphviz and the standard library only
 
 
 def test_each_nn_file_imports_only_the_nn_files_below_it():

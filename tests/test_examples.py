@@ -34,6 +34,21 @@ def test_draw_graph_writes_pictures():
         assert (EXAMPLES / "out" / picture).stat().st_size > 1000
 
 
+def test_second_order_checks_its_curvature_and_draws_a_conv_backward():
+    out = run_example("second_order.py")
+    difference = float(re.search(r"H v vs central differences of the gradient: max \|difference\| ([0-9.e+-]+)",
+                                 out).group(1))
+    assert difference < 1e-6
+    power, whole = (float(v) for v in re.search(r"power iteration: ([0-9.-]+); .* largest \|eigenvalue\| ([0-9.-]+)",
+                                                out).groups())
+    assert abs(power - whole) <= 1e-6 * abs(whole)
+    assert "conv2d_weight_grad" in out and "conv_transpose2d" in out
+    assert (EXAMPLES / "out" / "conv_backward.svg").stat().st_size > 1000
+    total, entry = re.search(r"total \(sum of \d+ terms\): ([0-9.e+-]+)\n  W.grad\[1,0,0,1\]: ([0-9.e+-]+)",
+                             out).groups()
+    assert abs(float(total) - float(entry)) <= 1e-9 * abs(float(entry))
+
+
 def test_train_digits_reaches_the_target(tmp_path):
     out = run_example("train_digits.py", "--out", str(tmp_path))
     accuracy = float(re.search(r"final test accuracy: ([0-9.]+)", out).group(1))
@@ -67,7 +82,7 @@ def test_custom_op_uses_only_public_names_and_passes_gradcheck():
     source = (EXAMPLES / "custom_op.py").read_text()
     assert "Tensor.from_op(" in source and not re.search(r"(?<![\w_])_[a-z]", source)  # no private name
     out = run_example("custom_op.py")
-    assert "gradcheck: True" in out and "drawn with its rule" in out
+    assert "gradcheck: True" in out and "gradgradcheck: True" in out and "drawn with its rule" in out
     assert "da = g*(s + out*(1 &#45; s))" in (EXAMPLES / "out" / "swish.svg").read_text()  # SVG escapes "-"
 
 
@@ -103,3 +118,22 @@ def test_explain_gradient_explains_an_entry_and_catches_the_first_nan():
     assert re.search(r"AnomalyError: log made non-finite values from finite inputs, at .*explain_gradient.py:\d+: "
                      r"log\(probs\), shape \(4, 3\), .* log got 0.0 at", out)
     assert (EXAMPLES / "out" / "explain_dA_prev.png").stat().st_size > 10_000
+
+
+def test_check_my_notebook_reports_the_seeds_three_bugs():
+    out = run_example("check_my_notebook.py")
+    assert "conv_single_step: FAILED" in out and "write b.item()" in out
+    assert "conv_backward: FAILED, 2 of 6 cases failed: crash, unpad" in out and "[pad:-pad], which is empty" in out
+    assert "pool_backward: FAILED, 6 of 10 cases failed: stride_ignored" in out
+    assert "4 of 8 functions pass; failing: conv_single_step, conv_forward, conv_backward, pool_backward" in out
+    assert (EXAMPLES / "out" / "check_pool_backward.png").stat().st_size > 10_000
+
+
+def test_explore_cnn_profiles_training_steps_and_saves_the_explorer(tmp_path):
+    out = run_example("explore_cnn.py", "--steps", "3", "--out", str(tmp_path))
+    assert "3 training steps" in out and "profile: 30 op calls" in out
+    assert re.search(r"^conv2d\s+6\s", out, flags=re.M) and "backward walk (engine)" in out
+    page = (tmp_path / "cnn_explorer.html").read_text()
+    for hook in ('data-node="conv1.W"', 'data-node="loss"', 'id="explorer-data"', '"forward-ms"'):
+        assert hook in page, hook
+    assert "<script src" not in page and "<link" not in page  # one file, nothing loaded from elsewhere

@@ -94,6 +94,17 @@ def _cases(r):
         "avg_pool2d": ([n(size=(2, 5, 6, 3))], lambda a: a.avg_pool2d(f, stride=s)),
         "cross_entropy": ([n(size=(4, 5))], lambda a: cross_entropy(a, labels)),
         "square": ([n(size=(3, 4))], square),
+        # the ops create_graph records (a second input that gets no gradient of its own is also multiplied in)
+        "astype": ([n(size=(3, 4))], lambda a: a.astype(np.float32) * a),
+        "broadcast_to": ([n(size=(3, 1))], lambda a: a.broadcast_to(2, 3, 4)),
+        "getitem_backward": ([n(size=(3,))], lambda a: a.getitem_backward(([0, 2, 0],), (4,))),
+        "conv2d_weight_grad": ([n(size=(2, 5, 6, 4)), n(size=(2, 4, 5, 2))],
+                               lambda a, dZ: a.conv2d_weight_grad(dZ, 2, groups=groups)),
+        "max_pool2d_backward": ([n(size=(2, 2, 3, 3)), ints((2, 5, 6, 3))],
+                                lambda dA, a: dA.max_pool2d_backward(a, 2, ties=ties) * a),
+        "max_pool2d_gather": ([n(size=(2, 5, 6, 3)), ints((2, 5, 6, 3))],
+                              lambda b, a: b.max_pool2d_gather(a, 2, ties=ties) * a.max_pool2d(2)),
+        "avg_pool2d_backward": ([n(size=(2, 2, 3, 3))], lambda dA: dA.avg_pool2d_backward((5, 6), 2)),
     }
 
 

@@ -113,6 +113,8 @@ REFUSED = [
     ("rows of two flattens interleaved", lambda m, f, x: m.fc(Tensor.stack([f.flatten(1), f.flatten(1)], 2)
                                                               .reshape(-1, 120)), 120, None,
      r"interleaves the rows of a flatten of images"),
+    ("a flatten broadcast, one copy taken", lambda m, f, x: m.fc(f.flatten(1).broadcast_to((3, f.shape[0], 60))[1]),
+     60, None, r"input comes from a flatten of images \(1, 4, 5, 3\) through 'broadcast_to"),
     ("one Linear on two different flattens", lambda m, f, x: m.fc(f.flatten(1)) + m.fc(f.transpose(0, 3, 1, 2)
                                                                                       .flatten(1)), 60, None,
      r"interop: Linear\(60, 4\) is called on inputs whose rows need different orders in PyTorch"),

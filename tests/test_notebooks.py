@@ -10,8 +10,8 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "examples" / "notebooks"
 ROOT = NOTEBOOKS.parent.parent
 PICTURES = ("image/svg+xml", "image/png")
 # notebook -> how many of its cells must show a picture (the drawn graphs, filters and feature maps)
-EXPECTED_PICTURES = {"step_by_step.ipynb": 2, "train_digits.ipynb": 6, "explain_gradient.ipynb": 2,
-                     "train_resnet_digits.ipynb": 4}
+EXPECTED_PICTURES = {"step_by_step.ipynb": 3, "train_digits.ipynb": 6, "explain_gradient.ipynb": 2,
+                     "train_resnet_digits.ipynb": 4, "second_order.ipynb": 3}
 
 
 def test_every_notebook_is_executed_here():

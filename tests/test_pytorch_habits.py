@@ -112,7 +112,6 @@ SPELLINGS = [
     (lambda: images().leaky_relu(negative_slope=0.2), "leaky_relu: negative_slope= .* slope="),
     (lambda: F.cross_entropy(Tensor.randn(2, 3), [0, 1], label_smoothing=0.1), "cross_entropy: label_smoothing= "
      r"\(PyTorch's\) is not supported"),
-    (lambda: images().sum().backward(retain_graph=True), "backward: retain_graph= .* the graph is always kept"),
     (lambda: images().sum().backward(gradient=np.ones(())), "backward: gradient= .* grad="),
     (lambda: images().conv2d(Tensor.randn(3, 3, 3, 4), foo=1), r"conv2d\(\) got an unexpected keyword argument 'foo'; "
      "it takes: W, b, stride, pad, dilation, groups"),

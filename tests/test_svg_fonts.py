@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tinygrad_cnn import viz
+from tinygrad_cnn.viz import build
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "check_svg_fonts.py"
 
@@ -32,7 +32,7 @@ def test_drawn_cnn_step_has_no_overflow_in_dejavu_sans(check, tmp_path, capsys):
 
 
 def test_the_check_finds_text_run_together_without_the_room_left_for_a_wider_font(check, monkeypatch, capsys):
-    monkeypatch.setattr(viz, "SLACK", 0.0)
-    monkeypatch.setattr(viz, "BOLD_SLACK", 0.0)
+    monkeypatch.setattr(build, "SLACK", 0.0)
+    monkeypatch.setattr(build, "BOLD_SLACK", 0.0)
     assert check.main(["--screenshot", ""]) == 1
     assert "overflow" in capsys.readouterr().out

@@ -1,9 +1,12 @@
-"""Tests for tinygrad_cnn.viz: the DOT source, real rendering, and the paths without a renderer."""
+"""Tests for tinygrad_cnn.viz: the DOT source, real rendering, the paths without a renderer, and graphviz loaded
+only when something is drawn."""
 
 import importlib.util
+import os
 import re
 import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,10 +19,11 @@ from hypothesis import strategies as st
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import viz
 from tinygrad_cnn.tensor import Tensor, topo_order
-from tinygrad_cnn.viz import RENDERER_ENV, RendererNotFound, draw_graph, find_renderer, save_graph
+from tinygrad_cnn.viz import RENDERER_ENV, RendererNotFound, build, draw_graph, find_renderer, render, save_graph
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "draw_graph.py"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "draw_graph.py"
 
 
 def expression():
@@ -37,7 +41,7 @@ def node_labels(source):
 
 
 def squeezed(text):
-    """Runs of spaces as one: labels pad their lines with spaces, room for a wider font (see viz.SLACK)."""
+    """Runs of spaces as one: labels pad their lines with spaces, room for a wider font (see viz.build.SLACK)."""
     return re.sub(" +", " ", text)
 
 
@@ -100,7 +104,7 @@ def test_colours_tell_kinds_apart():
     assert "fillcolor=gray90" in node_attrs(source, "n4")             # constant
     assert "fillcolor=white" in node_attrs(source, "n2")              # interior
     assert "fillcolor=darkolivegreen1" in node_attrs(source, "n6")    # root
-    for kind, colour in viz.COLOURS.items():
+    for kind, colour in build.COLOURS.items():
         assert colour in viz.__doc__, kind                            # the legend is written
 
 
@@ -212,6 +216,65 @@ def test_tensor_draw_method():
     assert y.draw(rankdir="LR").source == draw_graph(y, rankdir="LR").source
 
 
+# --------------------------------------------------------------------------- graphviz loaded only to draw
+
+
+def run_python(code):
+    """Run ``code`` in a fresh interpreter (nothing imported yet) on this checkout; return what it printed."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split("\n")[:-1]
+
+
+def test_import_tinygrad_cnn_loads_neither_graphviz_nor_matplotlib_and_drawing_then_works():
+    printed = run_python(
+        "import sys\n"
+        "import tinygrad_cnn\n"
+        "from tinygrad_cnn.viz import build  # deciding what to draw needs no graphviz either\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'graphviz', 'matplotlib'}))\n"
+        "x = tinygrad_cnn.Tensor([1.0, 2.0], requires_grad=True, name='x')\n"
+        "graph = (x * x).sum().draw()\n"
+        "import graphviz\n"
+        "print(isinstance(graph, graphviz.Digraph), '<b>x</b>' in graph.source)\n"
+        "print('<svg' in graph.pipe(format='svg', encoding='utf-8'))\n")
+    assert printed == ["[]", "True True", "True"]
+
+
+def test_the_names_that_need_graphviz_load_it_when_first_looked_up():
+    printed = run_python(
+        "import sys\n"
+        "import tinygrad_cnn.viz as viz\n"
+        "print('graphviz' in sys.modules, 'RendererNotFound' in dir(viz))\n"
+        "print(viz.RENDERER_ENV, 'graphviz' in sys.modules)\n")
+    assert printed == ["False True", "TINYGRAD_CNN_DOT True"]
+    assert viz.TensorGraph is render.TensorGraph and viz.find_renderer is render.find_renderer
+    assert issubclass(viz.RendererNotFound, graphviz.ExecutableNotFound)
+    assert set(viz.__all__) <= set(dir(viz))
+    with pytest.raises(AttributeError, match="module 'tinygrad_cnn.viz' has no attribute 'Digraph'"):
+        viz.Digraph  # noqa: B018
+
+
+def test_the_drawing_is_plain_data_that_render_copies_statement_by_statement():
+    *_, y = expression()
+    built = build.drawing(y, rankdir="LR", title="a <b>")
+    assert [node.id for node in built.nodes] == [f"n{i}" for i in range(7)] and all(n.html for n in built.nodes)
+    assert built.nodes[-1].attrs == {"fillcolor": build.COLOURS["root"]} and len(built.edges) == 7
+    assert built.attrs["rankdir"] == "LR" and built.caption["label"] == " a <b> "
+    source = render.to_graph(built).source
+    assert source == draw_graph(y, rankdir="LR", title="a <b>").source and 'label=" a <b> "' in source
+
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    z = x
+    for _ in range(10):
+        z = (z * 1.0).reshape(3, 2).reshape(2, 3)
+    pruned = build.drawing(z.sum(), max_nodes=8)
+    note = pruned.nodes[0]
+    assert note.id == "note" and not note.html and "not drawn" in note.label
+    assert [(e.tail, e.attrs) for e in pruned.edges if e.tail == "note"] == [("note", {"style": "dashed"})]
+    assert {e.label for e in pruned.edges} == {None, "reshape reshape"}
+
+
 # --------------------------------------------------------------------------- real rendering
 
 
@@ -235,7 +298,13 @@ def test_render_method_and_jupyter_repr(tmp_path):
     assert out == str(tmp_path / "g.png") and (tmp_path / "g.gv").exists()
     assert (tmp_path / "g.png").read_bytes().startswith(PNG_MAGIC)
     assert "<svg" in graph._repr_mimebundle_()["image/svg+xml"]
-    assert "<svg" in graph._repr_svg_()
+    assert "<svg" in jupyter_display(graph)["image/svg+xml"]
+
+
+def jupyter_display(obj):
+    """What IPython's display (a notebook's Out cell) holds for ``obj``: {mime type: data}."""
+    from IPython.core.formatters import DisplayFormatter  # ipykernel, a test dependency, brings IPython
+    return DisplayFormatter().format(obj)[0]
 
 
 # --------------------------------------------------------------------------- finding a renderer
@@ -257,7 +326,7 @@ def no_renderer(monkeypatch, tmp_path):
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     monkeypatch.delenv(RENDERER_ENV, raising=False)
-    monkeypatch.setattr(viz, "python_scripts_dir", lambda: empty)
+    monkeypatch.setattr(render, "python_scripts_dir", lambda: empty)
 
 
 @pytest.fixture
@@ -267,7 +336,7 @@ def only_pure_next_to_python(monkeypatch, tmp_path, pure_binary):
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     monkeypatch.delenv(RENDERER_ENV, raising=False)
-    monkeypatch.setattr(viz, "python_scripts_dir", lambda: Path(pure_binary).parent)
+    monkeypatch.setattr(render, "python_scripts_dir", lambda: Path(pure_binary).parent)
 
 
 def test_no_renderer_message_and_gv_fallback(no_renderer, tmp_path):
@@ -293,7 +362,7 @@ def test_no_renderer_jupyter_repr_is_the_message(no_renderer):
     assert list(bundle) == ["text/plain"]
     assert '.venv/bin/pip install -e ".[viz]"' in bundle["text/plain"]
     assert "Traceback" not in bundle["text/plain"]
-    assert graph._repr_svg_() is None
+    assert jupyter_display(graph) == bundle           # the message alone: no empty image, no traceback
     with pytest.raises(RendererNotFound, match="Cannot render png"):
         graph.pipe(format="png")
 
@@ -374,7 +443,7 @@ def test_every_op_has_a_gradient_rule_from_its_definition():
     source = draw_graph(root, show_rule=True).source
     for t in ops:
         assert t.rule == t.facts.rule and t.rule.startswith(f"d{t.facts.inputs[0]} "), (t.op, t.rule)
-        assert f"<i>{viz._text(t.rule)}</i>" in source, t.op
+        assert f"<i>{build._text(t.rule)}</i>" in source, t.op
 
 
 # The plain words rules may use; any other name in a rule is a symbol, which must be explained.
@@ -383,6 +452,7 @@ RULE_WORDS = {
     "averaged", "entries", "to", "maxima", "minima", "share", "reshaped", "back", "with", "put", "indexed",
     "places", "repeats", "add", "slice", "of", "s", "place", "input", "alike", "without", "border", "every",
     "window", "max", "policy", "sums", "along", "sign", "exp", "log", "mean", "sum", "softmax", "conv2d", "sqrt",
+    "conv_transpose2d", "avg_pool2d", "broadcast", "cast",
     "T", "when", "and", "or",
 }
 
@@ -403,7 +473,11 @@ def test_every_rule_uses_one_notation_and_the_drawn_legend_explains_every_symbol
     x = Tensor.randn(2, 4, 4, 2, requires_grad=True)
     extra = (x.conv_transpose2d(Tensor.randn(2, 2, 2, 2), stride=2).batch_norm2d(np.ones(2), np.zeros(2))
              .dropout(0.5, rng=0).leaky_relu(0.1).maximum(0.0).minimum(1.0)).mean()
-    root = root + extra
+    y = Tensor.randn(2, 4, 4, 2, requires_grad=True)  # the ops a recorded backward (create_graph) is made of
+    recorded = (y.conv2d_weight_grad(y, 1).sum() + y.max_pool2d(2).max_pool2d_backward(y, 2).max_pool2d_gather(y, 2)
+                .sum() + y.avg_pool2d(2).avg_pool2d_backward((4, 4), 2).sum()
+                + y[0].getitem_backward((0,), y.shape).sum() + y.astype(np.float64).broadcast_to(3, *y.shape).sum())
+    root = root + extra + recorded
     ops = {t.op: t for t in topo_order(root) if t.op}
     assert set(ops) == set(REGISTRY), set(REGISTRY) - set(ops)
     legend = "\n".join(rules_legend(list(ops.values())))
@@ -411,7 +485,7 @@ def test_every_rule_uses_one_notation_and_the_drawn_legend_explains_every_symbol
         assert not _unexplained(t, legend), (t.op, t.rule, _unexplained(t, legend))
     caption = draw_graph(root, show_rule=True).source
     for line in rules_legend(list(ops.values())):
-        assert viz._ascii(line).split(":")[0] in caption, line
+        assert build._ascii(line).split(":")[0] in caption, line
     assert "conv2d: A_prev, W, b" in legend and "g_slice: the window of g" in legend
     assert legend.startswith("rules: g is the gradient at the op's output, out its value")
 

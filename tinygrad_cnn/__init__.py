@@ -1,11 +1,14 @@
 """tinygrad_cnn: a small, readable autograd on numpy, built around convolutional networks (NHWC)."""
 
-from . import data, functional, interop, io, nn, optim, plot, steps
+from . import check, data, functional, interop, io, nn, optim, plot, steps  # check is callable: check(fn)
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
+from .autograd import grad
 from .explain import Explanation, explain
-from .gradcheck import GradcheckError, gradcheck
+from .explorer import explore, save_html
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .io import load, save
 from .parallel import get_num_threads, set_num_threads
+from .profile import Profile, profile  # the function profile() is tinygrad_cnn.profile (its module: sys.modules)
 from .tensor import (
     Tensor,
     enable_grad,
@@ -19,9 +22,9 @@ from .viz import draw_graph, save_graph
 
 __all__ = [
     "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
-    "gradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
+    "grad", "gradcheck", "gradgradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
     "nn", "optim", "io", "interop", "save", "load", "steps", "data", "plot",
     "explain", "Explanation", "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
-    "set_num_threads", "get_num_threads",
+    "set_num_threads", "get_num_threads", "check", "profile", "Profile", "explore", "save_html",
 ]
 __version__ = "0.1.0"

@@ -249,18 +249,23 @@ def _check_index(x: Tensor, index) -> tuple:
     return tuple(int(i) % n for i, n in zip(index, x.shape, strict=True))
 
 
+def _values(g):
+    """A gradient as an array: ``.grad`` is a Tensor after backward(create_graph=True)."""
+    return None if g is None else np.asarray(g)
+
+
 def _arriving_grads(root: Tensor, consumers: list, recompute: bool) -> dict:
     """{id(out): the gradient that arrived at out} for each consumer's output."""
     if not recompute and all(c.out.grad is not None for c in consumers):
-        return {id(c.out): c.out.grad for c in consumers}
-    seed = root.grad if root.grad is not None and not root.is_leaf else None
+        return {id(c.out): _values(c.out.grad) for c in consumers}
+    seed = _values(root.grad) if root.grad is not None and not root.is_leaf else None
     if seed is None:
         if root.size != 1:
             raise RuntimeError(f"explain: root has shape {root.shape} and no .grad to start from: "
                                "call root.backward(grad) first")
         seed = np.ones_like(root.data)
     walked = walk_gradients(root, seed)
-    kept = {} if recompute else {id(c.out): c.out.grad for c in consumers if c.out.grad is not None}
+    kept = {} if recompute else {id(c.out): _values(c.out.grad) for c in consumers if c.out.grad is not None}
     return {id(c.out): kept.get(id(c.out), walked.get(id(c.out))) for c in consumers}
 
 

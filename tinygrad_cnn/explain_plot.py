@@ -19,14 +19,15 @@ PLOT_HINT = 'explain(...).plot() needs matplotlib: .venv/bin/pip install -e ".[p
 TITLE_WIDTH = 48  # characters per title line: two panels side by side in a 10-inch figure, at font size 9
 
 
-def _pyplot():
+def pyplot(hint: str = PLOT_HINT):
+    """matplotlib.pyplot (the Agg backend unless an inline one is set); ImportError saying ``hint`` without it."""
     try:
         import matplotlib
         if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise ImportError(PLOT_HINT) from e
+        raise ImportError(hint) from e
     return plt
 
 
@@ -43,7 +44,7 @@ def plot_explanation(explanation, path=None):
         raise ValueError(f"plot: a picture fits conv2d/max_pool2d/avg_pool2d ops that take {explanation.x_name} "
                          f"as their image (input 0); {explanation.x_name} is used by {ops}. "
                          "print(explanation) lists its terms instead.")
-    plt = _pyplot()
+    plt = pyplot()
     legend_rows = [int(np.ceil(len(c.windows) / LEGEND_COLUMNS)) for c in drawn]
     heights = [4.6 + 0.16 * rows for rows in legend_rows]
     fig, axes = plt.subplots(len(drawn), 2, figsize=(10, sum(heights) + 0.6), squeeze=False,

@@ -30,9 +30,11 @@ from .ops.facts import GENERIC, REGISTRY, facts_of
 
 
 def _is_move(t) -> bool:
-    """t's op only moves values (its declared facts say so; indexing selects)."""
+    """t's op moves each value to one place (its declared facts say it moves values; indexing selects); not
+    broadcast_to, which copies a value to many (its backward sums)."""
     facts = facts_of(t)
-    return t.op is not None and (facts.moves_values or facts is REGISTRY.get("getitem"))
+    return t.op is not None and facts is not REGISTRY.get("broadcast_to") and (
+        facts.moves_values or facts is REGISTRY.get("getitem"))
 
 
 def _path(via: tuple) -> str:

@@ -1,6 +1,6 @@
 """The engine's helpers: the graph walk and broadcasting undone. numpy only; no Tensor import.
 
-Anything with ``.parents`` (a tuple of nodes) is a node here, so viz.py and explain.py can read a graph
+Anything with ``.parents`` (a tuple of nodes) is a node here, so viz/ and explain.py can read a graph
 without importing the Tensor class.
 """
 
@@ -41,12 +41,25 @@ def sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
     broadcast to g's shape (a closure returned a gradient of the wrong shape)."""
     if g.shape == shape:
         return g
-    lead = g.ndim - len(shape)
-    if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, g.shape[lead:], strict=True)):
-        raise ValueError(f"a gradient of shape {g.shape}, which the input's shape {shape} does not broadcast to")
+    check_reduces_to(g.shape, shape)
     g = g.sum(axis=tuple(range(g.ndim - len(shape))))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def check_reduces_to(g_shape: tuple, shape: tuple) -> None:
+    """ValueError unless ``shape`` broadcasts to ``g_shape`` (so a gradient of g_shape sums back to it)."""
+    lead = len(g_shape) - len(shape)
+    if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, g_shape[lead:], strict=True)):
+        raise ValueError(f"a gradient of shape {g_shape}, which the input's shape {shape} does not broadcast to")
+
+
+def wrong_shape(t, parent, error: ValueError) -> ValueError:
+    """The error for a closure of t that returned a gradient of the wrong shape for ``parent`` (error: from
+    check_reduces_to)."""
+    i = next(i for i, p in enumerate(t.parents) if p is parent)
+    return ValueError(f"backward of '{t.op}' returned {error} for its input {i}: return a gradient of that input's "
+                      "shape (or one it broadcasts to, summed back by the engine)")
 
 
 def grad_like(g, data: np.ndarray) -> np.ndarray:
@@ -56,6 +69,28 @@ def grad_like(g, data: np.ndarray) -> np.ndarray:
     if g.shape != data.shape:
         g = sum_to_shape(g, data.shape)
     return g if g.dtype == data.dtype else g.astype(data.dtype)
+
+
+leaf_grad_lock = threading.Lock()  # backward() in several threads may reach the same parameter
+
+
+def wrong_gradients(t, grads) -> TypeError:
+    """The error for an op whose backward did not return a tuple of one gradient (or None) per input."""
+    return TypeError(f"backward of '{t.op}' must return a tuple of {len(t.parents)} gradients (one per "
+                     f"input, None allowed), got {type(grads).__name__}"
+                     f"{f' of {len(grads)}' if isinstance(grads, (tuple, list)) else ''}")
+
+
+def checked_hook_result(hook, new, shape: tuple, dtype) -> None:
+    """Raise RuntimeError unless a hook's replacement gradient ``new`` (an array) has the shape and dtype of the one
+    it replaces."""
+    if not isinstance(new, np.ndarray) or new.shape != shape or new.dtype != dtype:
+        found = f"{type(new).__name__} of shape {np.shape(new)} and dtype {getattr(new, 'dtype', '?')}"
+        raise RuntimeError(
+            f"hook {getattr(hook, '__qualname__', repr(hook))} returned {found}, but the gradient it "
+            f"replaces has shape {shape} and dtype {dtype}: return an array of that shape and dtype, "
+            "or None to keep the gradient"
+        )
 
 
 def readonly(arr) -> np.ndarray:

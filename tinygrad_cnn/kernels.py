@@ -916,6 +916,16 @@ def max_pool_backward(dout: np.ndarray, saved: PoolSaved) -> np.ndarray:
     return _scatter_windows(dout, saved, max_pool_masks)
 
 
+def max_pool_gather(a: np.ndarray, saved: PoolSaved) -> np.ndarray:
+    """a (like saved.x) -> (like saved.out): from each window, a's entries at the window's max, weighted as
+    max_pool_backward shares the window's gradient (saved.ties). max_pool_backward's adjoint: each is the
+    other's backward, so a max pool's gradients of every order are these two scatters and gathers."""
+    out = np.zeros(saved.out.shape, dtype=_float_dtype(a, saved.x))
+    for i, j, weight in max_pool_masks(saved):
+        out += _offset_slice(a, i, j, saved.stride, saved.out.shape[1:3]) * weight
+    return out
+
+
 def avg_pool_forward(x: np.ndarray, f, stride):
     """out[i, h, w, c] = mean of the (f_h, f_w) window at (h * s_h, w * s_w). x (m, H, W, C) -> (out, saved)."""
     out = _reduce_windows(x, f, stride, np.add, divisor=f[0] * f[1])

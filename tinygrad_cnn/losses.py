@@ -82,7 +82,8 @@ def cross_entropy(logits, targets, *, reduction: str = "mean") -> Tensor:
     loss = -terms.sum(axis=1) if reduction == "none" else -terms.sum() / (n if reduction == "mean" else 1)
 
     def _backward(g):
-        dlogits = np.exp(logp) * p.sum(axis=1, keepdims=True) - p
+        probabilities = logits.softmax(axis=1) if type(g) is not np.ndarray else np.exp(logp)  # a Tensor on Tensors
+        dlogits = probabilities * p.sum(axis=1, keepdims=True) - p
         if reduction == "none":
             return (g[:, None] * dlogits,)
         return (g * dlogits / n if reduction == "mean" else g * dlogits,)

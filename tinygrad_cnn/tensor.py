@@ -3,7 +3,7 @@
 This file holds only what every op relies on: a tensor's fields, constructors, conversions and copies,
 ``from_op`` (how an op records itself) and the backward walk; grad mode (per thread) is in ``modes.py``, the
 dtype policy in ``dtypes.py``. The ops themselves
-live in ``ops/`` (elementwise, reduce, shape, cnn; compare and numpy_protocol for ``==`` and numpy calls) as
+live in ``ops/`` (elementwise, reduce, shape, cnn, cnn_grad; compare and numpy_protocol for ``==`` and numpy calls) as
 mixin classes whose methods Tensor inherits, each written in one place in micrograd's shape:
 
     out = <numpy forward>
@@ -21,6 +21,10 @@ is what makes the semantics easy to audit:
 * calling ``backward()`` twice on the same graph gives every leaf exactly twice its gradient;
 * tensors that do not require grad get none, and no closure runs for them.
 
+``backward(create_graph=True)`` walks the same graph with the gradients as Tensors (``higher_order.py``): each
+closure then records its rule as ops, so ``.grad`` holds Tensors that can be differentiated again. The plain walk
+below is untouched by it; ``grad()`` (autograd.py) runs either walk without writing ``.grad``.
+
 Tensors own their data, read-only: ``t.data[0] = 1`` raises. Assigning ``t.data = new`` is allowed (optimizers
 do it) and bumps a version counter; a ``backward()`` through an op that saw the old data raises instead of
 returning a wrong gradient.
@@ -28,7 +32,7 @@ returning a wrong gradient.
 
 from __future__ import annotations
 
-import threading
+import operator
 
 import numpy as np
 
@@ -36,10 +40,22 @@ from .anomaly import anomaly_mode, check_backward, check_forward, user_line
 from .arrays import DataView, HookGradient
 from .creation import Creation
 from .dtypes import get_default_dtype, set_default_dtype, to_array  # noqa: F401 (re-exported)
-from .graph import RemovableHandle, gc_paused, grad_like, readonly, topo_order
+from .graph import (
+    RemovableHandle,
+    checked_hook_result,
+    gc_paused,
+    grad_like,
+    leaf_grad_lock,
+    readonly,
+    topo_order,
+    wrong_gradients,
+    wrong_shape,
+)
+from .higher_order import TwoBackwards, check_records_itself, run_graph_backward
 from .hints import Size, attribute_hint, pytorch_args
 from .modes import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401 (re-exported)
 from .ops.cnn import CNNOps
+from .ops.cnn_grad import CNNGradOps
 from .ops.compare import CompareOps
 from .ops.elementwise import ElementwiseOps
 from .ops.facts import GENERIC, OpFacts, op_label
@@ -50,10 +66,25 @@ from .ops.shape import ShapeOps
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
-class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProtocol, Creation):
+def _augmented(symbol: str, binary):
+    """``x op= y`` as ``x = x op y`` (a new tensor), refused on a leaf that requires grad (a parameter)."""
+    def method(self, other):
+        if self.requires_grad and not self.parents:
+            raise TypeError(
+                f"{symbol} on a leaf that requires grad (a parameter) is refused, as PyTorch does: W -= lr * W.grad "
+                "would rebind the name W to a new tensor while the model keeps the old one, so training would "
+                "silently stop. To update a parameter's values write p.data = p.data - lr * p.grad; for a new "
+                "tensor, x = x + y."
+            )
+        return binary(self, other)
+    return method
+
+
+class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps, NumpyProtocol, Creation):
     """An n-d array of float32/float64 that records the ops applied to it.
 
-    Fields: ``data`` (read-only ndarray), ``grad`` (ndarray of data's shape and dtype, or None),
+    Fields: ``data`` (read-only ndarray), ``grad`` (ndarray of data's shape and dtype, or None; a Tensor after
+    ``backward(create_graph=True)``),
     ``requires_grad``, ``name``, and for an op's result: ``op`` (its name, None for a leaf), ``op_args`` (its
     hyper-parameters, canonical: pairs as tuples), ``rule`` (one line saying what its backward does), ``facts``
     (the ``OpFacts`` a library op declares; None for a user's op), ``parents`` (its inputs).
@@ -72,7 +103,8 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
 
     # ------------------------------------------------------------------ recording an op
     @classmethod
-    def from_op(cls, data, parents: tuple, op, backward, *, rule: str | None = None, **op_args) -> Tensor:
+    def from_op(cls, data, parents: tuple, op, backward, *, rule: str | None = None, graph_backward=None,
+                **op_args) -> Tensor:
         """The result of an op: ``data`` (its numpy output), recorded with its inputs and backward closure.
 
         parents: the input Tensors, in order. backward: ``g -> tuple`` of one gradient per parent (an array
@@ -81,6 +113,9 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
         carries its name, rule and what readers need to know. rule: one line saying what backward computes,
         drawn by ``draw(show_rule=True)``; required with a name (a declared op has its own). op_args: the op's
         hyper-parameters, shown in its label (``conv2d stride=2 pad=1``).
+        graph_backward: for your own op, ``g -> tuple`` as backward but on Tensors, written with Tensor ops, so that
+        ``backward(create_graph=True)`` can record it (without it that raises, naming the op); a library op's
+        closure does both itself (ops/: it takes the Tensor branch when g is a Tensor).
         Nothing is recorded (a plain leaf comes back) inside ``no_grad()`` or when no parent requires grad.
         Inside ``detect_anomaly()`` the op also records the user's file:line and checks its output.
         data follows the dtype policy: float32/float64 arrays as they are; ints, bools, lists and Python numbers
@@ -90,9 +125,15 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
         facts = op if type(op) is OpFacts else None
         if facts is not None:
             op, rule = facts.name, facts.rule
-        elif not isinstance(rule, str) or not rule:
-            raise TypeError(f"from_op: op '{op}' needs rule=, one line saying what its backward computes "
-                            "(e.g. rule=\"da = g*2\"), shown by draw(show_rule=True)")
+        else:
+            if not isinstance(rule, str) or not rule:
+                raise TypeError(f"from_op: op '{op}' needs rule=, one line saying what its backward computes "
+                                "(e.g. rule=\"da = g*2\"), shown by draw(show_rule=True)")
+            if graph_backward is not None:
+                if not callable(graph_backward):
+                    raise TypeError(f"from_op: graph_backward of '{op}' must be callable (g -> one Tensor per "
+                                    f"input), got {type(graph_backward).__name__}")
+                backward = TwoBackwards(backward, graph_backward)
         try:
             needs_grad = grad_mode.enabled and any([p.requires_grad for p in parents])
         except AttributeError:
@@ -138,32 +179,51 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
 
     # ------------------------------------------------------------------ the backward walk
     @pytorch_args("backward", ("gradient", "retain_graph", "create_graph", "inputs"))
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, create_graph: bool = False, retain_graph=None) -> None:
         """Fill ``.grad`` of every tensor that leads here and requires grad.
 
         ``grad`` defaults to 1 for a one-element tensor; any other shape needs it explicitly.
+        create_graph: record the backward itself (``higher_order.py``): each ``.grad`` is then a Tensor in a graph
+        (as PyTorch), which a further loss may use and differentiate again; a ``grad`` Tensor that requires grad
+        is part of that graph. Without it (the default) the walk runs numpy only and ``.grad`` holds arrays.
+        retain_graph: accepted for PyTorch's code and ignored: the graph is always kept (backward may run again).
         """
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad: none of the tensors it was computed "
                 "from has requires_grad=True (or it was made inside no_grad())"
             )
-        if grad is None:
-            if self.size != 1:
-                raise RuntimeError(
-                    f"backward: grad can be implied only for a one-element tensor, this one has shape "
-                    f"{self.shape}; pass grad= an array of that shape"
-                )
-            grad = np.ones_like(self._data)
-        else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward: grad has shape {grad.shape} but the tensor has shape {self.shape}")
+        seed = self._seed_gradient(grad, "backward", create_graph)
         with gc_paused():
             order = [t for t in topo_order(self) if t.requires_grad]
             for t in order:  # check before changing anything: a failed backward leaves grads untouched
                 t._check_versions()
-            _run_backward(order, grad, anomaly=anomaly_mode.enabled)
+            if create_graph:
+                check_records_itself(order, "backward")
+                run_graph_backward(order, {id(self): seed}, anomaly=anomaly_mode.enabled)
+            else:
+                _run_backward(order, {id(self): seed}, anomaly=anomaly_mode.enabled)
+
+    def _seed_gradient(self, grad, caller: str, as_tensor: bool = False):
+        """The gradient a walk starts from at self: ``grad`` (an array or Tensor of self's shape, in self's dtype), or
+        1 for a one-element tensor when grad is None. An array; a Tensor when as_tensor (kept in its graph when grad
+        is a Tensor that requires grad)."""
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(
+                    f"{caller}: grad can be implied only for a one-element tensor, this one has shape "
+                    f"{self.shape}; pass grad= an array of that shape"
+                )
+            seed = np.ones_like(self._data)
+        else:
+            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if seed.shape != self.shape:
+                raise ValueError(f"{caller}: grad has shape {seed.shape} but the tensor has shape {self.shape}")
+        if not as_tensor:
+            return seed
+        if isinstance(grad, Tensor):
+            return grad if grad.dtype == self.dtype else grad.astype(self.dtype)
+        return Tensor._leaf(readonly(np.array(seed)))
 
     def register_hook(self, hook) -> RemovableHandle:
         """Call ``hook(grad)`` each time backward() computes this tensor's gradient; return a handle whose
@@ -195,13 +255,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
             new = new.data if isinstance(new, Tensor) else new
             if isinstance(new, (np.generic, np.ndarray)):  # a numpy scalar (0-d arithmetic) or a HookGradient
                 new = np.asarray(new)
-            if not isinstance(new, np.ndarray) or new.shape != g.shape or new.dtype != g.dtype:
-                found = f"{type(new).__name__} of shape {np.shape(new)} and dtype {getattr(new, 'dtype', '?')}"
-                raise RuntimeError(
-                    f"hook {getattr(hook, '__qualname__', repr(hook))} returned {found}, but the gradient it "
-                    f"replaces has shape {g.shape} and dtype {g.dtype}: return an array of that shape and dtype, "
-                    "or None to keep the gradient"
-                )
+            checked_hook_result(hook, new, g.shape, g.dtype)
             g = new
         return g
 
@@ -329,40 +383,11 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
             "or set .data outside the graph."
         )
 
-    def _in_place(self, op: str) -> None:
-        """``x op= y`` rebinds x to a new tensor (micrograd's and JAX's meaning), except on a leaf that requires
-        grad."""
-        if self.requires_grad and not self.parents:
-            raise TypeError(
-                f"{op} on a leaf that requires grad (a parameter) is refused, as PyTorch does: W -= lr * W.grad would "
-                "rebind the name W to a new tensor while the model keeps the old one, so training would silently "
-                "stop. To update a parameter's values write p.data = p.data - lr * p.grad; for a new tensor, "
-                "x = x + y."
-            )
-
-    def __iadd__(self, other):
-        self._in_place("+=")
-        return self + other
-
-    def __isub__(self, other):
-        self._in_place("-=")
-        return self - other
-
-    def __imul__(self, other):
-        self._in_place("*=")
-        return self * other
-
-    def __itruediv__(self, other):
-        self._in_place("/=")
-        return self / other
-
-    def __ipow__(self, other):
-        self._in_place("**=")
-        return self ** other
-
-    def __imatmul__(self, other):
-        self._in_place("@=")
-        return self @ other
+    # x op= y rebinds x to a new tensor (micrograd's and JAX's meaning), except on a leaf that requires grad
+    __iadd__, __isub__, __imul__ = _augmented("+=", operator.add), _augmented("-=", operator.sub), \
+        _augmented("*=", operator.mul)
+    __itruediv__, __ipow__, __imatmul__ = _augmented("/=", operator.truediv), _augmented("**=", operator.pow), \
+        _augmented("@=", operator.matmul)
 
     # ------------------------------------------------------------------ copies and pickle
     def _check_copyable(self, how: str) -> None:
@@ -382,7 +407,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CompareOps, NumpyProto
         grad (as PyTorch)."""
         self._check_copyable("deepcopy")
         out = type(self)._leaf(readonly(self._data.copy()), self.requires_grad, self.name)
-        out.grad = None if self.grad is None else self.grad.copy()
+        out.grad = None if self.grad is None else np.array(self.grad)  # a Tensor's (create_graph) values too
         memo[id(self)] = out
         return out
 
@@ -406,22 +431,23 @@ def _rebuild_leaf(data: np.ndarray, requires_grad: bool, name: str | None) -> Te
 
 
 # ----------------------------------------------------------------------------- the walk's inner loop
-_leaf_grad_lock = threading.Lock()  # backward() in several threads may reach the same parameter
-
-
-def _run_backward(order: list, grad: np.ndarray, anomaly: bool = False, record: dict | None = None) -> None:
+def _run_backward(order: list, pending: dict, anomaly: bool = False, record: dict | None = None,
+                  hooks: bool = False) -> None:
     """Call each closure in reverse topological order; accumulate what it returns per parent.
 
+    pending: {id(t): gradient array} to start from (the seeds: the root's, or each output's for ``grad()``).
     anomaly: check each closure's gradients (``detect_anomaly()``). record: None for ``backward()``, which
     runs hooks and fills ``.grad``; or a dict that receives ``{id(t): gradient}`` for every tensor reached,
-    touching no ``.grad`` and calling no hook (``explain`` re-runs the walk this way).
+    touching no ``.grad`` and calling hooks only when ``hooks`` (``grad()`` does; ``explain``, re-running the
+    walk, does not).
     """
-    pending = {id(order[-1]): grad}
     for t in reversed(order):
         g = pending.pop(id(t), None)
         if g is None:
             continue
         if record is not None:
+            if hooks and t._hooks:
+                g = t._run_hooks(g)
             record[id(t)] = g
             if not t.parents:
                 continue
@@ -429,18 +455,18 @@ def _run_backward(order: list, grad: np.ndarray, anomaly: bool = False, record: 
             if t._hooks:
                 g = t._run_hooks(g)
             if not t.parents:  # a leaf: its grad is its own array, accumulated in place as PyTorch does
-                with _leaf_grad_lock:
+                with leaf_grad_lock:
                     if t.grad is None:
                         t.grad = np.array(g)
-                    else:
+                    elif type(t.grad) is np.ndarray:
                         t.grad += g
+                    else:  # the Tensor of a backward(create_graph=True): a plain backward adds plain values
+                        t.grad = t.grad.data + g
                 continue
             t.grad = g
         grads = t._backward(g)
         if type(grads) is not tuple or len(grads) != len(t.parents):
-            raise TypeError(f"backward of '{t.op}' must return a tuple of {len(t.parents)} gradients (one per "
-                            f"input, None allowed), got {type(grads).__name__}"
-                            f"{f' of {len(grads)}' if isinstance(grads, (tuple, list)) else ''}")
+            raise wrong_gradients(t, grads)
         if anomaly:
             check_backward(t, g, grads)
         for parent, pg in zip(t.parents, grads, strict=True):
@@ -449,9 +475,7 @@ def _run_backward(order: list, grad: np.ndarray, anomaly: bool = False, record: 
             try:
                 pg = grad_like(pg, parent._data)
             except ValueError as e:  # a closure's gradient must have its input's shape, or one it broadcasts to
-                i = next(i for i, p in enumerate(t.parents) if p is parent)
-                raise ValueError(f"backward of '{t.op}' returned {e} for its input {i}: return a gradient of that "
-                                 "input's shape (or one it broadcasts to, summed back by the engine)") from None
+                raise wrong_shape(t, parent, e) from None
             key = id(parent)
             pending[key] = pg if key not in pending else pending[key] + pg
 
@@ -461,5 +485,5 @@ def walk_gradients(root: Tensor, grad: np.ndarray) -> dict:
     from ``grad`` at root; no ``.grad`` is touched and no hook is called."""
     record = {}
     with gc_paused():
-        _run_backward([t for t in topo_order(root) if t.requires_grad], grad, record=record)
+        _run_backward([t for t in topo_order(root) if t.requires_grad], {id(root): grad}, record=record)
     return record

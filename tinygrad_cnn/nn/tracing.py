@@ -3,7 +3,7 @@
 
 A model here is a Module, read through its public methods only (``named_modules``, ``named_parameters``,
 ``named_buffers``, ``parameters``, ``eval``, ``forward``): this file does not import module.py, so that
-``Module.summary`` can use it without an import cycle (as viz.py reads a graph without importing the Tensor class).
+``Module.summary`` can use it without an import cycle (as viz/ reads a graph without importing the Tensor class).
 
 Imports: numpy and tensor.py only.
 """

@@ -3,13 +3,17 @@ avg_pool2d.
 
 Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels.py, and
 defines a ``_backward(g)`` closure right beside it that runs the kernel backward and returns one gradient per
-input (None where an input needs none, and then the work is skipped). Hyper-parameters go into the op's
+input (None where an input needs none, and then the work is skipped); on a Tensor g (create_graph, see
+elementwise.py) it records the same rule as ops instead: conv_transpose2d and conv2d_weight_grad for a conv, the
+pools' backward ops (ops/cnn_grad.py), batch norm's closed form in Tensor ops. Hyper-parameters go into the op's
 arguments in canonical form (pairs, pads as ((top, bottom), (left, right))); a drawn graph compacts them, e.g.
 ``conv2d stride=2 pad=1`` or ``max_pool2d f=3 stride=2``. Rules use the notebook's names for the inputs (A_prev,
 W, b) and g for the gradient at the output (the notebook's dZ).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from .. import kernels
 from ..hints import pytorch_args
@@ -18,6 +22,30 @@ from .facts import declare
 
 def _data(t):
     return None if t is None else t._data
+
+
+def _bias_grad(g, b):
+    """db on Tensors: g summed over (m, n_H, n_W), in b's shape; None when b needs none."""
+    return g.sum(axis=(0, 1, 2)).reshape(b.shape) if b.requires_grad else None
+
+
+def _batch_norm_grads(g, x, gamma, beta, saved, eps: float) -> tuple:
+    """batch_norm2d's closed-form backward on Tensors (create_graph), statistics over (m, n_H, n_W):
+    dx = gamma/std*(g - mean(g) - x_hat*mean(g*x_hat)) in training, where mean, std and x_hat are recomputed from x
+    as ops (they depend on x); in eval std is the running one, a constant, so dx = gamma/std*g, and x_hat is x's
+    saved x_hat plus (x - x's values)/std, its values with x's graph. dgamma = sum(g*x_hat), dbeta = sum(g)."""
+    axes = (0, 1, 2)
+    if saved.training:
+        centered = x - x.mean(axis=axes)
+        inv_std = ((centered * centered).mean(axis=axes) + eps) ** -0.5
+        x_hat = centered * inv_std
+        dx = gamma * inv_std * (g - g.mean(axis=axes) - x_hat * (g * x_hat).mean(axis=axes))
+    else:
+        inv_std = saved.inv_std
+        x_hat = (x - x._data) * inv_std + saved.x_hat
+        dx = g * (gamma * inv_std)
+    return (dx if x.requires_grad else None, (g * x_hat).sum(axis=axes) if gamma.requires_grad else None,
+            g.sum(axis=axes) if beta.requires_grad else None)
 
 
 class CNNOps:
@@ -37,7 +65,7 @@ class CNNOps:
         pads = kernels.check_pad2d_args("pad2d", self._data, pad, value)
         out = kernels.pad_forward(self._data, pads, value)
 
-        def _backward(g):
+        def _backward(g):  # a slice: the same on arrays and on Tensors (a getitem op)
             return (kernels.unpad(g, pads),)
         return self.from_op(out, (self,), self.PAD2D, _backward, pad=pads, value=value)
 
@@ -64,6 +92,10 @@ class CNNOps:
         out, saved = kernels.conv2d_forward(x._data, W._data, _data(b), stride, pads, dilation, groups)
 
         def _backward(g):
+            if type(g) is not np.ndarray:  # dA_prev: a conv_transpose2d of g; dW: conv2d_weight_grad
+                dx = g._conv2d_input_grad(W, x.shape, stride, pads, dilation, groups) if x.requires_grad else None
+                dW = x.conv2d_weight_grad(g, W.shape[:2], stride, pads, dilation, groups) if W.requires_grad else None
+                return (dx, dW) if b is None else (dx, dW, _bias_grad(g, b))
             dx, dW, db = kernels.conv2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
                                                  need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
@@ -98,6 +130,10 @@ class CNNOps:
                                                       dilation, groups)
 
         def _backward(g):
+            if type(g) is not np.ndarray:  # dx: a conv2d of g; dW: conv2d_weight_grad with g as the conv's input
+                dx = g.conv2d(W, None, stride, pads, dilation, groups) if x.requires_grad else None
+                dW = g.conv2d_weight_grad(x, W.shape[:2], stride, pads, dilation, groups) if W.requires_grad else None
+                return (dx, dW) if b is None else (dx, dW, _bias_grad(g, b))
             dx, dW, db = kernels.conv_transpose2d_backward(g, saved, need_dx=x.requires_grad,
                                                            need_dW=W.requires_grad,
                                                            need_db=b is not None and b.requires_grad)
@@ -142,6 +178,8 @@ class CNNOps:
             running_mean[...], running_var[...] = new_mean, new_var
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return _batch_norm_grads(g, self, gamma, beta, saved, eps)
             return kernels.batch_norm_backward(g, saved)
         return self.from_op(out, (self, gamma, beta), self.BATCH_NORM2D, _backward, training=bool(training),
                             momentum=momentum, eps=eps)
@@ -161,7 +199,7 @@ class CNNOps:
             return self
         mask = kernels.dropout_mask(self.shape, p, rng, self.dtype)
 
-        def _backward(g):
+        def _backward(g):  # the mask is a constant: the same on arrays and on Tensors
             return (g * mask,)
         return self.from_op(self._data * mask, (self,), self.DROPOUT, _backward, p=p)
 
@@ -181,6 +219,8 @@ class CNNOps:
         out, saved = kernels.max_pool_forward(self._data, f, stride, ties)
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return (g.max_pool2d_backward(self, f, stride, ties),)
             return (kernels.max_pool_backward(g, saved),)
         return self.from_op(out, (self,), self.MAX_POOL2D, _backward, f=f, stride=stride, ties=ties)
 
@@ -198,5 +238,7 @@ class CNNOps:
         out, saved = kernels.avg_pool_forward(self._data, f, stride)
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return (g.avg_pool2d_backward(self.shape[1:3], f, stride),)
             return (kernels.avg_pool_backward(g, saved),)
         return self.from_op(out, (self,), self.AVG_POOL2D, _backward, f=f, stride=stride)

@@ -36,7 +36,8 @@ class TensorLike(Protocol):
     def size(self) -> int: ...
 
     @classmethod
-    def from_op(cls, data, parents: tuple, op, backward, *, rule: str | None = None, **op_args) -> TensorLike:
+    def from_op(cls, data, parents: tuple, op, backward, *, rule: str | None = None, graph_backward=None,
+                **op_args) -> TensorLike:
         """Record an op's result (see tensor.py)."""
 
     @classmethod

@@ -7,6 +7,11 @@ both with ``self.from_op(out, inputs, self.MUL, _backward)``. The rule is the on
 writes under the op: g is the gradient at the output, a and b the inputs, out the value. An input that numpy
 broadcast gets its gradient summed back to its own shape by the engine (``Tensor.backward``), so the closures
 below return broadcast-shaped gradients freely.
+
+Each closure writes its rule twice: on arrays (a plain ``backward()``), and first, under
+``if type(g) is not np.ndarray:``, on Tensors, with the library's ops: ``backward(create_graph=True)`` and
+``grad(..., create_graph=True)`` pass g as a Tensor, so the rule is recorded and can be differentiated again
+(higher_order.py). Constants of the rule (masks, signs) stay arrays there: their derivative is 0.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from .facts import declare
 
 
 class ElementwiseOps:
-    """Mixin of Tensor: ``+ - * / ** @``, maximum, minimum, unary minus, exp, log, sqrt, abs, clip, relu,
+    """Mixin of Tensor: ``+ - * / ** @``, maximum, minimum, unary minus, astype, exp, log, sqrt, abs, clip, relu,
     leaky_relu, sigmoid, tanh, softmax."""
 
     __slots__ = ()
@@ -40,7 +45,7 @@ class ElementwiseOps:
         """a + b, broadcasting as numpy. a, b: any shapes that broadcast -> the broadcast shape."""
         a, b, out = self._operands(other, "add", np.add)
 
-        def _backward(g):
+        def _backward(g):  # the same on arrays and on Tensors
             return g, g
         return self.from_op(out, (a, b), self.ADD, _backward)
 
@@ -50,7 +55,7 @@ class ElementwiseOps:
         """a - b, broadcasting as numpy."""
         a, b, out = self._operands(other, "sub", np.subtract)
 
-        def _backward(g):
+        def _backward(g):  # the same on arrays and on Tensors
             return g, -g
         return self.from_op(out, (a, b), self.SUB, _backward)
 
@@ -61,6 +66,8 @@ class ElementwiseOps:
         a, b, out = self._operands(other, "mul", np.multiply)
 
         def _backward(g):
+            if type(g) is not np.ndarray:  # a Tensor: create_graph records the rule
+                return g * b if a.requires_grad else None, g * a if b.requires_grad else None
             return (g * b._data if a.requires_grad else None,
                     g * a._data if b.requires_grad else None)
         return self.from_op(out, (a, b), self.MUL, _backward)
@@ -72,6 +79,8 @@ class ElementwiseOps:
         a, b, out = self._operands(other, "div", np.divide)
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return g / b if a.requires_grad else None, -g * (a / b) / b if b.requires_grad else None
             return (g / b._data if a.requires_grad else None,
                     -g * out / b._data if b.requires_grad else None)
         return self.from_op(out, (a, b), self.DIV, _backward)
@@ -85,6 +94,12 @@ class ElementwiseOps:
 
         def _backward(g):
             x, e = a._data, b._data
+            if type(g) is not np.ndarray:  # the masks as constants: b = 0 takes a^0, a = 0 (b >= 0) takes log(1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    da = g * b * a ** (b - 1 + (e == 0).astype(e.dtype)) if a.requires_grad else None
+                    db = (g * a ** b * (a + ((x == 0) & (e >= 0)).astype(x.dtype)).log()
+                          if b.requires_grad else None)
+                return da, db
             with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 and log(0), masked as PyTorch does
                 da = g * np.where(e == 0, 0, e * x ** (e - 1)) if a.requires_grad else None
                 db = g * np.where((x == 0) & (e >= 0), 0, out * np.log(x)) if b.requires_grad else None
@@ -111,20 +126,36 @@ class ElementwiseOps:
         """maximum/minimum (op: their facts): ``loses(a, b)`` says where a is not the result (np.less for maximum)."""
         a, b, out = self._operands(other, op.name, numpy_op)
 
-        def _backward(g):
+        def _backward(g):  # the shares are constants: the same on arrays and on Tensors
             x, y = a._data, b._data
             tie = x == y
-            return (g * np.where(tie, 0.5, ~loses(x, y)) if a.requires_grad else None,
-                    g * np.where(tie, 0.5, ~loses(y, x)) if b.requires_grad else None)
+            dtype = out.dtype
+            return (g * np.where(tie, 0.5, ~loses(x, y)).astype(dtype) if a.requires_grad else None,
+                    g * np.where(tie, 0.5, ~loses(y, x)).astype(dtype) if b.requires_grad else None)
         return self.from_op(out, (a, b), op, _backward)
 
     NEG = declare("neg", "da = -g", entrywise=True)
 
     def __neg__(self):
         """-a."""
-        def _backward(g):
+        def _backward(g):  # the same on arrays and on Tensors
             return (-g,)
         return self.from_op(-self._data, (self,), self.NEG, _backward)
+
+    ASTYPE = declare("astype", "da = g cast back to a's dtype", entrywise=True)
+
+    def astype(self, dtype):
+        """The values in another float dtype, float32 or float64 (numpy's astype); x itself when it has that dtype."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"astype: dtype must be float32 or float64, got {dtype}")
+        if dtype == self.dtype:
+            return self
+        x_dtype = self.dtype
+
+        def _backward(g):  # the same on arrays and on Tensors
+            return (g.astype(x_dtype),)
+        return self.from_op(self._data.astype(dtype), (self,), self.ASTYPE, _backward, dtype=dtype.name)
 
     def __radd__(self, other):
         return self._lift(other) + self
@@ -164,6 +195,8 @@ class ElementwiseOps:
             ) from None
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return _matmul_grads(g, a, b)
             ad = a._data[None, :] if a.ndim == 1 else a._data
             bd = b._data[:, None] if b.ndim == 1 else b._data
             g = g[..., None] if b.ndim == 1 else g
@@ -186,6 +219,8 @@ class ElementwiseOps:
         out = np.exp(self._data)
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return (g * self.exp(),)  # out, recomputed as a Tensor in the graph
             return (g * out,)
         return self.from_op(out, (self,), self.EXP, _backward)
 
@@ -196,7 +231,7 @@ class ElementwiseOps:
         x = self._data
 
         def _backward(g):
-            return (g / x,)
+            return (g / (self if type(g) is not np.ndarray else x),)
         return self.from_op(np.log(x), (self,), self.LOG, _backward)
 
     SQRT = declare("sqrt", "da = g/(2*out)", entrywise=True)
@@ -206,7 +241,7 @@ class ElementwiseOps:
         out = np.sqrt(self._data)
 
         def _backward(g):
-            return (g / (2 * out),)
+            return (g / (2 * (self.sqrt() if type(g) is not np.ndarray else out)),)
         return self.from_op(out, (self,), self.SQRT, _backward)
 
     ABS = declare("abs", "da = g*sign(a) (0 at NaN)", entrywise=True)
@@ -215,7 +250,7 @@ class ElementwiseOps:
         """|x| elementwise; its gradient at 0 and at NaN is taken as 0 (as PyTorch)."""
         x = self._data
 
-        def _backward(g):
+        def _backward(g):  # the sign is a constant: the same on arrays and on Tensors
             return (g * ((x > 0).astype(x.dtype) - (x < 0)),)  # not np.sign(x): NaN at NaN
         return self.from_op(np.abs(x), (self,), self.ABS, _backward)
 
@@ -230,8 +265,8 @@ class ElementwiseOps:
         x = self._data
         out = np.clip(x, low, high)
 
-        def _backward(g):
-            return (g * (out == x),)
+        def _backward(g):  # the mask is a constant: the same on arrays and on Tensors
+            return (g * (out == x).astype(x.dtype),)
         return self.from_op(out, (self,), self.CLIP, _backward, low=low, high=high)
 
     @staticmethod
@@ -251,6 +286,8 @@ class ElementwiseOps:
         x = self._data
 
         def _backward(g):
+            if type(g) is not np.ndarray:  # the mask is a constant
+                return (g * (~(x <= 0)).astype(x.dtype),)
             return (g * ~(x <= 0),)  # not g*(x > 0): that would drop the gradient at NaN
         return self.from_op(np.maximum(x, 0), (self,), self.RELU, _backward)
 
@@ -267,6 +304,8 @@ class ElementwiseOps:
         out = np.where(positive, x, x * x.dtype.type(slope))
 
         def _backward(g):
+            if type(g) is not np.ndarray:  # the slopes are constants
+                return (g * np.where(positive, 1, slope).astype(x.dtype),)
             return (np.where(positive, g, g * g.dtype.type(slope)),)
         return self.from_op(out, (self,), self.LEAKY_RELU, _backward, slope=slope)
 
@@ -279,7 +318,8 @@ class ElementwiseOps:
         out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
         def _backward(g):
-            return (g * out * (1 - out),)
+            s = self.sigmoid() if type(g) is not np.ndarray else out  # on Tensors: out recomputed in the graph
+            return (g * s * (1 - s),)
         return self.from_op(out, (self,), self.SIGMOID, _backward)
 
     TANH = declare("tanh", "da = g*(1 - out^2)", entrywise=True)
@@ -289,7 +329,8 @@ class ElementwiseOps:
         out = np.tanh(self._data)
 
         def _backward(g):
-            return (g * (1 - out * out),)
+            t = self.tanh() if type(g) is not np.ndarray else out  # on Tensors: out recomputed in the graph
+            return (g * (1 - t * t),)
         return self.from_op(out, (self,), self.TANH, _backward)
 
     SOFTMAX = declare("softmax", "da = out*(g - sum(g*out)), sums along axis", equivariant=True)
@@ -303,7 +344,8 @@ class ElementwiseOps:
         out = e / e.sum(axis=axis, keepdims=True)
 
         def _backward(g):
-            return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
+            s = self.softmax(axis) if type(g) is not np.ndarray else out  # on Tensors: out recomputed in the graph
+            return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
         return self.from_op(out, (self,), self.SOFTMAX, _backward, axis=axis)
 
     LOG_SOFTMAX = declare("log_softmax", "da = g - exp(out)*sum(g), sums along axis", equivariant=True)
@@ -318,5 +360,32 @@ class ElementwiseOps:
             out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
         def _backward(g):
-            return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
+            p = self.softmax(axis) if type(g) is not np.ndarray else np.exp(out)  # exp(out), a Tensor on Tensors
+            return (g - p * g.sum(axis=axis, keepdims=True),)
         return self.from_op(out, (self,), self.LOG_SOFTMAX, _backward, axis=axis)
+
+
+def _matmul_grads(g, a, b) -> tuple:
+    """matmul's rule on Tensors (create_graph): da = g @ b.T, db = a.T @ g, with a 1-D operand taken as a row (a)
+    or a column (b) as numpy does, and the result put back in its shape; batch axes are summed back by the walk."""
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b if a.requires_grad else None, g * a if b.requires_grad else None
+    A = a.reshape(1, -1) if a.ndim == 1 else a
+    B = b.reshape(-1, 1) if b.ndim == 1 else b
+    G = g.reshape(*g.shape, 1) if b.ndim == 1 else g
+    G = G.reshape(*G.shape[:-1], 1, G.shape[-1]) if a.ndim == 1 else G
+    da = db = None
+    if a.requires_grad:
+        da = G @ _swap_last(B)
+        da = da.reshape(*da.shape[:-2], da.shape[-1]) if a.ndim == 1 else da
+    if b.requires_grad:
+        db = _swap_last(A) @ G
+        db = db.reshape(*db.shape[:-1]) if b.ndim == 1 else db
+    return da, db
+
+
+def _swap_last(t):
+    """t with its last two axes swapped (a transpose op)."""
+    axes = list(range(t.ndim))
+    axes[-2:] = axes[-1], axes[-2]
+    return t.transpose(*axes)

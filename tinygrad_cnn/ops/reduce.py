@@ -1,7 +1,8 @@
 """Reductions: sum, mean, max, min over ``axis`` (None, an int or a tuple), with ``keepdims``; argmax; var and std,
 written as a composition of those ops (so they need no backward of their own).
 
-Each backward spreads g back over the reduced axes (``expand_reduced``), the same shape as the forward.
+Each backward spreads g back over the reduced axes (``expand_reduced``), the same shape as the forward; on a
+Tensor g (create_graph, see elementwise.py) with a broadcast_to op, or a multiply by constant shares for max/min.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ def expand_reduced(g: np.ndarray, in_shape: tuple, axes: tuple, keepdims: bool) 
     if not keepdims:
         g = np.expand_dims(g, axes) if axes else g
     return np.broadcast_to(g, in_shape)
+
+
+def kept_dims(g, axes: tuple, keepdims: bool):
+    """The Tensor gradient of a reduction with the reduced axes back as 1s (a reshape op unless keepdims)."""
+    if keepdims or not axes:
+        return g
+    shape = list(g.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return g.reshape(*shape)
 
 
 def _axis_arg(axis, axes: tuple):
@@ -39,6 +50,8 @@ class ReduceOps:
         shape = self.shape
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return (kept_dims(g, axes, keepdims).broadcast_to(shape),)
             return (expand_reduced(g, shape, axes, keepdims),)
         out = self._data.sum(axis=axes, keepdims=keepdims)
         return self.from_op(out, (self,), self.SUM, _backward, axis=_axis_arg(axis, axes), keepdims=keepdims)
@@ -53,6 +66,8 @@ class ReduceOps:
         count = int(np.prod([shape[a] for a in axes])) if axes else 1
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return (kept_dims(g / count, axes, keepdims).broadcast_to(shape),)
             return (expand_reduced(g / count, shape, axes, keepdims),)
         out = self._data.mean(axis=axes, keepdims=keepdims)
         return self.from_op(out, (self,), self.MEAN, _backward, axis=_axis_arg(axis, axes), keepdims=keepdims)
@@ -70,8 +85,10 @@ class ReduceOps:
         out = reduce(x, axis=axes, keepdims=True)
 
         def _backward(g):
-            g = g if keepdims else np.expand_dims(g, axes)
             hits = x == out
+            if type(g) is not np.ndarray:  # the shares are constants
+                return (kept_dims(g, axes, keepdims) * (hits / hits.sum(axis=axes, keepdims=True)).astype(x.dtype),)
+            g = g if keepdims else np.expand_dims(g, axes)
             return (g * hits / hits.sum(axis=axes, keepdims=True),)
         result = out if keepdims else np.squeeze(out, axis=axes)
         return self.from_op(result, (self,), op, _backward, axis=_axis_arg(axis, axes), keepdims=keepdims)

@@ -1,7 +1,11 @@
 """Shape ops: reshape (and PyTorch's view, unsqueeze, squeeze, recorded as reshapes), flatten, transpose/permute/
-swapaxes, indexing, concatenate, stack.
+swapaxes, indexing, concatenate, stack, broadcast_to; getitem_backward.
 
-They move values without changing them, so each backward moves the gradient back the same way.
+They move values without changing them, so each backward moves the gradient back the same way: with the same
+numpy call on arrays and, on a Tensor g (create_graph, see elementwise.py), with the op that undoes the move.
+Indexing and broadcasting come in adjoint pairs, so every order of derivative is again one of these ops: getitem's
+backward is getitem_backward (zeros with g placed at the index) and that one's is getitem; broadcast_to's is a sum
+and the sum's is broadcast_to.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from ..graph import sum_to_shape
 from ..hints import pytorch_args
 from .common import normalize_axes, shape_arg, shape_error
 from .facts import declare
@@ -21,7 +26,7 @@ BASIC_INDEX = (int, np.integer, slice)
 
 class ShapeOps:
     """Mixin of Tensor: reshape/view/unsqueeze/squeeze, flatten, transpose/permute/swapaxes/.T, x[index], concatenate,
-    stack."""
+    stack, broadcast_to, getitem_backward."""
 
     __slots__ = ()
 
@@ -86,7 +91,7 @@ class ShapeOps:
         back."""
         in_shape = self.shape
 
-        def _backward(g):
+        def _backward(g):  # the same on arrays and on Tensors
             return (g.reshape(in_shape),)
         return self.from_op(out, (self,), op, _backward, **op_args)
 
@@ -118,7 +123,7 @@ class ShapeOps:
         axes = tuple(int(a) % self.ndim for a in axes)
         inverse = tuple(int(i) for i in np.argsort(axes))
 
-        def _backward(g):
+        def _backward(g):  # the same on arrays and on Tensors
             return (g.transpose(inverse),)
         return self.from_op(self._data.transpose(axes), (self,), self.TRANSPOSE, _backward, axes=axes)
 
@@ -145,18 +150,35 @@ class ShapeOps:
             out = self._data[index]
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor shape {self.shape})") from None
-        shape, dtype = self.shape, self.dtype
-        parts = index if isinstance(index, tuple) else (index,)
-        advanced = not all(isinstance(i, BASIC_INDEX) or i is None or i is Ellipsis for i in parts)
+        shape = self.shape
 
         def _backward(g):
-            dx = np.zeros(shape, dtype)
-            if advanced:
-                np.add.at(dx, index, g)  # repeated indices must accumulate
-            else:
-                dx[index] = g
-            return (dx,)
+            if type(g) is not np.ndarray:
+                return (g.getitem_backward(index, shape),)
+            return (_placed(g, index, shape),)
         return self.from_op(out, (self,), self.GETITEM, _backward)
+
+    GETITEM_BACKWARD = declare("getitem_backward", "da = the entries of g at the indexed places")
+
+    def getitem_backward(self, index, shape):
+        """getitem's backward as an op: zeros of ``shape`` with self placed at ``index`` (repeated indices add).
+
+        self: the shape of ``zeros(shape)[index]``. Its own backward is getitem (``g[index]``), so gradients of any
+        order through indexing are these two ops.
+        """
+        shape = tuple(int(n) for n in shape)
+        try:
+            selected = np.empty(shape, dtype=np.bool_)[index]
+        except IndexError as e:
+            raise IndexError(f"getitem_backward: {e} (shape {shape})") from None
+        if selected.shape != self.shape:
+            raise ValueError(f"getitem_backward: zeros{shape}[index] has shape {selected.shape}, but the values "
+                             f"to place have shape {self.shape}")
+
+        def _backward(g):  # the same on arrays and on Tensors
+            return (g[index],)
+        return self.from_op(_placed(self._data, index, shape), (self,), self.GETITEM_BACKWARD, _backward,
+                            shape=shape)
 
     @classmethod
     def _joined(cls, op: str, numpy_join, tensors, axis: int) -> tuple:
@@ -180,6 +202,10 @@ class ShapeOps:
         bounds = np.cumsum([t.shape[ax] for t in tensors])[:-1]
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                starts = (0, *(int(b) for b in bounds))
+                return tuple(g[(slice(None),) * ax + (slice(lo, lo + t.shape[ax]),)] for lo, t in zip(starts, tensors,
+                                                                                                   strict=True))
             return tuple(np.split(g, bounds, axis=ax))
         return cls.from_op(out, tensors, cls.CONCATENATE, _backward, axis=ax)
 
@@ -193,5 +219,43 @@ class ShapeOps:
         ax = axis % out.ndim
 
         def _backward(g):
+            if type(g) is not np.ndarray:
+                return tuple(g[(slice(None),) * ax + (i,)] for i in range(len(tensors)))
             return tuple(np.moveaxis(g, ax, 0))
         return cls.from_op(out, tensors, cls.STACK, _backward, axis=ax)
+
+    BROADCAST_TO = declare("broadcast_to", "da = g summed over the broadcast axes", moves_values=True)
+
+    def broadcast_to(self, *shape):
+        """The values repeated along new leading axes and axes of length 1, as numpy.broadcast_to (what the backward
+        of a sum or mean records): shape (d0, ...) -> ``shape``."""
+        shape = shape_arg(shape)
+        try:
+            out = np.broadcast_to(self._data, shape)
+        except ValueError:
+            raise ValueError(f"broadcast_to: shape {self.shape} does not broadcast to {shape}") from None
+        in_shape = self.shape
+
+        def _backward(g):
+            return (g._summed_to(in_shape) if type(g) is not np.ndarray else sum_to_shape(g, in_shape),)
+        return self.from_op(out, (self,), self.BROADCAST_TO, _backward, shape=out.shape)
+
+    def _summed_to(self, shape: tuple):
+        """self summed down to ``shape`` (which broadcasts to self's shape) with sum ops: the Tensor form of
+        ``graph.sum_to_shape``, which undoes broadcasting."""
+        g = self
+        if g.ndim > len(shape):
+            g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+        return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def _placed(values: np.ndarray, index, shape: tuple) -> np.ndarray:
+    """zeros(shape) with values placed at index; repeated indices (numpy's advanced indexing) accumulate."""
+    parts = index if isinstance(index, tuple) else (index,)
+    dx = np.zeros(shape, values.dtype)
+    if all(isinstance(i, BASIC_INDEX) or i is None or i is Ellipsis for i in parts):
+        dx[index] = values
+    else:
+        np.add.at(dx, index, values)  # repeated indices must accumulate
+    return dx

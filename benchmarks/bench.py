@@ -1,4 +1,4 @@
-"""Benchmark of the CNN ops through the Tensor API: `python -m tinygrad_cnn.bench [--quick] [--dtype float32]`.
+"""Benchmark of the CNN ops through the Tensor API: `python benchmarks/bench.py [--quick] [--dtype float32]`.
 
 Times what users run: per workload, forward+backward of conv2d, max_pool2d and avg_pool2d on fresh Tensors
 with a scalar loss (`op(x).sum().backward()`), ours and PyTorch CPU's (when torch can be imported; it is
@@ -9,22 +9,30 @@ training step (forward, cross-entropy, backward, Adam) of two small CNNs against
 PyTorch, where a conv forward+backward spends its time (per kernel phase), speed-up over the loop reference
 (reference.py), peak extra memory of conv forward+backward, and the per-op overhead of recording a graph,
 ours and PyTorch's. Figures are measured, never asserted.
+
+Not part of the package (the wheel does not carry it): run it from a clone. It times the tinygrad_cnn of the
+clone it sits in, installed or not (the clone's root goes first on sys.path). May import tinygrad_cnn, numpy and,
+when importable, torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
-from . import reference
-from .functional import cross_entropy
-from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
-from .optim import Adam
-from .tensor import Tensor
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the clone's tinygrad_cnn, installed or not
+
+from tinygrad_cnn import reference
+from tinygrad_cnn.functional import cross_entropy
+from tinygrad_cnn.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from tinygrad_cnn.optim import Adam
+from tinygrad_cnn.tensor import Tensor
 
 # name: (x shape, W shape, conv stride, conv pad, pool f, pool stride); pools run on the conv output's shape
 WORKLOADS = {
@@ -309,7 +317,7 @@ def conv_phase_ms(spec, dtype, repeats):
     copy of the sum's broadcast gradient (kernels.dense), dW (per chunk: im2col again, GEMM), dx (per chunk: a
     stride-1 conv of dout with the flipped kernel where that measured faster, else GEMMs and the col2im adds), db.
     """
-    from . import kernels
+    from tinygrad_cnn import kernels
     x, W, b, _ = make_data(spec, dtype)
     _, _, stride, pad = spec[:4]
     stride, pads = (stride, stride), ((pad, pad), (pad, pad))

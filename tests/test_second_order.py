@@ -1,0 +1,96 @@
+"""Gradients of gradients for every op: against PyTorch in float64 to 1e-9, and numerically (gradgradcheck).
+
+Each case of tests/second_order_cases.py (random shapes and hyper-parameters per seed) runs as: out = program(x...),
+w a random gradient at out (an input too, requiring grad), g = grad(sum(out * w), inputs, create_graph=True): the
+first gradients, Tensors in a graph. Against PyTorch: g, and the gradients with respect to every input and w of
+s = sum_i sum(g_i * u_i) + sum(g_0 ** 2) / 2 (a Hessian-vector product, and a function of a first gradient that is
+not linear in it). Numerically: gradgradcheck (central differences of the first gradient), with no PyTorch.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.second_order_cases import CASES, NOT_NUMERIC, NUMERIC_OPTIONS
+from tinygrad_cnn import Tensor, grad, gradgradcheck
+from tinygrad_cnn.graph import topo_order
+from tinygrad_cnn.ops.facts import REGISTRY
+
+TOL = 1e-9
+SEEDS = [0, 1, 2]
+
+
+def _close(got, expected, what: str) -> None:
+    """Equal to TOL relative to the largest entry (absolute TOL near 0)."""
+    expected = np.zeros_like(got) if expected is None else expected
+    scale = max(1.0, float(np.abs(expected).max(initial=0)))
+    np.testing.assert_allclose(got, expected, rtol=TOL, atol=TOL * scale, err_msg=what)
+
+
+def _ours(ours, arrays, w, us):
+    xs = [Tensor(a, requires_grad=True) for a in arrays]
+    tw = Tensor(w, requires_grad=True)
+    gs = grad((ours(*xs) * tw).sum(), xs, create_graph=True, allow_unused=True)
+    terms = [(g * u).sum() for g, u in zip(gs, us, strict=True) if g is not None]
+    s = sum(terms, (gs[0] * gs[0]).sum() / 2)
+    seconds = grad(s, [*xs, tw], allow_unused=True)
+    return [None if g is None else g.data for g in gs], [None if g is None else g.data for g in seconds]
+
+
+def _theirs(theirs, arrays, w, us):
+    import torch
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    tw = torch.tensor(w, requires_grad=True)
+    gs = torch.autograd.grad((theirs(*ts) * tw).sum(), ts, create_graph=True, allow_unused=True)
+    terms = [(g * torch.tensor(u)).sum() for g, u in zip(gs, us, strict=True) if g is not None]
+    s = sum(terms, (gs[0] * gs[0]).sum() / 2)
+    seconds = torch.autograd.grad(s, [*ts, tw], allow_unused=True)
+    return [None if g is None else g.detach().numpy() for g in gs], [None if g is None else g.numpy() for g in seconds]
+
+
+def _inputs(name: str, seed: int):
+    rng = np.random.default_rng(seed)
+    arrays, ours, theirs = CASES[name](rng)
+    w = rng.standard_normal(ours(*[Tensor(a) for a in arrays]).shape)
+    us = [rng.standard_normal(a.shape) for a in arrays]
+    return arrays, ours, theirs, w, us
+
+
+def test_the_cases_record_every_op_the_library_declares():
+    """A new op needs its rule on Tensors (the create_graph branch of its _backward) and a case here."""
+    recorded = set()
+    for name in CASES:
+        arrays, ours, _ = CASES[name](np.random.default_rng(0))
+        recorded |= {t.op for t in topo_order(ours(*[Tensor(a, requires_grad=True) for a in arrays])) if t.op}
+    assert set(REGISTRY) <= recorded, f"no second-order case records {sorted(set(REGISTRY) - recorded)}"
+
+
+TORCH_CASES = [name for name in CASES if CASES[name](np.random.default_rng(0))[2] is not None]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", TORCH_CASES)
+def test_first_and_second_derivatives_are_pytorchs(name, seed):
+    pytest.importorskip("torch")
+    arrays, ours, theirs, w, us = _inputs(name, seed)
+    (firsts, seconds), (t_firsts, t_seconds) = _ours(ours, arrays, w, us), _theirs(theirs, arrays, w, us)
+    for i, (g, t) in enumerate(zip(firsts, t_firsts, strict=True)):
+        _close(np.zeros(arrays[i].shape) if g is None else g, t, f"{name}: first gradient of input {i}")
+    for i, (g, t) in enumerate(zip(seconds, t_seconds, strict=True)):
+        shape = arrays[i].shape if i < len(arrays) else w.shape
+        _close(np.zeros(shape) if g is None else g, t, f"{name}: second derivative, input {i} (the last: w)")
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d"])
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_the_conv_ops_on_more_drawn_hyper_parameters(name, seed):
+    """Strides, pads, dilations, groups and windows drawn afresh (the cases draw them from the seed)."""
+    test_first_and_second_derivatives_are_pytorchs(name, seed)
+
+
+@pytest.mark.parametrize("name", [name for name in CASES if name not in NOT_NUMERIC])
+def test_second_order_gradcheck(name):
+    arrays, ours, *_ = _inputs(name, seed=3)
+    assert gradgradcheck(ours, *[Tensor(a, requires_grad=True) for a in arrays], **NUMERIC_OPTIONS.get(name, {}))
