@@ -1,16 +1,10 @@
 """detect_anomaly's messages (issue 21, items 3 and 4): a non-finite constant an op was given as its own (a pad value,
 a clip bound) is no anomaly; in a Jupyter notebook the line is named as IPython does, "cell In[n], line k"."""
 
-import json
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from tinygrad_cnn import AnomalyError, Tensor, detect_anomaly
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_padding_with_minus_inf_before_a_max_pool_is_no_anomaly():
@@ -38,22 +32,7 @@ def test_an_op_that_makes_inf_from_finite_inputs_is_still_caught():
         (x.reshape(1, 1, 2, 1) / 0.0).pad2d(1, value=-np.inf)  # the pad's own -inf is fine; the div's inf is not
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    """A kernelspec that runs this interpreter with the package importable."""
-    jupyter = tmp_path_factory.mktemp("jupyter")
-    spec = jupyter / "kernels" / "python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (tinygrad_cnn tests)", "language": "python", "env": {"PYTHONPATH": str(ROOT)}}))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("JUPYTER_PATH", str(jupyter))
-    yield "python3"
-    mp.undo()
-
-
-def test_in_a_notebook_the_line_is_named_by_its_cell(kernel):
+def test_in_a_notebook_the_line_is_named_by_its_cell(this_python_kernel):
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
     notebook = nbformat.v4.new_notebook(cells=[
@@ -65,7 +44,7 @@ def test_in_a_notebook_the_line_is_named_by_its_cell(kernel):
                                   "except Exception as e:\n"
                                   "    print(e)"),
     ])
-    nbclient.NotebookClient(notebook, kernel_name=kernel, timeout=120).execute()
+    nbclient.NotebookClient(notebook, kernel_name=this_python_kernel, timeout=120).execute()
     printed = "".join(out.get("text", "") for out in notebook.cells[1].outputs)
     assert "log made non-finite values from finite inputs, at cell In[2], line 4:" in printed, printed
     assert "ipykernel" not in printed

@@ -4,7 +4,7 @@ PyTorch, gradcheck, the rule and label, errors."""
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, gradcheck
+from tinygrad_cnn import Tensor, gradcheck, gradgradcheck
 from tinygrad_cnn.functional import cross_entropy, mse_loss
 
 RNG = np.random.default_rng(0)
@@ -14,39 +14,46 @@ SOFT = RNG.dirichlet(np.ones(4), size=5)
 PRED, TARGET = RNG.normal(size=(3, 2, 4)), RNG.normal(size=(3, 2, 4))
 
 
+def _same_as_pytorch(ours, theirs, x: np.ndarray, seed: int):
+    """Our loss and gradient of sum(loss * w) against PyTorch's, w random of the loss's shape; returns our loss."""
+    torch = pytest.importorskip("torch")
+    t = Tensor(x, requires_grad=True)
+    loss = ours(t)
+    weights = np.random.default_rng(seed).normal(size=loss.shape)
+    (loss * weights).sum().backward()
+    tt = torch.tensor(x, requires_grad=True)
+    tloss = theirs(tt, torch)
+    (tloss * torch.tensor(weights)).sum().backward()
+    assert loss.shape == tuple(tloss.shape)
+    np.testing.assert_allclose(loss.data, tloss.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-10, atol=1e-14)
+    return loss
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("targets", ["labels", "probabilities"])
 def test_cross_entropy_matches_pytorch(reduction, targets):
-    torch = pytest.importorskip("torch")
     y = LABELS if targets == "labels" else SOFT
-    x = Tensor(LOGITS, requires_grad=True)
-    loss = cross_entropy(x, y, reduction=reduction)
-    weights = np.random.default_rng(1).normal(size=loss.shape)
-    (loss * weights).sum().backward()
-    tx = torch.tensor(LOGITS, requires_grad=True)
-    tloss = torch.nn.functional.cross_entropy(tx, torch.tensor(y), reduction=reduction)
-    (tloss * torch.tensor(weights)).sum().backward()
-    assert loss.shape == tuple(tloss.shape) == ((5,) if reduction == "none" else ())
-    np.testing.assert_allclose(loss.data, tloss.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-14)
+    loss = _same_as_pytorch(lambda t: cross_entropy(t, y, reduction=reduction),
+                            lambda t, torch: torch.nn.functional.cross_entropy(t, torch.tensor(y), reduction=reduction),
+                            LOGITS, seed=1)
+    assert loss.shape == ((5,) if reduction == "none" else ())
     assert gradcheck(lambda t: cross_entropy(t, y, reduction=reduction), Tensor(LOGITS, requires_grad=True))
     assert loss.op_label == ("cross_entropy" if reduction == "mean" else f"cross_entropy reduction={reduction}")
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_mse_loss_matches_pytorch(reduction):
-    torch = pytest.importorskip("torch")
-    p = Tensor(PRED, requires_grad=True)
-    loss = mse_loss(p, TARGET, reduction=reduction)
-    weights = np.random.default_rng(2).normal(size=loss.shape)
-    (loss * weights).sum().backward()
-    tp = torch.tensor(PRED, requires_grad=True)
-    tloss = torch.nn.functional.mse_loss(tp, torch.tensor(TARGET), reduction=reduction)
-    (tloss * torch.tensor(weights)).sum().backward()
-    assert loss.shape == tuple(tloss.shape)
-    np.testing.assert_allclose(loss.data, tloss.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-12)
+    _same_as_pytorch(lambda t: mse_loss(t, TARGET, reduction=reduction),
+                     lambda t, torch: torch.nn.functional.mse_loss(t, torch.tensor(TARGET), reduction=reduction),
+                     PRED, seed=2)
     assert gradcheck(lambda t: mse_loss(t, TARGET, reduction=reduction), Tensor(PRED, requires_grad=True))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_gradients_of_gradients(reduction):
+    assert gradgradcheck(lambda t: cross_entropy(t, SOFT, reduction=reduction), Tensor(LOGITS, requires_grad=True))
+    assert gradgradcheck(lambda t: mse_loss(t, TARGET, reduction=reduction), Tensor(PRED, requires_grad=True))
 
 
 def test_the_default_stays_the_mean():

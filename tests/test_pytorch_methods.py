@@ -4,7 +4,7 @@ the constructors full, arange, eye: forward and backward against PyTorch, gradch
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, gradcheck
+from tinygrad_cnn import Tensor, gradcheck, gradgradcheck
 from tinygrad_cnn.graph import topo_order
 
 RNG = np.random.default_rng(0)
@@ -59,6 +59,12 @@ def test_forward_and_backward_match_pytorch(name, ours, theirs, x, ops):
 @pytest.mark.parametrize("name, ours, theirs, x, ops", CASES, ids=IDS)
 def test_gradcheck(name, ours, theirs, x, ops):
     assert gradcheck(ours, Tensor(x, requires_grad=True))
+
+
+@pytest.mark.parametrize("name, ours, theirs, x, ops", CASES, ids=IDS)
+def test_gradients_of_gradients(name, ours, theirs, x, ops):
+    """They are made of library ops, so create_graph=True records their backward too."""
+    assert gradgradcheck(lambda t: ours(t) * ours(t), Tensor(x, requires_grad=True))
 
 
 def test_tolist_gives_python_numbers_as_pytorch():

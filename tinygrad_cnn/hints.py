@@ -7,8 +7,10 @@
   raise TypeError naming what PyTorch's would have meant and the keyword to write (``Conv2d(4, 8, 3, 1, 2, 2)``:
   PyTorch's 6th is dilation, so write ``dilation=2``). The error comes from the public name, never from the mixin
   class that defines the method. The check costs one comparison per call.
-* ``attribute_hint(name)``: what to write instead of a PyTorch-only attribute (``x.dim()``, ``x.cpu()``,
-  ``x.retain_grad()``, ``x.add_(y)``, ...), for ``Tensor.__getattr__``.
+* ``Unavailable``: a class attribute for a PyTorch-only name (``x.dim()``, ``x.cpu()``, ``x.retain_grad()``,
+  ``x.add_(y)``, ...); reading it on a tensor raises AttributeError saying what to write. ``add_unavailable(cls)``
+  puts one on ``cls`` for each name of ATTRIBUTES and IN_PLACE. (Descriptors, not ``__getattr__``: a class that
+  defines ``__getattr__`` pays for it on every attribute access.)
 * ``Size``: the int ``x.size`` returns (numpy's meaning, the number of elements); calling it, PyTorch's
   ``x.size()``, raises TypeError pointing to ``x.shape``.
 
@@ -184,13 +186,44 @@ ATTRIBUTES = {
 }
 
 
+# PyTorch's in-place methods a user reaches for
+IN_PLACE = ("add_", "sub_", "mul_", "div_", "pow_", "neg_", "abs_", "exp_", "log_", "sqrt_", "relu_", "sigmoid_",
+            "tanh_", "clamp_", "clamp_min_", "clamp_max_", "zero_", "fill_", "copy_", "normal_", "uniform_",
+            "masked_fill_", "unsqueeze_", "squeeze_", "transpose_", "t_", "resize_", "detach_", "addmm_", "lerp_")
+
+
 def attribute_hint(name: str) -> str | None:
     """What to write instead of PyTorch's ``x.<name>``, or None when the name means nothing to us."""
     if name in ATTRIBUTES:
         return ATTRIBUTES[name]
-    if name.endswith("_") and not name.startswith("_") and len(name) > 1:
+    if name in IN_PLACE:
         return NO_IN_PLACE.format(name=f"x.{name}(...)", base=name[:-1])
     return None
+
+
+class Unavailable:
+    """A PyTorch-only attribute: reading it on an instance raises AttributeError with what to write (so ``hasattr``
+    is False, as for any missing attribute); on the class it is this object."""
+
+    def __init__(self, hint: str):
+        self.hint = hint
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}: {self.hint}")
+
+
+def add_unavailable(cls) -> None:
+    """An ``Unavailable`` on ``cls`` for each PyTorch-only name it does not define itself."""
+    for name in (*ATTRIBUTES, *IN_PLACE):
+        if not hasattr(cls, name):
+            descriptor = Unavailable(attribute_hint(name))
+            setattr(cls, name, descriptor)
+            descriptor.__set_name__(cls, name)
 
 
 class Size(int):

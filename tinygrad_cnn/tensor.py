@@ -52,7 +52,7 @@ from .graph import (
     wrong_shape,
 )
 from .higher_order import TwoBackwards, check_records_itself, run_graph_backward
-from .hints import Size, attribute_hint, pytorch_args
+from .hints import Size, add_unavailable, pytorch_args
 from .modes import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401 (re-exported)
 from .ops.cnn import CNNOps
 from .ops.cnn_grad import CNNGradOps
@@ -209,7 +209,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         1 for a one-element tensor when grad is None. An array; a Tensor when as_tensor (kept in its graph when grad
         is a Tensor that requires grad)."""
         if grad is None:
-            if self.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"{caller}: grad can be implied only for a one-element tensor, this one has shape "
                     f"{self.shape}; pass grad= an array of that shape"
@@ -302,13 +302,6 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
     size = property(lambda self: Size(self._data.shape), doc="The number of elements (numpy's meaning), an int; "
                     "PyTorch's x.size() is x.shape here (calling it says so)")
 
-    def __getattr__(self, name: str):
-        """Only for names Tensor does not have: PyTorch's (``x.dim()``, ``x.cpu()``, ``x.add_(y)``...) say what to
-        write here; any other raises the plain AttributeError."""
-        hint = None if name.startswith("_") else attribute_hint(name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}"
-                             + (f": {hint}" if hint else ""))
-
     @property
     def is_leaf(self) -> bool:
         return not self.parents
@@ -339,7 +332,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
 
     def _number(self, caller: str):
         """The value of a one-element tensor as a Python number; caller names the conversion in the error."""
-        if self.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"{caller}: only a one-element tensor converts to a Python number, got shape "
                              f"{self.shape}")
         return self._data.item()
@@ -361,7 +354,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         return self.shape[0]
 
     def __bool__(self):
-        if self.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
         return bool(self._data)
 
@@ -423,6 +416,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
 
 
 as_tensor = Tensor.as_tensor
+add_unavailable(Tensor)  # PyTorch-only names (x.dim(), x.cpu(), x.add_(y), ...) say what to write (hints.py)
 
 
 def _rebuild_leaf(data: np.ndarray, requires_grad: bool, name: str | None) -> Tensor:

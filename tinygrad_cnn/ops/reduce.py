@@ -79,7 +79,7 @@ class ReduceOps:
         """max/min (op: their facts) over ``axis``: the gradient is shared evenly among tied extreme entries (as
         torch.amax)."""
         axes = normalize_axes(axis, self.shape, op.name)
-        if self.size == 0:
+        if self._data.size == 0:
             raise ValueError(f"{op.name}: cannot reduce an empty tensor (shape {self.shape})")
         x = self._data
         out = reduce(x, axis=axes, keepdims=True)
