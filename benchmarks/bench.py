@@ -33,6 +33,7 @@ from tinygrad_cnn.functional import cross_entropy
 from tinygrad_cnn.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from tinygrad_cnn.optim import Adam
 from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.threads import get_num_threads
 
 # name: (x shape, W shape, conv stride, conv pad, pool f, pool stride); pools run on the conv output's shape
 WORKLOADS = {
@@ -313,24 +314,24 @@ def conv_phase_ms(spec, dtype, repeats):
     """[(phase, ms)]: where a conv forward+backward spends its time, each kernel phase timed alone, then the
     whole fresh-tensor scalar-loss path (what bench_workload times) and what is left of it for the Tensor layer.
 
-    Phases: the forward (per batch chunk: pad, im2col, GEMM), of it im2col alone (pad and copy, whole batch), the
-    copy of the sum's broadcast gradient (kernels.dense), dW (per chunk: im2col again, GEMM), dx (per chunk: a
-    stride-1 conv of dout with the flipped kernel where that measured faster, else GEMMs and the col2im adds), db.
+    Phases: the forward (per batch block: pad, im2col, GEMM), of it im2col alone (pad and copy, whole batch), the
+    copy of the sum's broadcast gradient (checks.dense), dW (per block: im2col again, GEMM), dx (the kernel
+    conv.conv_path picks: col2im's GEMMs and strided adds, or a stride-1 conv of dout with the flipped kernel), db.
     """
-    from tinygrad_cnn import kernels
+    from tinygrad_cnn.kernels import checks, conv
     x, W, b, _ = make_data(spec, dtype)
     _, _, stride, pad = spec[:4]
     stride, pads = (stride, stride), ((pad, pad), (pad, pad))
-    out, saved = kernels.conv2d_forward(x, W, b, stride, pads)
+    out, saved = conv.conv2d_forward(x, W, b, stride, pads)
     view = np.broadcast_to(np.ones((), dtype), out.shape)
-    dout2d = kernels.dense(view).reshape(-1, W.shape[3])
+    dout = checks.dense(view)
     phases = {
-        "forward": lambda: kernels.conv2d_forward(x, W, b, stride, pads),
-        "of it im2col": lambda: np.ascontiguousarray(kernels._chunk_cols(saved)),
-        "dense(sum grad)": lambda: kernels.dense(view),
-        "dW": lambda: kernels.conv2d_weight_grad(dout2d, saved),
-        "dx": lambda: kernels.conv2d_input_grad(dout2d, saved),
-        "db": lambda: kernels.bias_grad(dout2d),
+        "forward": lambda: conv.conv2d_forward(x, W, b, stride, pads),
+        "of it im2col": lambda: np.ascontiguousarray(conv.conv2d_cols(saved)),
+        "dense(sum grad)": lambda: checks.dense(view),
+        "dW": lambda: conv.conv2d_weight_grad(dout, saved),
+        "dx": lambda: conv.conv2d_input_grad(dout, saved),
+        "db": lambda: conv.conv_db(dout),
         "whole f+b sum": our_cases([x, W, b, out], spec)["conv2d"][2],
     }
     times = dict(zip(phases, (t * 1e3 for t in interleaved_medians(list(phases.values()), repeats)), strict=True))
@@ -429,7 +430,8 @@ def main(argv=None):
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
     except ImportError:
         print("torch not importable: no PyTorch comparison")
-    print(f"numpy {np.__version__}; {runs} runs of {repeats} timed calls, each after an untimed call; "
+    print(f"numpy {np.__version__} on {get_num_threads()} BLAS threads (TINYGRAD_CNN_NUM_THREADS sets them); "
+          f"{runs} runs of {repeats} timed calls, each after an untimed call; "
           f"times in ms; ours and PyTorch's in turn\n")
 
     print("fwd+bwd on fresh tensors with a scalar loss, op(x).sum().backward(): ours and torch = fastest run; "

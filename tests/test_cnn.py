@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 from test_kernels import conv_grid, conv_inputs
 
 import tinygrad_cnn.functional as cnn
-from tinygrad_cnn import Tensor, gradcheck, kernels, no_grad, reference
+from tinygrad_cnn import Tensor, gradcheck, no_grad, reference
+from tinygrad_cnn.kernels import checks, pad
+from tinygrad_cnn.ops import cnn as cnn_ops
 
 
 def _tensor(shape, seed, requires_grad=True, dtype=np.float64):
@@ -29,8 +31,8 @@ def test_conv2d_gradcheck_and_reference(case):
 @pytest.mark.parametrize("f, stride", [(2, None), (3, 2), ((2, 3), (1, 2)), (3, 1), (1, 1)])
 def test_pools_gradcheck_and_reference(f, stride):
     x = _tensor((2, 5, 6, 2), 3)
-    f_pair = kernels.as_positive_pair("test", "f", f)
-    s_pair = f_pair if stride is None else kernels.as_positive_pair("test", "stride", stride)
+    f_pair = checks.as_positive_pair("test", "f", f)
+    s_pair = f_pair if stride is None else checks.as_positive_pair("test", "stride", stride)
     for op, mode in [(cnn.max_pool2d, "max"), (cnn.avg_pool2d, "average")]:
         out = op(x, f, stride)
         np.testing.assert_allclose(out.data, reference.pool_forward(x.data, f_pair, s_pair, mode), atol=1e-12)
@@ -42,11 +44,11 @@ def test_pad2d_gradcheck_and_values():
     pads = ((1, 0), (2, 1))
     out = cnn.pad2d(x, pads, value=-1.0)
     assert out.shape == (2, 4, 7, 2) and out.data[0, 0, 0, 0] == -1.0
-    np.testing.assert_array_equal(kernels.unpad(out.data, pads), x.data)
+    np.testing.assert_array_equal(pad.unpad(out.data, pads), x.data)
     assert gradcheck(lambda t: cnn.pad2d(t, pads, value=2.0), x)
 
 
-@pytest.mark.parametrize("ties", kernels.TIES)
+@pytest.mark.parametrize("ties", checks.TIES)
 def test_max_pool2d_ties_through_the_tensor_op(ties):
     data = np.random.default_rng(5).integers(0, 2, (2, 5, 5, 3)).astype(np.float64)
     x = Tensor(data, requires_grad=True)
@@ -75,12 +77,12 @@ def test_op_labels_show_the_hyper_parameters():
 
 def test_conv2d_skips_gradients_nobody_needs(monkeypatch):
     calls = []
-    real_backward = kernels.conv2d_backward
+    real_backward = cnn_ops.conv2d_backward
 
     def spy(dout, saved, **need):
         calls.append(need)
         return real_backward(dout, saved, **need)
-    monkeypatch.setattr(kernels, "conv2d_backward", spy)
+    monkeypatch.setattr(cnn_ops, "conv2d_backward", spy)
     images = _tensor((2, 5, 5, 3), 0, requires_grad=False)
     W, b = _tensor((3, 3, 3, 4), 1), _tensor((4,), 2)
     out = cnn.conv2d(images, W, b, pad=1)

@@ -79,7 +79,7 @@ def test_no_module_imports_one_that_imports_it_back():
 # a package name (``kernels``) stands for all its modules. A new module must be placed here.
 LAYERS = [
     ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts",
-                                         "kernels", "parallel", "reference", "hints", "arrays"]),
+                                         "kernels", "threads", "reference", "hints", "arrays"]),
     ("anomaly checks", ["anomaly"]),
     ("the recording walk of create_graph (knows no Tensor: it calls the tensors' methods)", ["higher_order"]),
     ("the ops (mixins of Tensor)", ["ops.elementwise", "ops.reduce", "ops.shape", "ops.cnn", "ops.cnn_grad",
@@ -136,6 +136,19 @@ def test_each_nn_file_imports_only_the_nn_files_below_it():
     found = {m.rpartition(".")[2]: {i.rpartition(".")[2] for i in imports if i.startswith("tinygrad_cnn.nn.")}
              for m, imports in graph.items() if m.startswith("tinygrad_cnn.nn.")}
     assert found == below
+
+
+def test_the_kernels_import_numpy_and_each_other_only():
+    """Kernels know no Tensor: each kernels/ module imports the standard library, numpy and its siblings only."""
+    allowed = {"numpy", "__future__", "numbers", "typing", "collections", "functools", "concurrent"}
+    for path in sorted((PACKAGE / "kernels").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1, (path.name, ast.unparse(node))  # a sibling: from .checks import ...
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert {n.split(".")[0] for n in names} <= allowed, (path.name, ast.unparse(node))
+        assert "May import:" in ast.get_docstring(ast.parse(path.read_text())), path.name
 
 
 def test_only_nn_reads_a_modules_registries():
@@ -390,3 +403,10 @@ def test_the_mixins_use_only_what_they_define_or_the_contract_declares_and_tenso
     assert {"from_op", "as_tensor", "_lift", "_data", "data"} <= declared
     for name in declared:
         assert hasattr(Tensor, name) or name in Tensor.__slots__, name
+
+
+def test_no_module_of_the_package_is_over_500_lines_and_each_says_what_it_holds():
+    for path in PACKAGE.rglob("*.py"):
+        lines = path.read_text().count("\n")
+        assert lines <= 500, f"{path.relative_to(PACKAGE)} has {lines} lines: split it (one sitting each)"
+        assert ast.get_docstring(ast.parse(path.read_text())), f"{path.relative_to(PACKAGE)} has no docstring"

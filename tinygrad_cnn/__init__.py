@@ -7,7 +7,6 @@ from .explain import Explanation, explain
 from .explorer import explore, save_html
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .io import load, save
-from .parallel import get_num_threads, set_num_threads
 from .profile import Profile, profile  # the function profile() is tinygrad_cnn.profile (its module: sys.modules)
 from .tensor import (
     Tensor,
@@ -18,6 +17,8 @@ from .tensor import (
     set_default_dtype,
     set_grad_enabled,
 )
+from .threads import apply_default as _apply_default_threads
+from .threads import get_num_threads, set_num_threads
 from .viz import draw_graph, save_graph
 
 __all__ = [
@@ -28,3 +29,4 @@ __all__ = [
     "set_num_threads", "get_num_threads", "check", "profile", "Profile", "explore", "save_html",
 ]
 __version__ = "0.1.0"
+_apply_default_threads()  # set_num_threads(TINYGRAD_CNN_NUM_THREADS) when it is set; else BLAS keeps its own

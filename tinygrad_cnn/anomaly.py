@@ -85,6 +85,15 @@ def user_line() -> str:
     return f"cell {cell}, line {frame.f_lineno}" if cell else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` called in this package that names the user's line (the first frame
+    outside it)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _notebook_cell(filename: str) -> str | None:
     """'In[3]' when filename is the code of a notebook cell (IPython is running and knows it), else None. IPython is
     never imported here: only asked when it is already loaded."""

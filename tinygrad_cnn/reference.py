@@ -1,6 +1,6 @@
 """The notebook's loop versions ("Convolutional Neural Networks: Step by Step"), bugs fixed: slow, obviously correct.
 
-This is the oracle the tests and the benchmark check kernels.py, steps.py and the Tensor ops against.
+This is the oracle the tests and the benchmark check the kernels (kernels/), steps.py and the Tensor ops against.
 Compared with the notebook:
   * rectangular windows f = (f_h, f_w), strides stride = (s_h, s_w), pads = ((top, bottom), (left, right));
   * pool_forward parses, pool_backward uses the stride (vert_start = h * s_h, not h);

@@ -9,14 +9,17 @@ hparameters: {"stride", "pad"} for conv, {"f", "stride"} for pool.
 
 import numpy as np
 
-from . import kernels
+from .kernels.checks import check_conv2d_args, check_pad2d_args, check_pool2d_args
+from .kernels.conv import conv2d_backward, conv2d_forward, conv2d_saved
+from .kernels.pad import pad_forward
+from .kernels.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 
 POOL_MODES = ("max", "average")
 
 
 def zero_pad(X, pad):
     """X (m, n_H, n_W, n_C), pad int -> X_pad (m, n_H + 2 * pad, n_W + 2 * pad, n_C), zeros around each image."""
-    X_pad = kernels.pad_forward(X, kernels.check_pad2d_args("zero_pad", X, pad), 0.0)
+    X_pad = pad_forward(X, check_pad2d_args("zero_pad", X, pad), 0.0)
     return X_pad.copy() if X_pad is X else X_pad
 
 
@@ -35,15 +38,15 @@ def _hparameter(op, hparameters, key):
 
 def _conv_args(A_prev, W, b, hparameters):
     """Check conv_forward's inputs; return (stride, pads) normalized."""
-    return kernels.check_conv2d_args(A_prev, W, b, _hparameter("conv_forward", hparameters, "stride"),
-                                     _hparameter("conv_forward", hparameters, "pad"))
+    return check_conv2d_args(A_prev, W, b, _hparameter("conv_forward", hparameters, "stride"),
+                             _hparameter("conv_forward", hparameters, "pad"))
 
 
 def conv_forward(A_prev, W, b, hparameters):
     """A_prev (m, n_H_prev, n_W_prev, n_C_prev), W (f, f, n_C_prev, n_C), b (1, 1, 1, n_C),
     hparameters {"stride", "pad"} -> (Z (m, n_H, n_W, n_C), cache = (A_prev, W, b, hparameters))."""
     stride, pads = _conv_args(A_prev, W, b, hparameters)
-    Z, _ = kernels.conv2d_forward(A_prev, W, b, stride, pads)
+    Z, _ = conv2d_forward(A_prev, W, b, stride, pads)
     return Z, (A_prev, W, b, hparameters)
 
 
@@ -51,25 +54,24 @@ def conv_backward(dZ, cache):
     """dZ (m, n_H, n_W, n_C), cache from conv_forward -> (dA_prev like A_prev, dW like W, db like b)."""
     A_prev, W, b, hparameters = cache
     stride, pads = _conv_args(A_prev, W, b, hparameters)
-    saved = kernels.conv2d_saved(A_prev, W, b, stride, pads)
+    saved = conv2d_saved(A_prev, W, b, stride, pads)
     if dZ.shape != saved.out_shape:
         raise ValueError(f"conv_backward: dZ must have the shape of Z {saved.out_shape}, got {dZ.shape}")
-    return kernels.conv2d_backward(dZ, saved)
+    return conv2d_backward(dZ, saved)
 
 
 def _pool_args(op, A_prev, hparameters, mode):
     """Check the pool inputs; return (f, stride) as pairs."""
     if mode not in POOL_MODES:
         raise ValueError(f"{op}: unknown mode {mode!r}; use one of {POOL_MODES}")
-    return kernels.check_pool2d_args(op, A_prev, _hparameter(op, hparameters, "f"),
-                                     _hparameter(op, hparameters, "stride"))
+    return check_pool2d_args(op, A_prev, _hparameter(op, hparameters, "f"), _hparameter(op, hparameters, "stride"))
 
 
 def _pool(A_prev, f, stride, mode):
     """(A, saved) from the kernel forward for this mode."""
     if mode == "max":
-        return kernels.max_pool_forward(A_prev, f, stride, ties="all")
-    return kernels.avg_pool_forward(A_prev, f, stride)
+        return max_pool_forward(A_prev, f, stride, ties="all")
+    return avg_pool_forward(A_prev, f, stride)
 
 
 def pool_forward(A_prev, hparameters, mode="max"):
@@ -99,5 +101,5 @@ def pool_backward(dA, cache, mode="max"):
     if dA.shape != A.shape:
         raise ValueError(f"pool_backward: dA must have the shape of A {A.shape}, got {dA.shape}")
     if mode == "max":
-        return kernels.max_pool_backward(dA, saved)
-    return kernels.avg_pool_backward(dA, saved)
+        return max_pool_backward(dA, saved)
+    return avg_pool_backward(dA, saved)

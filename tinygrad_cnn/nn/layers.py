@@ -17,7 +17,7 @@ import numpy as np
 
 from ..dtypes import get_default_dtype
 from ..hints import pytorch_args
-from ..kernels import TIES, check_dropout_p
+from ..kernels.checks import TIES, check_dropout_p
 from ..tensor import Tensor, as_tensor
 from .init import init_weight, rng_from_seed
 from .module import Module

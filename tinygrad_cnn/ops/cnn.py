@@ -13,15 +13,38 @@ W, b) and g for the gradient at the output (the notebook's dZ).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from .. import kernels
+from ..anomaly import user_stacklevel
 from ..hints import pytorch_args
+from ..kernels.checks import (
+    as_positive_pair,
+    check_batch_norm_args,
+    check_conv2d_args,
+    check_conv_transpose2d_args,
+    check_dropout_p,
+    check_pad2d_args,
+    check_pool2d_args,
+    check_weight_layout,
+)
+from ..kernels.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
+from ..kernels.norm import batch_norm_backward, batch_norm_forward, dropout_mask
+from ..kernels.pad import pad_forward, unpad
+from ..kernels.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from .facts import declare
 
 
 def _data(t):
     return None if t is None else t._data
+
+
+def _warn_of_pytorchs_layout(op: str, x, W, groups: int) -> None:
+    """Warn, naming the user's line, when W would also fit x in PyTorch's layout (kernels' check_weight_layout)."""
+    text = check_weight_layout(op, x.shape[3], W.shape, groups)
+    if text:
+        warnings.warn(text, UserWarning, stacklevel=user_stacklevel())
 
 
 def _bias_grad(g, b):
@@ -62,11 +85,11 @@ class CNNOps:
 
         pad: int, (p_h, p_w) or ((top, bottom), (left, right)) -> (m, top + n_H + bottom, left + n_W + right, n_C)
         """
-        pads = kernels.check_pad2d_args("pad2d", self._data, pad, value)
-        out = kernels.pad_forward(self._data, pads, value)
+        pads = check_pad2d_args("pad2d", self._data, pad, value)
+        out = pad_forward(self._data, pads, value)
 
         def _backward(g):  # a slice: the same on arrays and on Tensors (a getitem op)
-            return (kernels.unpad(g, pads),)
+            return (unpad(g, pads),)
         return self.from_op(out, (self,), self.PAD2D, _backward, pad=pads, value=value)
 
     CONV2D = declare("conv2d", "dA_prev += W*g, dW += A_slice*g, db += g, over every window",
@@ -87,16 +110,17 @@ class CNNOps:
         """
         x, W = self, self.as_tensor(W)
         b = None if b is None else self.as_tensor(b)
-        stride, pads = kernels.check_conv2d_args(x._data, W._data, _data(b), stride, pad, dilation, groups)
-        dilation = kernels.as_positive_pair("conv2d", "dilation", dilation)
-        out, saved = kernels.conv2d_forward(x._data, W._data, _data(b), stride, pads, dilation, groups)
+        stride, pads = check_conv2d_args(x._data, W._data, _data(b), stride, pad, dilation, groups)
+        _warn_of_pytorchs_layout("conv2d", x, W, groups)
+        dilation = as_positive_pair("conv2d", "dilation", dilation)
+        out, saved = conv2d_forward(x._data, W._data, _data(b), stride, pads, dilation, groups)
 
         def _backward(g):
             if type(g) is not np.ndarray:  # dA_prev: a conv_transpose2d of g; dW: conv2d_weight_grad
                 dx = g._conv2d_input_grad(W, x.shape, stride, pads, dilation, groups) if x.requires_grad else None
                 dW = x.conv2d_weight_grad(g, W.shape[:2], stride, pads, dilation, groups) if W.requires_grad else None
                 return (dx, dW) if b is None else (dx, dW, _bias_grad(g, b))
-            dx, dW, db = kernels.conv2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
+            dx, dW, db = conv2d_backward(g, saved, need_dx=x.requires_grad, need_dW=W.requires_grad,
                                                  need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
         parents = (x, W) if b is None else (x, W, b)
@@ -123,10 +147,11 @@ class CNNOps:
         """
         x, W = self, self.as_tensor(W)
         b = None if b is None else self.as_tensor(b)
-        stride, pads, output_padding = kernels.check_conv_transpose2d_args(
+        stride, pads, output_padding = check_conv_transpose2d_args(
             x._data, W._data, _data(b), stride, pad, output_padding, dilation, groups)
-        dilation = kernels.as_positive_pair("conv_transpose2d", "dilation", dilation)
-        out, saved = kernels.conv_transpose2d_forward(x._data, W._data, _data(b), stride, pads, output_padding,
+        _warn_of_pytorchs_layout("conv_transpose2d", x, W, groups)
+        dilation = as_positive_pair("conv_transpose2d", "dilation", dilation)
+        out, saved = conv_transpose2d_forward(x._data, W._data, _data(b), stride, pads, output_padding,
                                                       dilation, groups)
 
         def _backward(g):
@@ -134,7 +159,7 @@ class CNNOps:
                 dx = g.conv2d(W, None, stride, pads, dilation, groups) if x.requires_grad else None
                 dW = g.conv2d_weight_grad(x, W.shape[:2], stride, pads, dilation, groups) if W.requires_grad else None
                 return (dx, dW) if b is None else (dx, dW, _bias_grad(g, b))
-            dx, dW, db = kernels.conv_transpose2d_backward(g, saved, need_dx=x.requires_grad,
+            dx, dW, db = conv_transpose2d_backward(g, saved, need_dx=x.requires_grad,
                                                            need_dW=W.requires_grad,
                                                            need_db=b is not None and b.requires_grad)
             return (dx, dW) if b is None else (dx, dW, db)
@@ -165,14 +190,14 @@ class CNNOps:
         dbeta = sum(g) (eval: dx = gamma / sqrt(running_var + eps) * g).
         """
         gamma, beta = self.as_tensor(gamma), self.as_tensor(beta)
-        kernels.check_batch_norm_args(self._data, gamma._data, beta._data, running_mean, running_var, eps, momentum,
+        check_batch_norm_args(self._data, gamma._data, beta._data, running_mean, running_var, eps, momentum,
                                       training)
         if training and running_mean is not None:
             for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
                 if not buffer.flags.writeable or buffer.dtype.kind != "f":
                     raise ValueError(f"batch_norm2d: {name} must be a writable float array (training updates it "
                                      f"in place), got dtype {buffer.dtype}, writeable={buffer.flags.writeable}")
-        out, saved, new_mean, new_var = kernels.batch_norm_forward(
+        out, saved, new_mean, new_var = batch_norm_forward(
             self._data, gamma._data, beta._data, eps, bool(training), running_mean, running_var, momentum)
         if training and running_mean is not None:
             running_mean[...], running_var[...] = new_mean, new_var
@@ -180,7 +205,7 @@ class CNNOps:
         def _backward(g):
             if type(g) is not np.ndarray:
                 return _batch_norm_grads(g, self, gamma, beta, saved, eps)
-            return kernels.batch_norm_backward(g, saved)
+            return batch_norm_backward(g, saved)
         return self.from_op(out, (self, gamma, beta), self.BATCH_NORM2D, _backward, training=bool(training),
                             momentum=momentum, eps=eps)
 
@@ -194,10 +219,10 @@ class CNNOps:
         ``nn.Dropout(p, seed)`` keeps one Generator so its masks are reproducible. The mask is saved for the
         backward (dx = g * mask). When not training, or p = 0, x itself comes back (nothing recorded), as PyTorch.
         """
-        kernels.check_dropout_p(p)
+        check_dropout_p(p)
         if not training or p == 0:
             return self
-        mask = kernels.dropout_mask(self.shape, p, rng, self.dtype)
+        mask = dropout_mask(self.shape, p, rng, self.dtype)
 
         def _backward(g):  # the mask is a constant: the same on arrays and on Tensors
             return (g * mask,)
@@ -215,13 +240,13 @@ class CNNOps:
         "split" (shared evenly) or "all" (each gets all of it, as the notebook's mask).
         -> (m, n_H, n_W, n_C) with n_H = floor((n_H_prev - f_h) / s_h) + 1 (n_W alike)
         """
-        f, stride = kernels.check_pool2d_args("max_pool2d", self._data, f, stride, ties)
-        out, saved = kernels.max_pool_forward(self._data, f, stride, ties)
+        f, stride = check_pool2d_args("max_pool2d", self._data, f, stride, ties)
+        out, saved = max_pool_forward(self._data, f, stride, ties)
 
         def _backward(g):
             if type(g) is not np.ndarray:
                 return (g.max_pool2d_backward(self, f, stride, ties),)
-            return (kernels.max_pool_backward(g, saved),)
+            return (max_pool_backward(g, saved),)
         return self.from_op(out, (self,), self.MAX_POOL2D, _backward, f=f, stride=stride, ties=ties)
 
     AVG_POOL2D = declare("avg_pool2d", "dA_prev += g/(f_h*f_w), over every window", inputs=("A_prev",),
@@ -234,11 +259,11 @@ class CNNOps:
 
         -> (m, n_H, n_W, n_C) with n_H = floor((n_H_prev - f_h) / s_h) + 1 (n_W alike)
         """
-        f, stride = kernels.check_pool2d_args("avg_pool2d", self._data, f, stride)
-        out, saved = kernels.avg_pool_forward(self._data, f, stride)
+        f, stride = check_pool2d_args("avg_pool2d", self._data, f, stride)
+        out, saved = avg_pool_forward(self._data, f, stride)
 
         def _backward(g):
             if type(g) is not np.ndarray:
                 return (g.avg_pool2d_backward(self.shape[1:3], f, stride),)
-            return (kernels.avg_pool_backward(g, saved),)
+            return (avg_pool_backward(g, saved),)
         return self.from_op(out, (self,), self.AVG_POOL2D, _backward, f=f, stride=stride)

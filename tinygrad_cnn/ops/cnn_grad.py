@@ -13,7 +13,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
+from ..kernels.checks import (
+    as_positive_pair,
+    check_conv2d_args,
+    check_groups,
+    check_images,
+    check_pool2d_args,
+    conv_transpose2d_output_hw,
+    dense,
+    output_size,
+)
+from ..kernels.conv import conv2d_forward, conv2d_input_grad, conv2d_saved, conv2d_weight_grad
+from ..kernels.pool import (
+    PoolSaved,
+    avg_pool_backward,
+    avg_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+    max_pool_gather,
+)
 from .facts import declare
 
 
@@ -35,7 +53,7 @@ class CNNGradOps:
     def _conv2d_input_grad(self, W, x_shape: tuple, stride, pads, dilation, groups):
         """conv2d's input gradient from g = self (m, n_H, n_W, n_C): conv_transpose2d of g with W, given the rows and
         columns the conv2d's floor dropped as output_padding so the result has x's shape (m, n_H_prev, n_W_prev, C)."""
-        size = kernels.conv_transpose2d_output_hw(self.shape, W.shape[:2], stride, pads, (0, 0), dilation)
+        size = conv_transpose2d_output_hw(self.shape, W.shape[:2], stride, pads, (0, 0), dilation)
         dropped = (x_shape[1] - size[0], x_shape[2] - size[1])
         return self.conv_transpose2d(W, stride=stride, pad=pads, output_padding=dropped, dilation=dilation,
                                      groups=groups)
@@ -54,27 +72,27 @@ class CNNGradOps:
         """
         x, dZ = self, self.as_tensor(dZ)
         op = "conv2d_weight_grad"
-        kernels.check_images(op, "dZ", dZ._data)
-        kernels.check_images(op, "A_prev", x._data)
-        f = kernels.as_positive_pair(op, "f", f)
-        kernels.check_groups(op, groups, {"n_C_prev": x.shape[3], "n_C": dZ.shape[3]},
+        check_images(op, "dZ", dZ._data)
+        check_images(op, "A_prev", x._data)
+        f = as_positive_pair(op, "f", f)
+        check_groups(op, groups, {"n_C_prev": x.shape[3], "n_C": dZ.shape[3]},
                              f"A_prev.shape={x.shape}, dZ.shape={dZ.shape}")
         W_like = _like((*f, x.shape[3] // groups, dZ.shape[3]), np.result_type(x.dtype, dZ.dtype))
-        stride, pads = kernels.check_conv2d_args(x._data, W_like, None, stride, pad, dilation, groups)
-        dilation = kernels.as_positive_pair(op, "dilation", dilation)
-        saved = kernels.conv2d_saved(x._data, W_like, None, stride, pads, dilation, groups)
+        stride, pads = check_conv2d_args(x._data, W_like, None, stride, pad, dilation, groups)
+        dilation = as_positive_pair(op, "dilation", dilation)
+        saved = conv2d_saved(x._data, W_like, None, stride, pads, dilation, groups)
         _check_shape(op, "dZ", dZ, saved.out_shape, f"a conv2d of A_prev {x.shape} with W {W_like.shape}, "
                      f"stride={stride}, pad={pads}, dilation={dilation}")
-        dZ2d = kernels.dense(dZ._data).reshape(-1, dZ.shape[3]).astype(W_like.dtype, copy=False)
-        out = kernels.conv2d_weight_grad(dZ2d, saved)
+        dZ_data = dense(dZ._data).astype(W_like.dtype, copy=False)
+        out = conv2d_weight_grad(dZ_data, saved)
 
         def _backward(g):
             if type(g) is not np.ndarray:
                 return (dZ._conv2d_input_grad(g, x.shape, stride, pads, dilation, groups) if x.requires_grad else None,
                         x.conv2d(g, None, stride, pads, dilation, groups) if dZ.requires_grad else None)
             g = g.astype(W_like.dtype, copy=False)
-            return (kernels.conv2d_input_grad(dZ2d, saved._replace(W=g)) if x.requires_grad else None,
-                    kernels.conv2d_forward(x._data, g, None, stride, pads, dilation, groups)[0]
+            return (conv2d_input_grad(dZ_data, saved._replace(W=g)) if x.requires_grad else None,
+                    conv2d_forward(x._data, g, None, stride, pads, dilation, groups)[0]
                     if dZ.requires_grad else None)
         return self.from_op(out, (x, dZ), self.CONV2D_WEIGHT_GRAD, _backward, stride=stride, pad=pads,
                             dilation=dilation, groups=groups)
@@ -91,15 +109,15 @@ class CNNGradOps:
         """
         dA, A_prev = self, self.as_tensor(A_prev)
         op = "max_pool2d_backward"
-        f, stride = kernels.check_pool2d_args(op, A_prev._data, f, stride, ties)
-        pooled, saved = kernels.max_pool_forward(A_prev._data, f, stride, ties)
+        f, stride = check_pool2d_args(op, A_prev._data, f, stride, ties)
+        pooled, saved = max_pool_forward(A_prev._data, f, stride, ties)
         _check_shape(op, "dA", dA, pooled.shape, f"max_pool2d of A_prev {A_prev.shape} with f={f}, stride={stride}")
 
         def _backward(g):
             if type(g) is not np.ndarray:
                 return g.max_pool2d_gather(A_prev, f, stride, ties), None
-            return kernels.max_pool_gather(g, saved), None
-        return self.from_op(kernels.max_pool_backward(dA._data, saved), (dA, A_prev), self.MAX_POOL2D_BACKWARD,
+            return max_pool_gather(g, saved), None
+        return self.from_op(max_pool_backward(dA._data, saved), (dA, A_prev), self.MAX_POOL2D_BACKWARD,
                             _backward, f=f, stride=stride, ties=ties)
 
     MAX_POOL2D_GATHER = declare("max_pool2d_gather", "da = g to each window's max (ties: the ties policy), "
@@ -114,15 +132,15 @@ class CNNGradOps:
         """
         a, A_prev = self, self.as_tensor(A_prev)
         op = "max_pool2d_gather"
-        f, stride = kernels.check_pool2d_args(op, A_prev._data, f, stride, ties)
+        f, stride = check_pool2d_args(op, A_prev._data, f, stride, ties)
         _check_shape(op, "a", a, A_prev.shape, "A_prev's shape")
-        _, saved = kernels.max_pool_forward(A_prev._data, f, stride, ties)
+        _, saved = max_pool_forward(A_prev._data, f, stride, ties)
 
         def _backward(g):
             if type(g) is not np.ndarray:
                 return g.max_pool2d_backward(A_prev, f, stride, ties), None
-            return kernels.max_pool_backward(g, saved), None
-        return self.from_op(kernels.max_pool_gather(a._data, saved), (a, A_prev), self.MAX_POOL2D_GATHER, _backward,
+            return max_pool_backward(g, saved), None
+        return self.from_op(max_pool_gather(a._data, saved), (a, A_prev), self.MAX_POOL2D_GATHER, _backward,
                             f=f, stride=stride, ties=ties)
 
     AVG_POOL2D_BACKWARD = declare("avg_pool2d_backward", "ddA = avg_pool2d(g)", inputs=("dA",))
@@ -133,18 +151,18 @@ class CNNGradOps:
         (m, n_H_prev, n_W_prev, C). Linear, and avg_pool2d is its adjoint: its backward is ``g.avg_pool2d(f, stride)``.
         """
         op = "avg_pool2d_backward"
-        kernels.check_images(op, "dA", self._data)
-        size = kernels.as_positive_pair(op, "size", size)
+        check_images(op, "dA", self._data)
+        size = as_positive_pair(op, "size", size)
         x_like = _like((self.shape[0], *size, self.shape[3]), self.dtype)
-        f, stride = kernels.check_pool2d_args(op, x_like, f, stride)
-        pooled = kernels.output_size(size[0], f[0], 0, stride[0]), kernels.output_size(size[1], f[1], 0, stride[1])
+        f, stride = check_pool2d_args(op, x_like, f, stride)
+        pooled = output_size(size[0], f[0], 0, stride[0]), output_size(size[1], f[1], 0, stride[1])
         _check_shape(op, "dA", self, (self.shape[0], *pooled, self.shape[3]), f"avg_pool2d of size {size} with f={f}, "
                      f"stride={stride}")
-        saved = kernels.PoolSaved(x_like, _like(self.shape, self.dtype), f, stride, None)
+        saved = PoolSaved(x_like, _like(self.shape, self.dtype), f, stride, None)
 
         def _backward(g):
             if type(g) is not np.ndarray:
                 return (g.avg_pool2d(f, stride),)
-            return (kernels.avg_pool_forward(g, f, stride)[0],)
-        return self.from_op(kernels.avg_pool_backward(self._data, saved), (self,), self.AVG_POOL2D_BACKWARD,
+            return (avg_pool_forward(g, f, stride)[0],)
+        return self.from_op(avg_pool_backward(self._data, saved), (self,), self.AVG_POOL2D_BACKWARD,
                             _backward, f=f, stride=stride, size=size)
