@@ -3,7 +3,7 @@
     python examples/draw_graph.py            # writes examples/out/*.svg and *.png
     python examples/draw_graph.py --docs     # also writes docs/cnn_step.png for the README
 
-Rendering needs a layout program: ``pip install "tinygrad_cnn[viz]"`` (svg and png) or the
+Rendering needs a layout program: ``.venv/bin/pip install -e ".[viz]"`` (svg and png) or the
 system Graphviz. Without one, the .gv sources are still written and the error says what to do.
 """
 

@@ -1,6 +1,6 @@
 """What a convolution does to a real photo: hand-made edge filters, then pooling; and a trained CNN's filters.
 
-    pip install "tinygrad_cnn[examples]"      # scikit-learn (the photo ships with it), matplotlib
+    .venv/bin/pip install -e ".[examples]"      # scikit-learn (the photo ships with it), matplotlib
     python examples/edges_on_a_photo.py       # options: --out --weights
 
 The photo is scikit-learn's sample "china.jpg" (427 x 640, no download), made grayscale (luminance,
@@ -39,7 +39,7 @@ from tinygrad_cnn.plot import plot_feature_maps, plot_filters
 try:
     from sklearn.datasets import load_sample_image
 except ImportError as e:
-    sys.exit(f"{e}: this example needs the 'examples' extra: pip install \"tinygrad_cnn[examples]\"")
+    sys.exit(f"{e}: this example needs the 'examples' extra: .venv/bin/pip install -e \".[examples]\"")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

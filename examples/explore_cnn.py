@@ -1,6 +1,6 @@
 """Profile a few training steps of the digits CNN, then explore the last one in the browser.
 
-    pip install "tinygrad_cnn[examples,viz]"
+    .venv/bin/pip install -e ".[examples,viz]"
     python examples/explore_cnn.py             # writes examples/out/cnn_explorer.html (open it in any browser)
     python examples/explore_cnn.py --serve     # the live explorer: any entry explained on demand
 

@@ -1,6 +1,6 @@
 """Train a small CNN on scikit-learn's 8x8 digits (1,797 images, bundled: no download).
 
-    pip install "tinygrad_cnn[examples]"      # scikit-learn, tqdm, matplotlib
+    .venv/bin/pip install -e ".[examples]"      # scikit-learn, tqdm, matplotlib
     python examples/train_digits.py           # options: --epochs --seed --out --batch-size --lr
 
 Network (NHWC):  (m, 8, 8, 1)
@@ -34,7 +34,7 @@ try:
     from sklearn.model_selection import train_test_split
     from tqdm import tqdm
 except ImportError as e:
-    sys.exit(f"{e}: this example needs the 'examples' extra: pip install \"tinygrad_cnn[examples]\"")
+    sys.exit(f"{e}: this example needs the 'examples' extra: .venv/bin/pip install -e \".[examples]\"")
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)

@@ -1,6 +1,6 @@
 """Train a small residual network (ResNet) on scikit-learn's 8x8 digits, the split of train_digits.py.
 
-    pip install "tinygrad_cnn[examples]"      # scikit-learn, tqdm, matplotlib
+    .venv/bin/pip install -e ".[examples]"      # scikit-learn, tqdm, matplotlib
     python examples/train_resnet_digits.py    # options: --epochs --seed --out --batch-size --lr
 
 Network (NHWC), the course's two residual blocks ("Residual Networks", He et al. 2015):  (m, 8, 8, 1)

@@ -153,7 +153,7 @@ def _conv_transpose2d(rng):
 
 def _pad2d(rng):
     pad, value = _pads(rng), pick(rng, [0.0, 0.5])
-    return ([rng.standard_normal((2, 3, 2, 2))], lambda x: x.pad2d(pad, value),
+    return ([rng.standard_normal((2, 3, 2, 2))], lambda x: x.pad2d(pad, value=value),
             lambda x: nhwc(_torch()[1].pad(nchw(x), _torch_pads(pad), value=value)))
 
 
@@ -195,7 +195,7 @@ def _batch_norm2d_case(rng, training: bool):
     mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
 
     def ours(x, gamma, beta):  # fresh copies each call: training updates the running statistics in place
-        return x.batch_norm2d(gamma, beta, mean.copy(), var.copy(), training=training)
+        return x.batch_norm2d(gamma, beta, running_mean=mean.copy(), running_var=var.copy(), training=training)
 
     def theirs(x, gamma, beta):
         torch, TF = _torch()

@@ -234,7 +234,7 @@ def test_plot_marks_the_wrong_entries_of_dA_prev(tmp_path, seed_reports):
 
 def test_plot_without_matplotlib_names_the_extra(monkeypatch, seed_reports):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r'report.plot\(\) needs matplotlib: pip install "tinygrad_cnn\[plot\]"'):
+    with pytest.raises(ImportError, match=r'report.plot\(\) needs matplotlib: \.venv/bin/pip install -e "\.\[plot\]"'):
         seed_reports["pool_backward"].plot()
 
 

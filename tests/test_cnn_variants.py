@@ -165,7 +165,8 @@ def test_batch_norm2d_output_and_gradients_match_the_loops(shape, training):
     x, gamma, beta, mean, var = bn_arrays(shape)
     tx, tg, tb = leaf(x), leaf(gamma), leaf(beta)
     running_mean, running_var = mean.copy(), var.copy()
-    out = tx.batch_norm2d(tg, tb, running_mean, running_var, training=training, momentum=0.2, eps=1e-3)
+    out = tx.batch_norm2d(tg, tb, running_mean=running_mean, running_var=running_var, training=training, momentum=0.2,
+                          eps=1e-3)
     expected, new_mean, new_var = reference.batch_norm_forward(x, gamma, beta, 1e-3, training, mean, var, 0.2)
     np.testing.assert_allclose(out.data, expected, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(running_mean, new_mean, rtol=TOL, atol=TOL)
@@ -179,8 +180,8 @@ def test_batch_norm2d_output_and_gradients_match_the_loops(shape, training):
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm2d_gradcheck(training):
     x, gamma, beta, mean, var = bn_arrays((2, 3, 2, 3), seed=1)
-    assert gradcheck(lambda x, g, b: x.batch_norm2d(g, b, mean, var, training=False) if not training
-                     else x.batch_norm2d(g, b), leaf(x), leaf(gamma), leaf(beta))
+    assert gradcheck(lambda x, g, b: x.batch_norm2d(g, b, running_mean=mean, running_var=var, training=False)
+                     if not training else x.batch_norm2d(g, b), leaf(x), leaf(gamma), leaf(beta))
 
 
 def test_batch_norm2d_running_statistics_after_several_steps_match_the_loop():
@@ -188,14 +189,14 @@ def test_batch_norm2d_running_statistics_after_several_steps_match_the_loop():
     loop_mean, loop_var = np.zeros(3), np.ones(3)
     for step in range(5):
         x, gamma, beta, _, _ = bn_arrays((4, 3, 2, 3), seed=step)
-        F.batch_norm2d(x, gamma, beta, running_mean, running_var, momentum=0.3)
+        F.batch_norm2d(x, gamma, beta, running_mean=running_mean, running_var=running_var, momentum=0.3)
         _, loop_mean, loop_var = reference.batch_norm_forward(x, gamma, beta, 1e-5, True, loop_mean, loop_var, 0.3)
     np.testing.assert_allclose(running_mean, loop_mean, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(running_var, loop_var, rtol=TOL, atol=TOL)
     x, gamma, beta, _, _ = bn_arrays((2, 2, 2, 3), seed=9)
     before = running_mean.copy()
     with no_grad():
-        out = F.batch_norm2d(x, gamma, beta, running_mean, running_var, training=False)
+        out = F.batch_norm2d(x, gamma, beta, running_mean=running_mean, running_var=running_var, training=False)
     np.testing.assert_array_equal(running_mean, before)  # eval leaves them
     expected, _, _ = reference.batch_norm_forward(x, gamma, beta, 1e-5, False, loop_mean, loop_var)
     np.testing.assert_allclose(out.data, expected, rtol=TOL, atol=TOL)
@@ -203,7 +204,8 @@ def test_batch_norm2d_running_statistics_after_several_steps_match_the_loop():
 
 def test_batch_norm2d_label_and_float32():
     x, gamma, beta, mean, var = (a.astype(np.float32) for a in bn_arrays((2, 2, 2, 3)))
-    out = Tensor(x, requires_grad=True).batch_norm2d(gamma, beta, mean, var, training=False, eps=1e-3)
+    out = Tensor(x, requires_grad=True).batch_norm2d(gamma, beta, running_mean=mean, running_var=var, training=False,
+                                                     eps=1e-3)
     assert out.dtype == np.float32 and out.op_label == "batch_norm2d training=False eps=0.001"
     assert Tensor(x, requires_grad=True).batch_norm2d(gamma, beta).op_label == "batch_norm2d"
 
@@ -211,12 +213,14 @@ def test_batch_norm2d_label_and_float32():
 @pytest.mark.parametrize("call, error, words", [
     (lambda x, g, b: x.batch_norm2d(g, b, training=False), ValueError, "eval mode needs the running statistics"),
     (lambda x, g, b: x.batch_norm2d(g[:2], b), ValueError, r"gamma must be an array of shape \(3,\)"),
-    (lambda x, g, b: x.batch_norm2d(g, b, np.zeros(3)), ValueError, "give both running_mean and running_var"),
-    (lambda x, g, b: x.batch_norm2d(g, b, np.zeros(3), np.ones(3), momentum=2), ValueError, "momentum must be"),
+    (lambda x, g, b: x.batch_norm2d(g, b, running_mean=np.zeros(3)), ValueError,
+     "give both running_mean and running_var"),
+    (lambda x, g, b: x.batch_norm2d(g, b, running_mean=np.zeros(3), running_var=np.ones(3), momentum=2), ValueError,
+     "momentum must be"),
     (lambda x, g, b: x.batch_norm2d(g, b, eps=0), ValueError, "eps must be a number > 0"),
-    (lambda x, g, b: x.batch_norm2d(g, b, np.zeros(3, int), np.ones(3)), ValueError,
+    (lambda x, g, b: x.batch_norm2d(g, b, running_mean=np.zeros(3, int), running_var=np.ones(3)), ValueError,
      "running_mean must be a writable float array"),
-    (lambda x, g, b: x.batch_norm2d(g, b, Tensor(np.zeros(3)).data, np.ones(3)), ValueError,
+    (lambda x, g, b: x.batch_norm2d(g, b, running_mean=Tensor(np.zeros(3)).data, running_var=np.ones(3)), ValueError,
      "running_mean must be a writable float array"),
     (lambda x, g, b: x[:1, :1, :1].batch_norm2d(g, b), ValueError, "training needs more than one value"),
 ])

@@ -79,14 +79,15 @@ def test_no_module_imports_one_that_imports_it_back():
 # a package name (``kernels``) stands for all its modules. A new module must be placed here.
 LAYERS = [
     ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts",
-                                         "kernels", "threads", "reference"]),
+                                         "kernels", "threads", "reference", "hints", "arrays"]),
     ("anomaly checks", ["anomaly"]),
     ("the recording walk of create_graph (knows no Tensor: it calls the tensors' methods)", ["higher_order"]),
     ("the ops (mixins of Tensor)", ["ops.elementwise", "ops.reduce", "ops.shape", "ops.cnn", "ops.cnn_grad",
-                                    "ops.compare", "ops.numpy_protocol"]),
+                                    "ops.compare", "ops.numpy_protocol", "creation"]),
     ("the drawing (reads any graph; knows no Tensor, so Tensor.draw can use it)", ["viz"]),
     ("the engine", ["tensor"]),
-    ("on the engine", ["losses", "autograd", "gradcheck", "data", "steps", "explain_plot", "profile"]),
+    ("on the engine", ["losses", "autograd", "gradcheck", "data", "steps", "explain_plot", "profile",
+                       "flatten_order"]),
     ("functions, readers, layers", ["functional", "explain", "nn", "optim", "io", "plot"]),
     ("on the layers and readers", ["interop", "check", "explorer"]),
     ("the public names", ["__init__"]),
@@ -131,7 +132,7 @@ def test_the_engine_and_below_import_nothing_that_uses_tensors():
 def test_each_nn_file_imports_only_the_nn_files_below_it():
     graph = import_graph()
     below = {"tracing": set(), "init": set(), "module": {"tracing"}, "layers": {"module", "init"},
-             "containers": {"module"}}
+             "containers": {"module"}, "utils": set()}
     found = {m.rpartition(".")[2]: {i.rpartition(".")[2] for i in imports if i.startswith("tinygrad_cnn.nn.")}
              for m, imports in graph.items() if m.startswith("tinygrad_cnn.nn.")}
     assert found == below

@@ -86,7 +86,8 @@ def _cases(r):
                                                                 output_padding=t_out_pad, dilation=dilation,
                                                                 groups=groups)),
         "batch_norm2d": ([n(size=(2, 3, 4, 3)), u(0.5, 2, size=3), n(size=3)],
-                         lambda a, g, b: a.batch_norm2d(g, b, running_mean, running_var, training=bn_training)),
+                         lambda a, g, b: a.batch_norm2d(g, b, running_mean=running_mean, running_var=running_var,
+                                                          training=bn_training)),
         "dropout": ([n(size=(3, 4))], lambda a: a.dropout(p_drop, rng=drop_seed)),
         "leaky_relu": ([n(size=(3, 4))], lambda a: a.leaky_relu(slope)),
         "max_pool2d": ([ints((2, 5, 6, 3))], lambda a: a.max_pool2d(f, stride=s, ties=ties)),
@@ -309,7 +310,7 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch):
     root.backward()
     e = explain(root, A, (0, 0, 0, 0))
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r'pip install "tinygrad_cnn\[plot\]"'):
+    with pytest.raises(ImportError, match=r'\.venv/bin/pip install -e "\.\[plot\]"'):
         e.plot()
 
 

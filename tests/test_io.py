@@ -78,9 +78,11 @@ def test_threads_saving_to_one_path_do_not_collide(tmp_path):
 
 # ----------------------------------------------------------------------------- save errors
 @pytest.mark.parametrize("obj, words", [
-    ([np.zeros(2)], "save: expected a Module or a mapping name -> array, got list"),
-    ({1: np.zeros(2)}, "save: keys must be non-empty strings, got 1"),
-    ({"": np.zeros(2)}, "save: keys must be non-empty strings, got ''"),
+    ([np.zeros(2)], "save: expected a Module, an optimizer or a dict .*, got list"),
+    ({1.5: np.zeros(2)}, "save: at the top, keys must be strings or ints, got 1.5"),
+    ({"": np.zeros(2)}, "save: keys must be non-empty strings other than '__tree__', got ''"),
+    ({"__tree__": np.zeros(2)}, "save: keys must be non-empty strings other than '__tree__', got '__tree__'"),
+    ({"opt": {"lr": 0.1, "f": print}}, "save: /opt/f holds a builtin_function_or_method; a checkpoint holds arrays"),
     ({"w": np.array([{}, 1], dtype=object)}, "save: key 'w' holds dtype object; only numeric arrays"),
     ({"w": np.array(["a"])}, "save: key 'w' holds dtype <U1"),
 ])

@@ -1,7 +1,6 @@
 """The notebooks in examples/notebooks/ run from a clean state in a real Jupyter kernel, and are committed clean."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,23 +24,6 @@ def test_committed_notebooks_carry_no_outputs(name):
     assert code
     for cell in code:
         assert cell["outputs"] == [] and cell["execution_count"] is None, f"{name}: strip outputs: {cell['source']}"
-
-
-@pytest.fixture(scope="module")
-def this_python_kernel(tmp_path_factory):
-    """A kernelspec "python3" that runs this interpreter with the package importable (JUPYTER_PATH first)."""
-    jupyter = tmp_path_factory.mktemp("jupyter")
-    spec = jupyter / "kernels" / "python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (tinygrad_cnn tests)", "language": "python",
-        "env": {"PYTHONPATH": str(ROOT)},
-    }))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("JUPYTER_PATH", str(jupyter))
-    yield "python3"
-    mp.undo()
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PICTURES))

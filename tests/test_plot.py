@@ -98,7 +98,7 @@ def test_without_matplotlib_the_error_names_the_extra(monkeypatch, call):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.setitem(sys.modules, name, None)  # `import matplotlib...` now raises ImportError
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r'needs matplotlib: pip install "tinygrad_cnn\[plot\]"'):
+    with pytest.raises(ImportError, match=r'needs matplotlib: \.venv/bin/pip install -e "\.\[plot\]"'):
         call()
 
 
@@ -110,4 +110,4 @@ def test_the_package_imports_without_matplotlib():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == 'plot_filters needs matplotlib: pip install "tinygrad_cnn[plot]"'
+    assert proc.stdout.strip() == 'plot_filters needs matplotlib: .venv/bin/pip install -e ".[plot]"'

@@ -256,7 +256,8 @@ def test_batch_norm2d_and_its_running_statistics(training, seed):
     rng = np.random.default_rng(seed)
     mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
     ours_stats, torch_stats = (mean.copy(), var.copy()), (torch.tensor(mean), torch.tensor(var))
-    same_program(lambda x, g, b: x.batch_norm2d(g, b, *ours_stats, training=training, momentum=0.3),
+    same_program(lambda x, g, b: x.batch_norm2d(g, b, running_mean=ours_stats[0], running_var=ours_stats[1],
+                                                training=training, momentum=0.3),
                  lambda x, g, b: nhwc(TF.batch_norm(nchw(x), *torch_stats, g, b, training=training, momentum=0.3)),
                  rng.standard_normal((4, 3, 5, 3)) * 2 + 1, rng.uniform(0.5, 2, 3), rng.standard_normal(3),
                  seed=seed)

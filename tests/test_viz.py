@@ -315,7 +315,7 @@ def pure_binary():
     """The graphviz-pure that the viz extra installs (required: these tests must not skip)."""
     beside_python = shutil.which("graphviz-pure", path=str(Path(sys.executable).parent))
     path = beside_python or shutil.which("graphviz-pure")
-    assert path, 'graphviz-pure is missing: pip install "tinygrad_cnn[viz]"'
+    assert path, 'graphviz-pure is missing: .venv/bin/pip install -e ".[viz]"'
     return path
 
 
@@ -345,7 +345,7 @@ def test_no_renderer_message_and_gv_fallback(no_renderer, tmp_path):
         save_graph(y, tmp_path / "step.svg")
     message = str(caught.value)
     assert isinstance(caught.value, RendererNotFound)
-    assert 'pip install "tinygrad_cnn[viz]"' in message and "apt install graphviz" in message
+    assert '.venv/bin/pip install -e ".[viz]"' in message and "apt install graphviz" in message
     assert f"written to {tmp_path / 'step.gv'}" in message
     assert (tmp_path / "step.gv").read_text() == draw_graph(y).source
     assert not (tmp_path / "step.svg").exists()
@@ -360,7 +360,7 @@ def test_no_renderer_jupyter_repr_is_the_message(no_renderer):
     graph = draw_graph(expression()[-1])
     bundle = graph._repr_mimebundle_()
     assert list(bundle) == ["text/plain"]
-    assert 'pip install "tinygrad_cnn[viz]"' in bundle["text/plain"]
+    assert '.venv/bin/pip install -e ".[viz]"' in bundle["text/plain"]
     assert "Traceback" not in bundle["text/plain"]
     assert jupyter_display(graph) == bundle           # the message alone: no empty image, no traceback
     with pytest.raises(RendererNotFound, match="Cannot render png"):

@@ -1,9 +1,11 @@
 """Anomaly mode: ``with detect_anomaly():`` names the first op that made a NaN or an inf, and where.
 
 Inside the mode (per thread, like grad mode) every op records the file and line of the user's code that
-created it (the first frame outside this package), and:
+created it (the first frame outside this package; in a Jupyter notebook "cell In[3], line 2", as IPython's own
+tracebacks say), and:
 
-* forward: the first op whose inputs are all finite but whose output is not raises :class:`AnomalyError`
+* forward: the first op whose inputs are all finite but whose output is not (and which was not given a non-finite
+  constant of its own: ``pad2d(value=-inf)`` before a max-pool, ``clip`` bounds) raises :class:`AnomalyError`
   naming the op, its output, that line, how many entries went bad, the first one and what the inputs held
   there (``log got 0.0 at (0, 3)``);
 * backward: the first backward closure that returns a non-finite gradient from a finite one raises the same
@@ -72,13 +74,36 @@ class detect_anomaly(SwitchContext):
 
 # ----------------------------------------------------------------------------- where the user's code is
 def user_line() -> str:
-    """'path/to/file.py:42' of the innermost frame outside this package (the user's line that made an op)."""
+    """'path/to/file.py:42' of the innermost frame outside this package (the user's line that made an op); in a
+    Jupyter notebook 'cell In[3], line 2' (the kernel runs each cell from a temporary file)."""
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
         frame = frame.f_back
     if frame is None:
         return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    cell = _notebook_cell(frame.f_code.co_filename)
+    return f"cell {cell}, line {frame.f_lineno}" if cell else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` called in this package that names the user's line (the first frame
+    outside it)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _notebook_cell(filename: str) -> str | None:
+    """'In[3]' when filename is the code of a notebook cell (IPython is running and knows it), else None. IPython is
+    never imported here: only asked when it is already loaded."""
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
+    try:
+        label = shell.compile.format_code_name(filename) if shell is not None else None
+    except Exception:  # an IPython without this API: fall back to the file name
+        return None
+    return label[1] if label else None
 
 
 # ----------------------------------------------------------------------------- the checks
@@ -125,10 +150,22 @@ def _what_inputs_held(label: str, parents, shape: tuple, k: tuple) -> str:
     return f"{label} got {', '.join(held)} at {k}"
 
 
+def _holds_non_finite(value) -> bool:
+    """A hyper-parameter that is, or holds, NaN or inf (a pad value, a clip bound)."""
+    if isinstance(value, (tuple, list)):
+        return any(_holds_non_finite(v) for v in value)
+    if isinstance(value, (float, np.floating, np.ndarray)) and np.asarray(value).dtype.kind == "f":
+        return not _is_finite(value)
+    return False
+
+
 def check_forward(data: np.ndarray, parents: tuple, facts, op: str, op_args: dict, where: str) -> None:
-    """Raise AnomalyError if ``data`` (op's output) holds NaN/inf while every input is finite. facts: the op's
-    OpFacts (``ops/facts.GENERIC`` for a user's op), for its label."""
+    """Raise AnomalyError if ``data`` (op's output) holds NaN/inf while every input is finite and the op was given no
+    non-finite constant of its own (``pad2d(value=-inf)``). facts: the op's OpFacts (``ops/facts.GENERIC`` for a
+    user's op), for its label."""
     if _is_finite(data) or not all(_is_finite(p.data) for p in parents):
+        return
+    if any(_holds_non_finite(v) for v in op_args.values()):
         return
     label = facts.label(op_args) if facts.name == op else op_label(op, op_args)
     count, first = _bad_entries(data)

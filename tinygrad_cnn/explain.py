@@ -14,7 +14,10 @@ lists those terms.
 * The ops whose facts name a formula (``OpFacts.formula``, ops/facts.py: conv2d, the pools, 2-D matmul) have
   their own, the notebook's (``dA_prev[i,h,w,c] += W[..] * dZ[..]``): their terms are found from the window
   geometry, without the search, so they stay fast for large layers. A conv2d with dilation or groups takes the
-  generic search (the formulas are the notebook's plain conv). Inputs are named as the op declares them.
+  generic search (the formulas are the notebook's plain conv).
+* Names: a tensor is called by its name; an unnamed one by the name its op declares for that input (A_prev, W, a,
+  b) in a formula, unless a tensor of the graph has that name, and as "tensor of shape (4,)" in the table: never by
+  another tensor's name.
 """
 
 from __future__ import annotations
@@ -104,13 +107,13 @@ def _generic_entries(out: Tensor, position: int, x: Tensor, index: tuple, G: np.
     return [(tuple(int(i) for i in k), local) for k, local in entries]
 
 
-def _generic_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarray):
+def _generic_terms(c: Consumer, x: Tensor, taken: set, index: tuple, G: np.ndarray):
     gname = f"d{c.out.name}" if c.out.name else "g"
     broadcast = x.shape != c.out.shape and _broadcasts(x.shape, c.out.shape)
     for k, local in _generic_entries(c.out, c.input, x, index, G):
         formula = f"{gname}[{_idx(k)}] * {_num(local)}"
         if broadcast:
-            formula += f"  ({x_name}[{_idx(index)}] broadcast to [{_idx(k)}])"
+            formula += f"  ({_names(c, taken, '')[0][c.input]}[{_idx(index)}] broadcast to [{_idx(k)}])"
         yield k, local, formula
 
 
@@ -144,18 +147,25 @@ def _windows(out: Tensor, index: tuple):
     return [(h, w, kh, kw) for h, kh in rows for w, kw in cols]
 
 
-def _names(c: Consumer, x_name: str, grad_name: str):
-    """(names of the op's inputs, the name of the gradient at its output): each input by its own name, else as
-    the op declares it; the gradient d<output name>, else grad_name (the formula's notebook name: dZ, dA, G)."""
+def symbol(t: Tensor, role: str, taken: set) -> str:
+    """What a formula calls t: its name; unnamed, the name its op declares for it (``role``) unless a tensor of the
+    graph carries that name (``taken``), then "(tensor of shape S)"."""
+    if t.name:
+        return t.name
+    return role if role not in taken else f"(tensor of shape {t.shape})"
+
+
+def _names(c: Consumer, taken: set, grad_name: str):
+    """(names of the op's inputs, the name of the gradient at its output): each input by ``symbol``; the gradient
+    d<output name>, else grad_name (the formula's notebook name: dZ, dA, G)."""
     facts = facts_of(c.out)
-    names = [p.name or facts.input_name(i) for i, p in enumerate(c.out.parents)]
-    names[c.input] = x_name
+    names = [symbol(p, facts.input_name(i), taken) for i, p in enumerate(c.out.parents)]
     return names, f"d{c.out.name}" if c.out.name else grad_name
 
 
-def _conv2d_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarray):
+def _conv2d_terms(c: Consumer, x: Tensor, taken: set, index: tuple, G: np.ndarray):
     out = c.out
-    (A, W, *_), dZ = _names(c, x_name, "dZ")
+    (A, W, *rest), dZ = _names(c, taken, "dZ")
     i = index[0]
     if c.input == 0:  # dA_prev[i,h,w,c] += W[kh,kw,c,co] * dZ[i,oh,ow,co]
         Wd, ci = out.parents[1].data, index[3]
@@ -177,12 +187,12 @@ def _conv2d_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarr
     else:  # db[co] += dZ[i,h,w,co]
         co = index[-1]
         for i, h, w in np.ndindex(*out.shape[:3]):
-            yield (i, h, w, co), 1.0, f"d{c.out.parents[2].name or 'b'}[{_idx(index)}] += {dZ}[{i},{h},{w},{co}]"
+            yield (i, h, w, co), 1.0, f"d{rest[0]}[{_idx(index)}] += {dZ}[{i},{h},{w},{co}]"
 
 
-def _pool_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarray):
+def _pool_terms(c: Consumer, x: Tensor, taken: set, index: tuple, G: np.ndarray):
     out = c.out
-    (A,), dA = _names(c, x_name, "dA")
+    (A,), dA = _names(c, taken, "dA")
     i, ch = index[0], index[3]
     f_h, f_w = _geometry(out)[2]
     column = _column(out, 0, x, index)
@@ -200,12 +210,12 @@ def _pool_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarray
                              f"d{A}[{_idx(index)}] += {dA}[{_idx(k)}] (x {_num(share)} share)")
 
 
-def _matmul_terms(c: Consumer, x: Tensor, x_name: str, index: tuple, G: np.ndarray):
+def _matmul_terms(c: Consumer, x: Tensor, taken: set, index: tuple, G: np.ndarray):
     a, b = c.out.parents
     if a.ndim != 2 or b.ndim != 2 or a is b:
-        yield from _generic_terms(c, x, x_name, index, G)
+        yield from _generic_terms(c, x, taken, index, G)
         return
-    (A, B), gname = _names(c, x_name, "G")
+    (A, B), gname = _names(c, taken, "G")
     if c.input == 0:  # dA[i,j] += G[i,n] * B[j,n]
         i, j = index
         for n in range(b.shape[1]):
@@ -266,6 +276,10 @@ def explain(root: Tensor, x: Tensor, index, recompute: bool = False) -> Explanat
     recompute: re-run the backward walk from root for the gradients arriving at x's consumers instead of
     using the ``.grad`` they kept (useful when another backward() has run since root's).
     """
+    for name, t, what in (("root", root, "the tensor backward() started from"),
+                          ("x", x, "the tensor whose gradient entry to explain")):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"explain: {name} must be a Tensor ({what}), got {type(t).__name__}")
     index = _check_index(x, index)
     order = topo_order(root)
     if not any(t is x for t in order):
@@ -274,7 +288,8 @@ def explain(root: Tensor, x: Tensor, index, recompute: bool = False) -> Explanat
         raise ValueError("explain: x does not require grad, so it has no gradient to explain")
     if x.grad is None:
         raise RuntimeError("explain: x.grad is None: call root.backward() first")
-    x_name = x.name or "x"
+    x_name = x.name or f"(tensor of shape {x.shape})"
+    taken = {t.name for t in order if t.name}
     consumers = [Consumer(t, i, t.name or f"{t.op}(...)") for t in order for i, p in enumerate(t.parents) if p is x]
     arriving = _arriving_grads(root, consumers, recompute)
     terms = []
@@ -286,11 +301,12 @@ def explain(root: Tensor, x: Tensor, index, recompute: bool = False) -> Explanat
         formula = _formula(c.out)
         make = formula or _generic_terms
         if x.shape != c.out.shape and formula is None and _broadcasts(x.shape, c.out.shape):
-            c.note = f"{x_name} {x.shape} was broadcast to {c.out.shape}: its gradient sums the entries that used it"
+            c.note = (f"{x.name + ' ' + str(x.shape) if x.name else x_name} was broadcast to {c.out.shape}: "
+                      "its gradient sums the entries that used it")
         if formula is not None and facts_of(c.out).windows and c.input == 0:
             c.geometry, c.windows = _geometry(c.out), [(h, w) for h, w, _, _ in _windows(c.out, index)]
         label = c.out.op_label
-        for k, local, formula in make(c, x, x_name, index, G):
+        for k, local, formula in make(c, x, taken, index, G):
             grad = G[k]
             if grad != 0 and local != 0:
                 c.terms.append(Term(label, c.output_name, c.input, k, float(grad), float(local),
@@ -326,8 +342,9 @@ class Explanation:
 
     def table(self, limit: int | None = LIMIT) -> str:
         """The terms as text, largest first; past ``limit`` rows one line sums the rest."""
-        head = (f"Why {self.x_name}.grad[{_idx(self.index)}] = {_num(self.grad)}  ({self.x_name}: shape "
-                f"{self.x.shape}, {'a leaf' if self.x.is_leaf else 'made by ' + self.x.op_label})")
+        named = f"{self.x.name}: shape {self.x.shape}, " if self.x.name else ""
+        head = (f"Why {self.x_name}.grad[{_idx(self.index)}] = {_num(self.grad)}  ({named}"
+                f"{'a leaf' if self.x.is_leaf else 'made by ' + self.x.op_label})")
         lines = [head]
         for c in self.consumers:
             lines.append(f"  used by {c.out.op_label} -> {c.output_name} {c.out.shape} as input {c.input}: "

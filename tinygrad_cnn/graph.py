@@ -37,12 +37,29 @@ def topo_order(root) -> list:
 
 
 def sum_to_shape(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Undo numpy broadcasting: sum g (broadcast shape) down to ``shape``."""
+    """Undo numpy broadcasting: sum g (broadcast shape) down to ``shape``; ValueError if ``shape`` does not
+    broadcast to g's shape (a closure returned a gradient of the wrong shape)."""
     if g.shape == shape:
         return g
+    check_reduces_to(g.shape, shape)
     g = g.sum(axis=tuple(range(g.ndim - len(shape))))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def check_reduces_to(g_shape: tuple, shape: tuple) -> None:
+    """ValueError unless ``shape`` broadcasts to ``g_shape`` (so a gradient of g_shape sums back to it)."""
+    lead = len(g_shape) - len(shape)
+    if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, g_shape[lead:], strict=True)):
+        raise ValueError(f"a gradient of shape {g_shape}, which the input's shape {shape} does not broadcast to")
+
+
+def wrong_shape(t, parent, error: ValueError) -> ValueError:
+    """The error for a closure of t that returned a gradient of the wrong shape for ``parent`` (error: from
+    check_reduces_to)."""
+    i = next(i for i, p in enumerate(t.parents) if p is parent)
+    return ValueError(f"backward of '{t.op}' returned {error} for its input {i}: return a gradient of that input's "
+                      "shape (or one it broadcasts to, summed back by the engine)")
 
 
 def grad_like(g, data: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .anomaly import AnomalyError, check_backward
-from .graph import checked_hook_result, leaf_grad_lock, wrong_gradients
+from .graph import check_reduces_to, checked_hook_result, leaf_grad_lock, wrong_gradients, wrong_shape
 from .modes import enable_grad
 
 
@@ -70,6 +70,7 @@ def gradient_like(pg, parent):
     the forward broadcast (with sum ops, so that step is recorded too), in the parent's dtype."""
     pg = parent._lift(pg)
     if pg.shape != parent.shape:
+        check_reduces_to(pg.shape, parent.shape)
         pg = pg._summed_to(parent.shape)
     return pg if pg.dtype == parent.dtype else pg.astype(parent.dtype)
 
@@ -115,6 +116,9 @@ def run_graph_backward(order: list, pending: dict, anomaly: bool = False, record
             for parent, pg in zip(t.parents, grads, strict=True):
                 if pg is None or not parent.requires_grad:
                     continue
-                pg = gradient_like(pg, parent)
+                try:
+                    pg = gradient_like(pg, parent)
+                except ValueError as e:
+                    raise wrong_shape(t, parent, e) from None
                 key = id(parent)
                 pending[key] = pg if key not in pending else pending[key] + pg

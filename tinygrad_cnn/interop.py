@@ -10,10 +10,11 @@ so ``torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items
 * BatchNorm2d: gamma -> weight, beta -> bias; running_mean, running_var, num_batches_tracked as they are.
 
 The one silent trap is a Linear fed by a Flatten of images: ours flattens NHWC (rows in (H, W, C) order), PyTorch
-NCHW ((C, H, W) order), so that Linear's input rows are reordered. Which Linears are fed so is found by running
-the model once on zeros of ``input_shape`` (eval mode, batch axis included, e.g. ``(1, 28, 28, 1)``) and following
-each Linear's input back through elementwise ops (relu, dropout, a scale, a residual sum...) to a flatten of a 4-D
-tensor.
+NCHW ((C, H, W) order), so that Linear's input rows are reordered. Which Linears are fed so, and how, is found by
+running the model once on zeros of ``input_shape`` (eval mode, batch axis included, e.g. ``(1, 28, 28, 1)``) and
+following each row of each Linear's input back through the recorded ops (``flatten_order.py``): exact through
+moves (reshape, transpose, concatenate, indexing), entrywise ops and softmax; refused, with the ops named, where no
+order of the weight's rows could match PyTorch's twin.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .flatten_order import torch_columns
 from .nn.layers import BatchNorm2d, Conv2d, ConvTranspose2d, Linear
 from .nn.module import Module, check_state_keys
 from .nn.tracing import check_input_shape, trace_calls
-from .ops.facts import facts_of
 from .tensor import Tensor
 
 __all__ = ["to_torch_state_dict", "from_torch_state_dict"]
@@ -45,17 +46,19 @@ def _same(a):
     return a
 
 
-def _linear_layouts(hwc):
-    """(to_torch, from_torch) for a Linear's W; hwc: the (H, W, C) of the images flattened into it, or None."""
-    if hwc is None:
+def _linear_layouts(columns):
+    """(to_torch, from_torch) for a Linear's W (in, out); columns: PyTorch's column for each of our rows
+    (``flatten_order.torch_columns``), or None for the same order."""
+    if columns is None:
         return np.transpose, np.transpose
-    H, W_, C = hwc
 
-    def to_torch(W):   # rows (h, w, c) -> columns (c, h, w)
-        return W.reshape(H, W_, C, -1).transpose(3, 2, 0, 1).reshape(W.shape[1], -1)
+    def to_torch(W):   # our row j -> column columns[j] of weight (out, in)
+        w = np.empty((W.shape[1], W.shape[0]), W.dtype)
+        w[:, columns] = W.T
+        return w
 
     def from_torch(w):
-        return w.reshape(w.shape[0], C, H, W_).transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
+        return w[:, columns].T
     return to_torch, from_torch
 
 
@@ -94,40 +97,26 @@ def _entries(model: Module, input_shape, who: str) -> list:
 
 
 def _flatten_sources(model: Module, input_shape: tuple) -> dict:
-    """{id(Linear): (H, W, C)} for each Linear whose input is a flatten of NHWC images (through ENTRYWISE_OPS)."""
+    """{id(Linear): PyTorch's column for each of its input rows, or None} for every Linear the model calls
+    (``flatten_order.torch_columns``); a Linear called twice must need the same order both times."""
     found = {}
 
     def record(module, args, out):
         if isinstance(module, Linear) and args and isinstance(args[0], Tensor):
-            hwc = _flattened_image(args[0])
-            if found.setdefault(id(module), hwc) != hwc:
-                raise ValueError(f"interop: a Linear({module.extra_repr()}) is called on inputs flattened from "
-                                 f"images of (H, W, C) {found[id(module)]} and {hwc}: its rows have no single order")
+            who = f"Linear({module.extra_repr()})"
+            columns = torch_columns(args[0], who)
+            if id(module) not in found:
+                found[id(module)] = columns
+            elif not _same_order(found[id(module)], columns):
+                raise ValueError(f"interop: {who} is called on inputs whose rows need different orders in PyTorch "
+                                 "(flattens of different images, or one flattened and one not): no single order "
+                                 "of its weight's rows matches both")
     trace_calls(model, input_shape, record, grad=True)
     return found
 
 
-def _flattened_image(x: Tensor):
-    """(H, W, C) when x (m, H*W*C) is a flatten of images (m, H, W, C), through entrywise ops; else None.
-
-    Every input of an entrywise op that has the op's shape is followed (``0.5 * flat``, ``flat + flat.relu()``);
-    flattens of images of two different (H, W, C) reaching one x raise ValueError (its rows have no single order).
-    """
-    found, stack, seen = set(), [x], set()
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        facts = facts_of(t)
-        if facts.entrywise:  # each entry stays in its place (ops/facts.py): the flatten's order survives
-            stack += [p for p in t.parents if p.shape == t.shape]
-        elif facts.keeps_order and t.ndim == 2 and t.parents[0].ndim == 4 and t.shape[0] == t.parents[0].shape[0]:
-            found.add(tuple(t.parents[0].shape[1:]))
-    if len(found) > 1:
-        raise ValueError(f"interop: a Linear's input is made from flattens of images of (H, W, C) {sorted(found)}: "
-                         "its rows have no single order")
-    return found.pop() if found else None
+def _same_order(a, b) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
 def to_torch_state_dict(model: Module, input_shape) -> dict:

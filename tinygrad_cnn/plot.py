@@ -5,7 +5,7 @@ of an NHWC activation. Both return a ``matplotlib.figure.Figure`` (built without
 headless and leave pyplot's state alone; in Jupyter, after ``%matplotlib inline``, a cell ending in the
 figure shows it) and save it when given a ``path`` (format from the extension: .png, .svg, .pdf).
 
-matplotlib is imported only when a function is called: ``pip install "tinygrad_cnn[plot]"``.
+matplotlib is imported only when a function is called: ``.venv/bin/pip install -e ".[plot]"`` from a clone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["plot_filters", "plot_feature_maps", "PLOT_HINT"]
 
-PLOT_HINT = 'pip install "tinygrad_cnn[plot]"'
+PLOT_HINT = '.venv/bin/pip install -e ".[plot]"'
 TILE_INCHES = 1.1
 MAPS_INCHES = 7.0  # a grid of feature maps is about this wide
 WEIGHT_CMAP = "RdBu_r"  # diverging: blue negative, white zero, red positive

@@ -32,9 +32,13 @@ returning a wrong gradient.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from .anomaly import anomaly_mode, check_backward, check_forward, user_line
+from .arrays import DataView, HookGradient
+from .creation import Creation
 from .dtypes import get_default_dtype, set_default_dtype, to_array  # noqa: F401 (re-exported)
 from .graph import (
     RemovableHandle,
@@ -45,12 +49,13 @@ from .graph import (
     readonly,
     topo_order,
     wrong_gradients,
+    wrong_shape,
 )
 from .higher_order import TwoBackwards, check_records_itself, run_graph_backward
+from .hints import Size, add_unavailable, pytorch_args
 from .modes import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401 (re-exported)
 from .ops.cnn import CNNOps
 from .ops.cnn_grad import CNNGradOps
-from .ops.common import shape_arg
 from .ops.compare import CompareOps
 from .ops.elementwise import ElementwiseOps
 from .ops.facts import GENERIC, OpFacts, op_label
@@ -58,8 +63,24 @@ from .ops.numpy_protocol import NumpyProtocol
 from .ops.reduce import ReduceOps
 from .ops.shape import ShapeOps
 
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
-class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps, NumpyProtocol):
+
+def _augmented(symbol: str, binary):
+    """``x op= y`` as ``x = x op y`` (a new tensor), refused on a leaf that requires grad (a parameter)."""
+    def method(self, other):
+        if self.requires_grad and not self.parents:
+            raise TypeError(
+                f"{symbol} on a leaf that requires grad (a parameter) is refused, as PyTorch does: W -= lr * W.grad "
+                "would rebind the name W to a new tensor while the model keeps the old one, so training would "
+                "silently stop. To update a parameter's values write p.data = p.data - lr * p.grad; for a new "
+                "tensor, x = x + y."
+            )
+        return binary(self, other)
+    return method
+
+
+class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps, NumpyProtocol, Creation):
     """An n-d array of float32/float64 that records the ops applied to it.
 
     Fields: ``data`` (read-only ndarray), ``grad`` (ndarray of data's shape and dtype, or None; a Tensor after
@@ -97,6 +118,9 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         closure does both itself (ops/: it takes the Tensor branch when g is a Tensor).
         Nothing is recorded (a plain leaf comes back) inside ``no_grad()`` or when no parent requires grad.
         Inside ``detect_anomaly()`` the op also records the user's file:line and checks its output.
+        data follows the dtype policy: float32/float64 arrays as they are; ints, bools, lists and Python numbers
+        become the parents' float dtype (the default dtype without parents). A gradient ``backward`` returns must
+        have its parent's shape, or one that shape broadcasts to (``backward()`` raises ValueError naming the op).
         """
         facts = op if type(op) is OpFacts else None
         if facts is not None:
@@ -115,6 +139,9 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         except AttributeError:
             raise TypeError(f"from_op: parents of '{op}' must be Tensors, got "
                             f"{[type(p).__name__ for p in parents]}; wrap constants with Tensor(...)") from None
+        dtype = getattr(data, "dtype", None)
+        if dtype is not F64 and dtype is not F32:  # ints, bools, lists, Python numbers: the dtype policy
+            data = to_array(data, np.result_type(*[p._data for p in parents]) if parents else None)
         where = None
         if anomaly_mode.enabled:
             where = user_line()
@@ -151,6 +178,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         return Tensor(other, dtype=self._data.dtype)  # lists, like Python scalars, take self's dtype
 
     # ------------------------------------------------------------------ the backward walk
+    @pytorch_args("backward", ("gradient", "retain_graph", "create_graph", "inputs"))
     def backward(self, grad=None, create_graph: bool = False, retain_graph=None) -> None:
         """Fill ``.grad`` of every tensor that leads here and requires grad.
 
@@ -181,7 +209,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         1 for a one-element tensor when grad is None. An array; a Tensor when as_tensor (kept in its graph when grad
         is a Tensor that requires grad)."""
         if grad is None:
-            if self.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"{caller}: grad can be implied only for a one-element tensor, this one has shape "
                     f"{self.shape}; pass grad= an array of that shape"
@@ -219,13 +247,13 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
     def _run_hooks(self, g: np.ndarray) -> np.ndarray:
         """The gradient after this tensor's hooks (each may replace it with an array of g's shape and dtype)."""
         for hook in list(self._hooks.values()):
-            view = g.view()
+            view = g.view(HookGradient)  # read-only; an in-place edit says to return the new gradient
             view.setflags(write=False)
             new = hook(view)
             if new is None:
                 continue
             new = new.data if isinstance(new, Tensor) else new
-            if isinstance(new, np.generic):  # arithmetic on a 0-d gradient gives a numpy scalar
+            if isinstance(new, (np.generic, np.ndarray)):  # a numpy scalar (0-d arithmetic) or a HookGradient
                 new = np.asarray(new)
             checked_hook_result(hook, new, g.shape, g.dtype)
             g = new
@@ -259,7 +287,8 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
     # ------------------------------------------------------------------ data and basic info
     @property
     def data(self) -> np.ndarray:
-        return self._data
+        """The values, a read-only ndarray (``DataView``: an in-place edit says to assign ``t.data = ...`` instead)."""
+        return self._data.view(DataView)
 
     @data.setter
     def data(self, value) -> None:
@@ -270,7 +299,8 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
     shape = property(lambda self: self._data.shape)
     dtype = property(lambda self: self._data.dtype)
     ndim = property(lambda self: self._data.ndim)
-    size = property(lambda self: self._data.size)
+    size = property(lambda self: Size(self._data.shape), doc="The number of elements (numpy's meaning), an int; "
+                    "PyTorch's x.size() is x.shape here (calling it says so)")
 
     @property
     def is_leaf(self) -> bool:
@@ -290,6 +320,10 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
     def item(self) -> float:
         return self._number("item")
 
+    def tolist(self):
+        """The values as nested Python lists of floats (a Python float for a 0-d tensor), as numpy and PyTorch."""
+        return self._data.tolist()
+
     def __float__(self) -> float:
         return float(self._number("float"))
 
@@ -298,7 +332,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
 
     def _number(self, caller: str):
         """The value of a one-element tensor as a Python number; caller names the conversion in the error."""
-        if self.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"{caller}: only a one-element tensor converts to a Python number, got shape "
                              f"{self.shape}")
         return self._data.item()
@@ -320,7 +354,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         return self.shape[0]
 
     def __bool__(self):
-        if self.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
         return bool(self._data)
 
@@ -342,14 +376,11 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
             "or set .data outside the graph."
         )
 
-    def _no_in_place(self, other):
-        raise TypeError(
-            "Tensor has no in-place ops (+=, -=, *=, /=, **=, @=): in a graph they would change what earlier ops "
-            "saw, and on a parameter they would turn it into an op result. Write x = x + y for a new tensor, "
-            "or p.data = p.data - lr * p.grad to update a parameter's values."
-        )
-
-    __iadd__ = __isub__ = __imul__ = __itruediv__ = __ipow__ = __imatmul__ = _no_in_place
+    # x op= y rebinds x to a new tensor (micrograd's and JAX's meaning), except on a leaf that requires grad
+    __iadd__, __isub__, __imul__ = _augmented("+=", operator.add), _augmented("-=", operator.sub), \
+        _augmented("*=", operator.mul)
+    __itruediv__, __ipow__, __imatmul__ = _augmented("/=", operator.truediv), _augmented("**=", operator.pow), \
+        _augmented("@=", operator.matmul)
 
     # ------------------------------------------------------------------ copies and pickle
     def _check_copyable(self, how: str) -> None:
@@ -383,38 +414,9 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         from .viz import draw_graph
         return draw_graph(self, **options)
 
-    # ------------------------------------------------------------------ constructors
-    @classmethod
-    def zeros(cls, *shape, dtype=None, requires_grad=False, name=None) -> Tensor:
-        return cls(np.zeros(shape_arg(shape), dtype or get_default_dtype()), requires_grad, name)
-
-    @classmethod
-    def ones(cls, *shape, dtype=None, requires_grad=False, name=None) -> Tensor:
-        return cls(np.ones(shape_arg(shape), dtype or get_default_dtype()), requires_grad, name)
-
-    @classmethod
-    def randn(cls, *shape, seed=None, dtype=None, requires_grad=False, name=None) -> Tensor:
-        """Standard normal values; ``seed`` is an int or a ``numpy.random.Generator``."""
-        rng = np.random.default_rng(seed)
-        return cls(rng.standard_normal(shape_arg(shape)).astype(dtype or get_default_dtype()), requires_grad, name)
-
-    @classmethod
-    def uniform(cls, *shape, low=0.0, high=1.0, seed=None, dtype=None, requires_grad=False, name=None) -> Tensor:
-        """Uniform values in [low, high); ``seed`` is an int or a ``numpy.random.Generator``."""
-        rng = np.random.default_rng(seed)
-        data = rng.uniform(low, high, shape_arg(shape)).astype(dtype or get_default_dtype())
-        return cls(data, requires_grad, name)
-
-    @classmethod
-    def zeros_like(cls, t, requires_grad=False, name=None) -> Tensor:
-        return cls(np.zeros_like(np.asarray(t)), requires_grad, name)
-
-    @classmethod
-    def ones_like(cls, t, requires_grad=False, name=None) -> Tensor:
-        return cls(np.ones_like(np.asarray(t)), requires_grad, name)
-
 
 as_tensor = Tensor.as_tensor
+add_unavailable(Tensor)  # PyTorch-only names (x.dim(), x.cpu(), x.add_(y), ...) say what to write (hints.py)
 
 
 def _rebuild_leaf(data: np.ndarray, requires_grad: bool, name: str | None) -> Tensor:
@@ -464,7 +466,10 @@ def _run_backward(order: list, pending: dict, anomaly: bool = False, record: dic
         for parent, pg in zip(t.parents, grads, strict=True):
             if pg is None or not parent.requires_grad:
                 continue
-            pg = grad_like(pg, parent._data)
+            try:
+                pg = grad_like(pg, parent._data)
+            except ValueError as e:  # a closure's gradient must have its input's shape, or one it broadcasts to
+                raise wrong_shape(t, parent, e) from None
             key = id(parent)
             pending[key] = pg if key not in pending else pending[key] + pg
 

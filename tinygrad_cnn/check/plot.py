@@ -12,7 +12,7 @@ import numpy as np
 from ..explain_plot import pyplot
 from .cases import covering_windows, geometry
 
-PLOT_HINT = 'report.plot() needs matplotlib: pip install "tinygrad_cnn[plot]"'
+PLOT_HINT = 'report.plot() needs matplotlib: .venv/bin/pip install -e ".[plot]"'
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 
 

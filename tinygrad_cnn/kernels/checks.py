@@ -1,6 +1,6 @@
 """Argument normalizing and checks for the CNN kernels, and the shape arithmetic they share.
 
-The Tensor ops (ops/cnn.py), the notebook API (steps.py) and the layers (nn.py) call the `check_*` functions
+The Tensor ops (ops/cnn.py), the notebook API (steps.py) and the layers (nn/layers.py) call the `check_*` functions
 before any work, so bad input is rejected with the same message everywhere: the op, the argument, the expected
 layout and the shapes found. The normalizers turn user arguments into the kernels' canonical forms:
     stride, f, dilation   int or pair            -> (rows, cols)
@@ -139,6 +139,42 @@ def _check_window_fits(op: str, x_shape, f, pads) -> None:
                          f"(x.shape={tuple(x_shape)}, pad={pads})")
 
 
+def check_weight_layout(op: str, channels: int, W_shape: tuple, groups: int) -> str | None:
+    """A conv weight in PyTorch's layout where ours is expected: raise when only PyTorch's reading fits x's
+    ``channels`` (with a square window: else it is more likely ours with the wrong channel count, which the caller
+    reports); return the text of a warning when both fit and only PyTorch's reading has a square window larger than
+    1x1 (ours then an odd f_h x f_w one), else None. The Tensor ops warn with it (naming the user's line).
+
+    Ours: conv2d (f_h, f_w, C_in // groups, C_out), conv_transpose2d (f_h, f_w, C_out // groups, C_in).
+    PyTorch's: conv2d (C_out, C_in // groups, f_h, f_w), conv_transpose2d (C_in, C_out // groups, f_h, f_w).
+    Either way ``W.transpose(2, 3, 1, 0)`` turns PyTorch's into ours. A square W (3, 3, 3, 3) reads the same both
+    ways and is taken as ours.
+    """
+    per_group = " // groups" if groups > 1 else ""
+    if op == "conv2d":
+        ours_fits = W_shape[2] * groups == channels
+        theirs_fits = W_shape[1] * groups == channels and W_shape[0] % groups == 0
+        theirs, ours = f"(C_out, C_in{per_group}, f_h, f_w)", f"(f_h, f_w, C_in{per_group}, C_out)"
+        filters, their_filters = W_shape[3], W_shape[0]
+    else:
+        ours_fits, theirs_fits = W_shape[3] == channels, W_shape[0] == channels
+        theirs, ours = "(C_in, C_out // groups, f_h, f_w)", "(f_h, f_w, C_out // groups, C_in)"
+        filters, their_filters = W_shape[2] * groups, W_shape[1] * groups
+    fixed = (W_shape[2], W_shape[3], W_shape[1], W_shape[0])
+    if theirs_fits and not ours_fits and W_shape[2] == W_shape[3]:
+        raise ValueError(f"{op}: W has shape {W_shape}, PyTorch's layout {theirs} for x's {channels} channels; ours "
+                         f"is {ours}: pass W.transpose(2, 3, 1, 0) (shape {fixed})")
+    if theirs_fits and W_shape[2] == W_shape[3] > 1 and W_shape[0] != W_shape[1]:
+        return (f"{op}: W of shape {W_shape} is read as ours {ours}: a {W_shape[0]}x{W_shape[1]} window, "
+                f"{_count(filters, 'filter')}; in PyTorch's layout it would be {_count(their_filters, 'filter')} of "
+                f"{W_shape[2]}x{W_shape[3]}: then pass W.transpose(2, 3, 1, 0)")
+    return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def check_conv2d_args(x, W, b, stride, pad, dilation=1, groups=1):
     """Check conv2d's inputs; return (stride, pads) as ((s_h, s_w), ((top, bottom), (left, right))).
 
@@ -153,6 +189,8 @@ def check_conv2d_args(x, W, b, stride, pad, dilation=1, groups=1):
                          f"got {getattr(W, 'shape', type(W).__name__)}")
     if W.shape[3] == 0:
         raise ValueError(f"conv2d: W has 0 filters (n_C = W.shape[3] = 0, W.shape={W.shape}); it needs at least one")
+    if isinstance(groups, numbers.Integral) and groups > 0:
+        check_weight_layout("conv2d", x.shape[3], W.shape, int(groups))
     check_groups("conv2d", groups, {"n_C_prev": x.shape[3], "n_C": W.shape[3]}, f"x.shape={x.shape}, W.shape={W.shape}")
     if x.shape[3] != W.shape[2] * groups:
         hint = ""
@@ -217,6 +255,8 @@ def check_conv_transpose2d_args(x, W, b, stride, pad, output_padding=0, dilation
     if not isinstance(W, np.ndarray) or W.ndim != 4:
         raise ValueError(f"{op}: W must be a 4-D array (f_h, f_w, n_C_out // groups, n_C_in), "
                          f"got {getattr(W, 'shape', type(W).__name__)}")
+    if isinstance(groups, numbers.Integral) and groups > 0:
+        check_weight_layout(op, x.shape[3], W.shape, int(groups))
     if x.shape[3] != W.shape[3]:
         raise ValueError(f"{op}: x has {x.shape[3]} channels (axis 3) but W expects {W.shape[3]} (its last axis, "
                          f"n_C_in; W.shape={W.shape}, x.shape={x.shape})")
@@ -264,7 +304,7 @@ def check_batch_norm_args(x, gamma, beta, running_mean, running_var, eps, moment
         raise ValueError(f"{op}: eps must be a number > 0, got {eps!r}")
     if not _real(momentum) or not 0 <= momentum <= 1:
         raise ValueError(f"{op}: momentum must be a number in [0, 1], got {momentum!r}")
-    if training and x.shape[0] * x.shape[1] * x.shape[2] < 2:
+    if training and x.shape[0] * x.shape[1] * x.shape[2] == 1:  # none (an empty batch) is fine, as PyTorch
         raise ValueError(f"{op}: training needs more than one value per channel, got x.shape={x.shape}")
 
 

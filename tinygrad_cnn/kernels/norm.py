@@ -32,16 +32,18 @@ def batch_norm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
 
     training: mean and biased var of the batch; the running statistics come back updated as PyTorch does,
     new = (1 - momentum) * old + momentum * batch (var unbiased: * N / (N - 1), N = m * n_H * n_W), new arrays.
-    eval: running_mean and running_var normalize; they come back unchanged.
+    eval: running_mean and running_var normalize; they come back unchanged. An empty batch (training): an empty
+    output, the running statistics unchanged (as PyTorch).
     x (m, n_H, n_W, n_C), gamma, beta, running_* (n_C,) -> (out like x, saved, running_mean, running_var)
     """
     dtype = float_dtype(x, gamma, beta)
     x2d = x.reshape(-1, x.shape[3]).astype(dtype, copy=False)
     if training:
-        mean = x2d.mean(axis=0)
+        empty = x2d.shape[0] == 0
+        mean = np.zeros(x.shape[3], dtype) if empty else x2d.mean(axis=0)
         centered = x2d - mean
-        var = np.einsum("ij,ij->j", centered, centered) / x2d.shape[0]
-        if running_mean is not None:
+        var = np.einsum("ij,ij->j", centered, centered) / max(x2d.shape[0], 1)
+        if running_mean is not None and not empty:
             n = x2d.shape[0]
             running_mean = (1 - momentum) * running_mean + momentum * mean.astype(running_mean.dtype)
             running_var = (1 - momentum) * running_var + momentum * (var * (n / (n - 1))).astype(running_var.dtype)
@@ -70,7 +72,7 @@ def batch_norm_backward(dout: np.ndarray, saved: BatchNormSaved):
     dgamma = np.einsum("ij,ij->j", g, x_hat)
     scale = saved.gamma * saved.inv_std
     if saved.training:
-        n = g.shape[0]
+        n = max(g.shape[0], 1)  # an empty batch: dx is empty, dgamma and dbeta zeros
         dx = (g - dbeta / n - x_hat * (dgamma / n)) * scale
     else:
         dx = g * scale

@@ -10,10 +10,12 @@ The package, bottom to top (a file imports only the ones above it in this list):
 * layers.py      Conv2d, ConvTranspose2d, Linear, BatchNorm2d, Dropout, MaxPool2d, AvgPool2d, GlobalAvgPool2d,
                  ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Flatten.
 * containers.py  Sequential, ModuleList, ModuleDict.
+* utils.py       ``clip_grad_norm_``, ``clip_grad_value_`` (``nn.utils``, as ``torch.nn.utils``); no other nn file.
 
 This file only re-exports the public names. Imports: the files above.
 """
 
+from . import utils  # noqa: F401 (nn.utils, as torch.nn.utils)
 from .containers import ModuleDict, ModuleList, Sequential
 from .init import glorot_init, he_init
 from .layers import (

@@ -5,7 +5,8 @@ input's layout when called, then runs Tensor ops (a conv layer one, Linear a mat
 Shapes: images ``(m, n_H, n_W, n_C)``, conv weights ``(f, f, C_in, C_out)``, conv bias ``(C_out,)``, linear weights
 ``(in_features, out_features)`` used as ``x @ W + b``.
 
-Imports: numpy, tensor.py, kernels.py (argument checks), module.py and init.py; no container.
+Imports: numpy, dtypes.py, hints.py (PyTorch's spellings and positional arguments), tensor.py, kernels/checks.py
+(argument checks), module.py and init.py; no container.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numbers
 
 import numpy as np
 
+from ..dtypes import get_default_dtype
+from ..hints import pytorch_args
 from ..kernels.checks import TIES, check_dropout_p
 from ..tensor import Tensor, as_tensor
 from .init import init_weight, rng_from_seed
@@ -43,7 +46,16 @@ def _pair(value) -> tuple:
     return tuple(value) if isinstance(value, tuple) else (value, value)
 
 
+def _check_bool(layer: str, arg: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{layer}: {arg} must be a bool (True or False), got {value!r}")
+    return bool(value)
+
+
 def _check_dtype(layer: str, dtype) -> np.dtype:
+    """float32 or float64; None: the default dtype (``set_default_dtype``)."""
+    if dtype is None:
+        return get_default_dtype()
     try:
         dtype = np.dtype(dtype)
     except TypeError:
@@ -64,7 +76,7 @@ def _check_groups(layer: str, groups, **channels) -> int:
 
 def _conv_weights(layer: str, f, n_in: int, n_out: int, bias: bool, init: str, seed, dtype, n_bias=None):
     """(W (f_h, f_w, n_in, n_out) drawn with init, fan_in = f_h * f_w * n_in; b zeros (n_bias or n_out,) or None)."""
-    dtype = _check_dtype(layer, dtype)
+    dtype, bias = _check_dtype(layer, dtype), _check_bool(layer, "bias", bias)
     f_h, f_w = _pair(f)
     W = init_weight(layer, init, (f_h, f_w, n_in, n_out), f_h * f_w * n_in, f_h * f_w * n_out, seed, dtype)
     b = Tensor(np.zeros(n_bias or n_out, dtype), requires_grad=True) if bias else None
@@ -115,8 +127,10 @@ class Conv2d(_Conv):
     init: "he" (default, N(0, 2/fan_in)) or "glorot", fan_in = f*f*in_channels/groups; seed: int or Generator.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, f, stride=1, pad=0, bias: bool = True,
-                 init: str = "he", seed=None, dtype=np.float32, dilation=1, groups: int = 1):
+    @pytorch_args("Conv2d", ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+                             "bias", "padding_mode", "device", "dtype"))
+    def __init__(self, in_channels: int, out_channels: int, f, stride=1, pad=0, *, dilation=1, groups: int = 1,
+                 bias: bool = True, init: str = "he", seed=None, dtype=None):
         super().__init__("Conv2d", in_channels, out_channels, f, stride, pad, dilation, groups)
         self.W, self.b = _conv_weights("Conv2d", self.f, self.in_channels // self.groups, self.out_channels, bias,
                                        init, seed, dtype)
@@ -138,8 +152,11 @@ class ConvTranspose2d(_Conv):
     Generator.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, f, stride=1, pad=0, output_padding=0, bias: bool = True,
-                 init: str = "he", seed=None, dtype=np.float32, dilation=1, groups: int = 1):
+    @pytorch_args("ConvTranspose2d", ("in_channels", "out_channels", "kernel_size", "stride", "padding",
+                                      "output_padding", "groups", "bias", "dilation", "padding_mode", "device",
+                                      "dtype"))
+    def __init__(self, in_channels: int, out_channels: int, f, stride=1, pad=0, output_padding=0, *, groups: int = 1,
+                 bias: bool = True, dilation=1, init: str = "he", seed=None, dtype=None):
         super().__init__("ConvTranspose2d", in_channels, out_channels, f, stride, pad, dilation, groups)
         self.output_padding = output_padding
         self.W, self.b = _conv_weights("ConvTranspose2d", self.f, self.out_channels // self.groups, self.in_channels,
@@ -159,15 +176,17 @@ class Linear(Module):
     init: "he" (default) or "glorot"; seed: int or Generator.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "he", seed=None,
-                 dtype=np.float32):
+    @pytorch_args("Linear", ("in_features", "out_features", "bias", "device", "dtype"))
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, init: str = "he", seed=None,
+                 dtype=None):
         super().__init__()
         self.in_features = _check_positive_int("Linear", "in_features", in_features)
         self.out_features = _check_positive_int("Linear", "out_features", out_features)
         dtype = _check_dtype("Linear", dtype)
         self.W = init_weight("Linear", init, (self.in_features, self.out_features), self.in_features,
                              self.out_features, seed, dtype)
-        self.b = Tensor(np.zeros(self.out_features, dtype), requires_grad=True) if bias else None
+        self.b = Tensor(np.zeros(self.out_features, dtype), requires_grad=True) if _check_bool("Linear", "bias", bias) \
+            else None
 
     def forward(self, x) -> Tensor:
         x = as_tensor(x)
@@ -192,7 +211,9 @@ class BatchNorm2d(Module):
     statistics. PyTorch's ``BatchNorm2d(n_C, eps, momentum)`` with weight = gamma, bias = beta.
     """
 
-    def __init__(self, n_C: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
+    @pytorch_args("BatchNorm2d", ("num_features", "eps", "momentum", "affine", "track_running_stats", "device",
+                                  "dtype"))
+    def __init__(self, n_C: int, eps: float = 1e-5, momentum: float = 0.1, *, dtype=None):
         super().__init__()
         self.n_C = _check_positive_int("BatchNorm2d", "n_C", n_C)
         if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps > 0:
@@ -210,7 +231,8 @@ class BatchNorm2d(Module):
     def forward(self, x) -> Tensor:
         x = as_tensor(x)
         _check_images(f"BatchNorm2d({self.extra_repr()})", x, self.n_C)
-        out = x.batch_norm2d(self.gamma, self.beta, self.running_mean, self.running_var, training=self.training,
+        out = x.batch_norm2d(self.gamma, self.beta, running_mean=self.running_mean, running_var=self.running_var,
+                             training=self.training,
                              momentum=self.momentum, eps=self.eps)
         if self.training:
             self.num_batches_tracked[...] += 1
@@ -230,7 +252,8 @@ class Dropout(Module):
     sequence of masks on every run.
     """
 
-    def __init__(self, p: float = 0.5, seed=None):
+    @pytorch_args("Dropout", ("p", "inplace"))
+    def __init__(self, p: float = 0.5, *, seed=None):
         super().__init__()
         check_dropout_p(p)
         self.p = float(p)
@@ -250,7 +273,9 @@ class MaxPool2d(Module):
     (default, as PyTorch), "split" (evenly) or "all" (each gets all of it, the notebook's mask).
     """
 
-    def __init__(self, f, stride=None, ties: str = "first"):
+    @pytorch_args("MaxPool2d", ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
+                  missing={"padding": "pad first with x.pad2d(p, value=-np.inf)"})
+    def __init__(self, f, stride=None, *, ties: str = "first"):
         super().__init__()
         self.f = _check_window("MaxPool2d", "f", f)
         self.stride = None if stride is None else _check_window("MaxPool2d", "stride", stride)
@@ -271,6 +296,9 @@ class MaxPool2d(Module):
 class AvgPool2d(Module):
     """Average pooling, NHWC: (m, n_H, n_W, C) -> (m, n_H', n_W', C).  stride defaults to f."""
 
+    @pytorch_args("AvgPool2d", ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                                "divisor_override"), missing={"padding": "pad first with x.pad2d(p) (zeros, counted in "
+                                                                        "the mean)"})
     def __init__(self, f, stride=None):
         super().__init__()
         self.f = _check_window("AvgPool2d", "f", f)
@@ -301,6 +329,10 @@ class GlobalAvgPool2d(Module):
 class ReLU(Module):
     """max(x, 0), elementwise; any shape."""
 
+    @pytorch_args("ReLU", ("inplace",))
+    def __init__(self):
+        super().__init__()
+
     def forward(self, x) -> Tensor:
         return as_tensor(x).relu()
 
@@ -308,6 +340,7 @@ class ReLU(Module):
 class LeakyReLU(Module):
     """x where x > 0, else slope * x, elementwise; any shape (PyTorch's ``LeakyReLU(negative_slope)``)."""
 
+    @pytorch_args("LeakyReLU", ("negative_slope", "inplace"))
     def __init__(self, slope: float = 0.01):
         super().__init__()
         if not isinstance(slope, numbers.Real) or isinstance(slope, bool):
@@ -342,6 +375,7 @@ class Softmax(Module):
     itself (more stable); use this layer for probabilities at prediction time.
     """
 
+    @pytorch_args("Softmax", ("dim",))
     def __init__(self, axis: int = -1):
         super().__init__()
         if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):

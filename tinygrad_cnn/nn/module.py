@@ -166,10 +166,11 @@ class Module:
         """Total number of scalars in the parameters."""
         return sum(p.size for p in self.parameters())
 
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (``grad = None``)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (``grad = None``, PyTorch's default); ``set_to_none=False``: set it to
+        zeros of its shape."""
         for p in self.parameters():
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else np.zeros_like(p.grad)
 
     def train(self, mode: bool = True) -> "Module":
         """Set ``training`` on this module and all descendants; returns self."""

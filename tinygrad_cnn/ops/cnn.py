@@ -1,7 +1,7 @@
 """The CNN ops (NHWC): pad2d, conv2d (dilation, groups), conv_transpose2d, batch_norm2d, dropout, max_pool2d,
 avg_pool2d.
 
-Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels.py, and
+Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels/, and
 defines a ``_backward(g)`` closure right beside it that runs the kernel backward and returns one gradient per
 input (None where an input needs none, and then the work is skipped); on a Tensor g (create_graph, see
 elementwise.py) it records the same rule as ops instead: conv_transpose2d and conv2d_weight_grad for a conv, the
@@ -13,8 +13,14 @@ W, b) and g for the gradient at the output (the notebook's dZ).
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 import numpy as np
 
+from ..anomaly import user_stacklevel
+from ..hints import pytorch_args
 from ..kernels.checks import (
     as_positive_pair,
     check_batch_norm_args,
@@ -23,6 +29,7 @@ from ..kernels.checks import (
     check_dropout_p,
     check_pad2d_args,
     check_pool2d_args,
+    check_weight_layout,
 )
 from ..kernels.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
 from ..kernels.norm import batch_norm_backward, batch_norm_forward, dropout_mask
@@ -32,7 +39,26 @@ from .facts import declare
 
 
 def _data(t):
-    return None if t is None else t.data
+    return None if t is None else t._data
+
+
+def _warn_of_pytorchs_layout(op: str, x, W, groups: int) -> None:
+    """Warn, naming the user's line, when W would also fit x in PyTorch's layout (kernels' check_weight_layout);
+    not when the op runs inside a recording backward walk (create_graph): there the library itself calls it, with
+    the weight the user's forward was already warned about, or a gradient."""
+    text = check_weight_layout(op, x.shape[3], W.shape, groups)
+    if text and not _in_recording_walk():
+        warnings.warn(text, UserWarning, stacklevel=user_stacklevel())
+
+
+def _in_recording_walk() -> bool:
+    """True when a frame of the stack is the create_graph walk (higher_order.py)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(os.path.join("tinygrad_cnn", "higher_order.py")):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _bias_grad(g, b):
@@ -53,7 +79,7 @@ def _batch_norm_grads(g, x, gamma, beta, saved, eps: float) -> tuple:
         dx = gamma * inv_std * (g - g.mean(axis=axes) - x_hat * (g * x_hat).mean(axis=axes))
     else:
         inv_std = saved.inv_std
-        x_hat = (x - x.data) * inv_std + saved.x_hat
+        x_hat = (x - x._data) * inv_std + saved.x_hat
         dx = g * (gamma * inv_std)
     return (dx if x.requires_grad else None, (g * x_hat).sum(axis=axes) if gamma.requires_grad else None,
             g.sum(axis=axes) if beta.requires_grad else None)
@@ -67,13 +93,14 @@ class CNNOps:
 
     PAD2D = declare("pad2d", "dX = g without the border", inputs=("X",), label_defaults={"value": 0.0})
 
-    def pad2d(self, pad, value: float = 0.0):
+    @pytorch_args("pad2d", ("pad", "mode", "value"), missing={"mode": "pad2d pads with a constant: write value=..."})
+    def pad2d(self, pad, *, value: float = 0.0):
         """Pad the rows and columns of x (m, n_H, n_W, n_C) with ``value``.
 
         pad: int, (p_h, p_w) or ((top, bottom), (left, right)) -> (m, top + n_H + bottom, left + n_W + right, n_C)
         """
-        pads = check_pad2d_args("pad2d", self.data, pad, value)
-        out = pad_forward(self.data, pads, value)
+        pads = check_pad2d_args("pad2d", self._data, pad, value)
+        out = pad_forward(self._data, pads, value)
 
         def _backward(g):  # a slice: the same on arrays and on Tensors (a getitem op)
             return (unpad(g, pads),)
@@ -83,6 +110,7 @@ class CNNOps:
                      inputs=("A_prev", "W", "b"), formula="conv2d", windows=True,
                      label_defaults={"dilation": (1, 1), "groups": 1})
 
+    @pytorch_args("conv2d", ("weight", "bias", "stride", "padding", "dilation", "groups"))
     def conv2d(self, W, b=None, stride=1, pad=0, dilation=1, groups=1):
         """2-D convolution (cross-correlation, as the notebook) of NHWC images with n_C filters.
 
@@ -96,9 +124,10 @@ class CNNOps:
         """
         x, W = self, self.as_tensor(W)
         b = None if b is None else self.as_tensor(b)
-        stride, pads = check_conv2d_args(x.data, W.data, _data(b), stride, pad, dilation, groups)
+        stride, pads = check_conv2d_args(x._data, W._data, _data(b), stride, pad, dilation, groups)
+        _warn_of_pytorchs_layout("conv2d", x, W, groups)
         dilation = as_positive_pair("conv2d", "dilation", dilation)
-        out, saved = conv2d_forward(x.data, W.data, _data(b), stride, pads, dilation, groups)
+        out, saved = conv2d_forward(x._data, W._data, _data(b), stride, pads, dilation, groups)
 
         def _backward(g):
             if type(g) is not np.ndarray:  # dA_prev: a conv_transpose2d of g; dW: conv2d_weight_grad
@@ -116,7 +145,8 @@ class CNNOps:
                                inputs=("x", "W", "b"),
                                label_defaults={"output_padding": (0, 0), "dilation": (1, 1), "groups": 1})
 
-    def conv_transpose2d(self, W, b=None, stride=1, pad=0, output_padding=0, dilation=1, groups=1):
+    @pytorch_args("conv_transpose2d", ("weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"))
+    def conv_transpose2d(self, W, b=None, stride=1, pad=0, output_padding=0, *, dilation=1, groups=1):
         """Transposed convolution: the adjoint of ``conv2d`` with the same W layout (what upsamples in a U-Net).
 
         W (f_h, f_w, n_C_out // groups, n_C_in) is the weight of the conv2d that maps n_C_out channels to n_C_in;
@@ -132,9 +162,10 @@ class CNNOps:
         x, W = self, self.as_tensor(W)
         b = None if b is None else self.as_tensor(b)
         stride, pads, output_padding = check_conv_transpose2d_args(
-            x.data, W.data, _data(b), stride, pad, output_padding, dilation, groups)
+            x._data, W._data, _data(b), stride, pad, output_padding, dilation, groups)
+        _warn_of_pytorchs_layout("conv_transpose2d", x, W, groups)
         dilation = as_positive_pair("conv_transpose2d", "dilation", dilation)
-        out, saved = conv_transpose2d_forward(x.data, W.data, _data(b), stride, pads, output_padding,
+        out, saved = conv_transpose2d_forward(x._data, W._data, _data(b), stride, pads, output_padding,
                                                       dilation, groups)
 
         def _backward(g):
@@ -155,7 +186,10 @@ class CNNOps:
                            inputs=("x", "gamma", "beta"),
                            label_defaults={"training": True, "momentum": 0.1, "eps": 1e-5})
 
-    def batch_norm2d(self, gamma, beta, running_mean=None, running_var=None, training: bool = True,
+    @pytorch_args("batch_norm2d", weight="gamma", bias="beta", note=(
+        "PyTorch's F.batch_norm(input, running_mean, running_var, weight, bias, training, ...) has another order; "
+        "here: x.batch_norm2d(gamma, beta, running_mean=..., running_var=..., training=...)"))
+    def batch_norm2d(self, gamma, beta, *, running_mean=None, running_var=None, training: bool = True,
                      momentum: float = 0.1, eps: float = 1e-5):
         """Batch normalization per channel of NHWC x: gamma * (x - mean) / sqrt(var + eps) + beta.
 
@@ -170,7 +204,7 @@ class CNNOps:
         dbeta = sum(g) (eval: dx = gamma / sqrt(running_var + eps) * g).
         """
         gamma, beta = self.as_tensor(gamma), self.as_tensor(beta)
-        check_batch_norm_args(self.data, gamma.data, beta.data, running_mean, running_var, eps, momentum,
+        check_batch_norm_args(self._data, gamma._data, beta._data, running_mean, running_var, eps, momentum,
                                       training)
         if training and running_mean is not None:
             for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
@@ -178,7 +212,7 @@ class CNNOps:
                     raise ValueError(f"batch_norm2d: {name} must be a writable float array (training updates it "
                                      f"in place), got dtype {buffer.dtype}, writeable={buffer.flags.writeable}")
         out, saved, new_mean, new_var = batch_norm_forward(
-            self.data, gamma.data, beta.data, eps, bool(training), running_mean, running_var, momentum)
+            self._data, gamma._data, beta._data, eps, bool(training), running_mean, running_var, momentum)
         if training and running_mean is not None:
             running_mean[...], running_var[...] = new_mean, new_var
 
@@ -191,7 +225,8 @@ class CNNOps:
 
     DROPOUT = declare("dropout", "da = g*mask", entrywise=True)
 
-    def dropout(self, p: float = 0.5, training: bool = True, rng=None):
+    @pytorch_args("dropout", ("p", "training", "inplace"))
+    def dropout(self, p: float = 0.5, training: bool = True, *, rng=None):
         """Inverted dropout: each entry is zeroed with probability p, survivors are scaled by 1 / (1 - p).
 
         x any shape -> same shape. rng: a numpy Generator, a seed or None (fresh entropy); the layer
@@ -205,20 +240,22 @@ class CNNOps:
 
         def _backward(g):  # the mask is a constant: the same on arrays and on Tensors
             return (g * mask,)
-        return self.from_op(self.data * mask, (self,), self.DROPOUT, _backward, p=p)
+        return self.from_op(self._data * mask, (self,), self.DROPOUT, _backward, p=p)
 
     MAX_POOL2D = declare("max_pool2d", "dA_prev = g to each window's max (ties: the ties policy)",
                          inputs=("A_prev",), formula="pool", windows=True, label_defaults={"ties": "first"})
 
-    def max_pool2d(self, f, stride=None, ties: str = "first"):
+    @pytorch_args("max_pool2d", ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+                  missing={"padding": "pad first with x.pad2d(p, value=-np.inf)"})
+    def max_pool2d(self, f, stride=None, *, ties: str = "first"):
         """Max over each (f_h, f_w) window of x (m, n_H_prev, n_W_prev, n_C), windows ``stride`` apart (default f).
 
         ties: which entries of a window with several maxima get its gradient: "first" (row-major, like PyTorch),
         "split" (shared evenly) or "all" (each gets all of it, as the notebook's mask).
         -> (m, n_H, n_W, n_C) with n_H = floor((n_H_prev - f_h) / s_h) + 1 (n_W alike)
         """
-        f, stride = check_pool2d_args("max_pool2d", self.data, f, stride, ties)
-        out, saved = max_pool_forward(self.data, f, stride, ties)
+        f, stride = check_pool2d_args("max_pool2d", self._data, f, stride, ties)
+        out, saved = max_pool_forward(self._data, f, stride, ties)
 
         def _backward(g):
             if type(g) is not np.ndarray:
@@ -229,13 +266,15 @@ class CNNOps:
     AVG_POOL2D = declare("avg_pool2d", "dA_prev += g/(f_h*f_w), over every window", inputs=("A_prev",),
                          formula="pool", windows=True)
 
+    @pytorch_args("avg_pool2d", ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+                  missing={"padding": "pad first with x.pad2d(p) (zeros, counted in the mean)"})
     def avg_pool2d(self, f, stride=None):
         """Mean over each (f_h, f_w) window of x (m, n_H_prev, n_W_prev, n_C), windows ``stride`` apart (default f).
 
         -> (m, n_H, n_W, n_C) with n_H = floor((n_H_prev - f_h) / s_h) + 1 (n_W alike)
         """
-        f, stride = check_pool2d_args("avg_pool2d", self.data, f, stride)
-        out, saved = avg_pool_forward(self.data, f, stride)
+        f, stride = check_pool2d_args("avg_pool2d", self._data, f, stride)
+        out, saved = avg_pool_forward(self._data, f, stride)
 
         def _backward(g):
             if type(g) is not np.ndarray:

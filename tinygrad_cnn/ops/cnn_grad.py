@@ -72,18 +72,18 @@ class CNNGradOps:
         """
         x, dZ = self, self.as_tensor(dZ)
         op = "conv2d_weight_grad"
-        check_images(op, "dZ", dZ.data)
-        check_images(op, "A_prev", x.data)
+        check_images(op, "dZ", dZ._data)
+        check_images(op, "A_prev", x._data)
         f = as_positive_pair(op, "f", f)
         check_groups(op, groups, {"n_C_prev": x.shape[3], "n_C": dZ.shape[3]},
                              f"A_prev.shape={x.shape}, dZ.shape={dZ.shape}")
         W_like = _like((*f, x.shape[3] // groups, dZ.shape[3]), np.result_type(x.dtype, dZ.dtype))
-        stride, pads = check_conv2d_args(x.data, W_like, None, stride, pad, dilation, groups)
+        stride, pads = check_conv2d_args(x._data, W_like, None, stride, pad, dilation, groups)
         dilation = as_positive_pair(op, "dilation", dilation)
-        saved = conv2d_saved(x.data, W_like, None, stride, pads, dilation, groups)
+        saved = conv2d_saved(x._data, W_like, None, stride, pads, dilation, groups)
         _check_shape(op, "dZ", dZ, saved.out_shape, f"a conv2d of A_prev {x.shape} with W {W_like.shape}, "
                      f"stride={stride}, pad={pads}, dilation={dilation}")
-        dZ_data = dense(dZ.data).astype(W_like.dtype, copy=False)
+        dZ_data = dense(dZ._data).astype(W_like.dtype, copy=False)
         out = conv2d_weight_grad(dZ_data, saved)
 
         def _backward(g):
@@ -92,7 +92,7 @@ class CNNGradOps:
                         x.conv2d(g, None, stride, pads, dilation, groups) if dZ.requires_grad else None)
             g = g.astype(W_like.dtype, copy=False)
             return (conv2d_input_grad(dZ_data, saved._replace(W=g)) if x.requires_grad else None,
-                    conv2d_forward(x.data, g, None, stride, pads, dilation, groups)[0]
+                    conv2d_forward(x._data, g, None, stride, pads, dilation, groups)[0]
                     if dZ.requires_grad else None)
         return self.from_op(out, (x, dZ), self.CONV2D_WEIGHT_GRAD, _backward, stride=stride, pad=pads,
                             dilation=dilation, groups=groups)
@@ -109,15 +109,15 @@ class CNNGradOps:
         """
         dA, A_prev = self, self.as_tensor(A_prev)
         op = "max_pool2d_backward"
-        f, stride = check_pool2d_args(op, A_prev.data, f, stride, ties)
-        pooled, saved = max_pool_forward(A_prev.data, f, stride, ties)
+        f, stride = check_pool2d_args(op, A_prev._data, f, stride, ties)
+        pooled, saved = max_pool_forward(A_prev._data, f, stride, ties)
         _check_shape(op, "dA", dA, pooled.shape, f"max_pool2d of A_prev {A_prev.shape} with f={f}, stride={stride}")
 
         def _backward(g):
             if type(g) is not np.ndarray:
                 return g.max_pool2d_gather(A_prev, f, stride, ties), None
             return max_pool_gather(g, saved), None
-        return self.from_op(max_pool_backward(dA.data, saved), (dA, A_prev), self.MAX_POOL2D_BACKWARD,
+        return self.from_op(max_pool_backward(dA._data, saved), (dA, A_prev), self.MAX_POOL2D_BACKWARD,
                             _backward, f=f, stride=stride, ties=ties)
 
     MAX_POOL2D_GATHER = declare("max_pool2d_gather", "da = g to each window's max (ties: the ties policy), "
@@ -132,15 +132,15 @@ class CNNGradOps:
         """
         a, A_prev = self, self.as_tensor(A_prev)
         op = "max_pool2d_gather"
-        f, stride = check_pool2d_args(op, A_prev.data, f, stride, ties)
+        f, stride = check_pool2d_args(op, A_prev._data, f, stride, ties)
         _check_shape(op, "a", a, A_prev.shape, "A_prev's shape")
-        _, saved = max_pool_forward(A_prev.data, f, stride, ties)
+        _, saved = max_pool_forward(A_prev._data, f, stride, ties)
 
         def _backward(g):
             if type(g) is not np.ndarray:
                 return g.max_pool2d_backward(A_prev, f, stride, ties), None
             return max_pool_backward(g, saved), None
-        return self.from_op(max_pool_gather(a.data, saved), (a, A_prev), self.MAX_POOL2D_GATHER, _backward,
+        return self.from_op(max_pool_gather(a._data, saved), (a, A_prev), self.MAX_POOL2D_GATHER, _backward,
                             f=f, stride=stride, ties=ties)
 
     AVG_POOL2D_BACKWARD = declare("avg_pool2d_backward", "ddA = avg_pool2d(g)", inputs=("dA",))
@@ -151,7 +151,7 @@ class CNNGradOps:
         (m, n_H_prev, n_W_prev, C). Linear, and avg_pool2d is its adjoint: its backward is ``g.avg_pool2d(f, stride)``.
         """
         op = "avg_pool2d_backward"
-        check_images(op, "dA", self.data)
+        check_images(op, "dA", self._data)
         size = as_positive_pair(op, "size", size)
         x_like = _like((self.shape[0], *size, self.shape[3]), self.dtype)
         f, stride = check_pool2d_args(op, x_like, f, stride)
@@ -164,5 +164,5 @@ class CNNGradOps:
             if type(g) is not np.ndarray:
                 return (g.avg_pool2d(f, stride),)
             return (avg_pool_forward(g, f, stride)[0],)
-        return self.from_op(avg_pool_backward(self.data, saved), (self,), self.AVG_POOL2D_BACKWARD,
+        return self.from_op(avg_pool_backward(self._data, saved), (self,), self.AVG_POOL2D_BACKWARD,
                             _backward, f=f, stride=stride, size=size)

@@ -17,9 +17,9 @@ class CompareOps:
 
     def _compare(self, other, symbol: str, numpy_op) -> np.ndarray:
         """numpy_op(self's data, other's data) -> bool array of the broadcast shape; names symbol on a shape error."""
-        b = other.data if isinstance(other, CompareOps) else other
+        b = other._data if isinstance(other, CompareOps) else other
         try:
-            return numpy_op(self.data, b)
+            return numpy_op(self._data, b)
         except ValueError as e:
             raise ValueError(f"{symbol}: {e} (got shapes {self.shape} and {np.shape(b)})") from None
 

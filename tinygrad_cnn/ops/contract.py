@@ -16,7 +16,7 @@ import numpy as np
 class TensorLike(Protocol):
     """The members of Tensor that the op mixins use."""
 
-    _data: np.ndarray        # the array behind .data (read on the hottest paths)
+    _data: np.ndarray        # the plain array behind .data (which is a DataView); the ops read this one
     requires_grad: bool
     name: str | None
 

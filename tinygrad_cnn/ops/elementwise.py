@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..hints import pytorch_args
 from .common import normalize_axes, shape_error
 from .facts import declare
 
@@ -67,8 +68,8 @@ class ElementwiseOps:
         def _backward(g):
             if type(g) is not np.ndarray:  # a Tensor: create_graph records the rule
                 return g * b if a.requires_grad else None, g * a if b.requires_grad else None
-            return (g * b.data if a.requires_grad else None,
-                    g * a.data if b.requires_grad else None)
+            return (g * b._data if a.requires_grad else None,
+                    g * a._data if b.requires_grad else None)
         return self.from_op(out, (a, b), self.MUL, _backward)
 
     DIV = declare("div", "da = g/b, db = -g*out/b", inputs=("a", "b"), entrywise=True)
@@ -80,8 +81,8 @@ class ElementwiseOps:
         def _backward(g):
             if type(g) is not np.ndarray:
                 return g / b if a.requires_grad else None, -g * (a / b) / b if b.requires_grad else None
-            return (g / b.data if a.requires_grad else None,
-                    -g * out / b.data if b.requires_grad else None)
+            return (g / b._data if a.requires_grad else None,
+                    -g * out / b._data if b.requires_grad else None)
         return self.from_op(out, (a, b), self.DIV, _backward)
 
     POW = declare("pow", "da = g*b*a^(b-1) (0 where b = 0), db = g*out*log(a) (0 where a = 0, b >= 0)",
@@ -92,7 +93,7 @@ class ElementwiseOps:
         a, b, out = self._operands(other, "pow", np.power)
 
         def _backward(g):
-            x, e = a.data, b.data
+            x, e = a._data, b._data
             if type(g) is not np.ndarray:  # the masks as constants: b = 0 takes a^0, a = 0 (b >= 0) takes log(1)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     da = g * b * a ** (b - 1 + (e == 0).astype(e.dtype)) if a.requires_grad else None
@@ -126,7 +127,7 @@ class ElementwiseOps:
         a, b, out = self._operands(other, op.name, numpy_op)
 
         def _backward(g):  # the shares are constants: the same on arrays and on Tensors
-            x, y = a.data, b.data
+            x, y = a._data, b._data
             tie = x == y
             dtype = out.dtype
             return (g * np.where(tie, 0.5, ~loses(x, y)).astype(dtype) if a.requires_grad else None,
@@ -139,7 +140,7 @@ class ElementwiseOps:
         """-a."""
         def _backward(g):  # the same on arrays and on Tensors
             return (-g,)
-        return self.from_op(-self.data, (self,), self.NEG, _backward)
+        return self.from_op(-self._data, (self,), self.NEG, _backward)
 
     ASTYPE = declare("astype", "da = g cast back to a's dtype", entrywise=True)
 
@@ -154,7 +155,7 @@ class ElementwiseOps:
 
         def _backward(g):  # the same on arrays and on Tensors
             return (g.astype(x_dtype),)
-        return self.from_op(self.data.astype(dtype), (self,), self.ASTYPE, _backward, dtype=dtype.name)
+        return self.from_op(self._data.astype(dtype), (self,), self.ASTYPE, _backward, dtype=dtype.name)
 
     def __radd__(self, other):
         return self._lift(other) + self
@@ -185,7 +186,7 @@ class ElementwiseOps:
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError(f"matmul: operands must have at least 1 dim, got shapes {a.shape} and {b.shape}")
         try:
-            out = np.matmul(a.data, b.data)
+            out = np.matmul(a._data, b._data)
         except ValueError:
             raise ValueError(
                 f"matmul: shapes {a.shape} and {b.shape} do not align: the last axis of the first "
@@ -196,8 +197,8 @@ class ElementwiseOps:
         def _backward(g):
             if type(g) is not np.ndarray:
                 return _matmul_grads(g, a, b)
-            ad = a.data[None, :] if a.ndim == 1 else a.data
-            bd = b.data[:, None] if b.ndim == 1 else b.data
+            ad = a._data[None, :] if a.ndim == 1 else a._data
+            bd = b._data[:, None] if b.ndim == 1 else b._data
             g = g[..., None] if b.ndim == 1 else g
             g = g[..., None, :] if a.ndim == 1 else g
             da = db = None
@@ -215,7 +216,7 @@ class ElementwiseOps:
 
     def exp(self):
         """e ** x elementwise."""
-        out = np.exp(self.data)
+        out = np.exp(self._data)
 
         def _backward(g):
             if type(g) is not np.ndarray:
@@ -227,7 +228,7 @@ class ElementwiseOps:
 
     def log(self):
         """Natural log elementwise."""
-        x = self.data
+        x = self._data
 
         def _backward(g):
             return (g / (self if type(g) is not np.ndarray else x),)
@@ -237,7 +238,7 @@ class ElementwiseOps:
 
     def sqrt(self):
         """Square root elementwise."""
-        out = np.sqrt(self.data)
+        out = np.sqrt(self._data)
 
         def _backward(g):
             return (g / (2 * (self.sqrt() if type(g) is not np.ndarray else out)),)
@@ -247,7 +248,7 @@ class ElementwiseOps:
 
     def abs(self):
         """|x| elementwise; its gradient at 0 and at NaN is taken as 0 (as PyTorch)."""
-        x = self.data
+        x = self._data
 
         def _backward(g):  # the sign is a constant: the same on arrays and on Tensors
             return (g * ((x > 0).astype(x.dtype) - (x < 0)),)  # not np.sign(x): NaN at NaN
@@ -255,12 +256,13 @@ class ElementwiseOps:
 
     CLIP = declare("clip", "da = g where low <= a <= high", entrywise=True)
 
+    @pytorch_args("clip", ("min", "max"))
     def clip(self, low=None, high=None):
         """Clamp to [low, high] (either may be None, a number, an array or a constant Tensor, broadcasting to
         x); the gradient passes where low <= x <= high. Bounds get no gradient: a bound that requires grad
         raises (write ``x.maximum(low).minimum(high)`` for that)."""
         low, high = self._clip_bound(low, "low"), self._clip_bound(high, "high")
-        x = self.data
+        x = self._data
         out = np.clip(x, low, high)
 
         def _backward(g):  # the mask is a constant: the same on arrays and on Tensors
@@ -275,13 +277,13 @@ class ElementwiseOps:
         if bound.requires_grad:
             raise TypeError(f"clip: {name} requires grad, but clip sends no gradient to its bounds; write "
                             "x.maximum(low).minimum(high) for bounds that learn")
-        return bound.data
+        return bound._data
 
     RELU = declare("relu", "da = g*(a > 0) (g at NaN)", entrywise=True)
 
     def relu(self):
         """max(x, 0) elementwise; its gradient at 0 is taken as 0; at NaN (which it passes on) it is g, as PyTorch."""
-        x = self.data
+        x = self._data
 
         def _backward(g):
             if type(g) is not np.ndarray:  # the mask is a constant
@@ -291,12 +293,13 @@ class ElementwiseOps:
 
     LEAKY_RELU = declare("leaky_relu", "da = g where a > 0, else slope*g", entrywise=True)
 
+    @pytorch_args("leaky_relu", ("negative_slope", "inplace"))
     def leaky_relu(self, slope: float = 0.01):
         """x where x > 0, else slope * x, elementwise (PyTorch's negative_slope); the gradient at 0 is slope * g,
         as PyTorch."""
         if not isinstance(slope, (int, float, np.integer, np.floating)) or isinstance(slope, (bool, np.bool_)):
             raise TypeError(f"leaky_relu: slope must be a number, got {slope!r}")
-        x = self.data
+        x = self._data
         positive = x > 0
         out = np.where(positive, x, x * x.dtype.type(slope))
 
@@ -310,7 +313,7 @@ class ElementwiseOps:
 
     def sigmoid(self):
         """1 / (1 + e ** -x) elementwise, stable for large |x|."""
-        x = self.data
+        x = self._data
         e = np.exp(-np.abs(x))  # exp of a non-positive number only
         out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
@@ -323,19 +326,20 @@ class ElementwiseOps:
 
     def tanh(self):
         """Hyperbolic tangent elementwise."""
-        out = np.tanh(self.data)
+        out = np.tanh(self._data)
 
         def _backward(g):
             t = self.tanh() if type(g) is not np.ndarray else out  # on Tensors: out recomputed in the graph
             return (g * (1 - t * t),)
         return self.from_op(out, (self,), self.TANH, _backward)
 
-    SOFTMAX = declare("softmax", "da = out*(g - sum(g*out)), sums along axis")
+    SOFTMAX = declare("softmax", "da = out*(g - sum(g*out)), sums along axis", equivariant=True)
 
+    @pytorch_args("softmax", ("dim",))
     def softmax(self, axis: int = -1):
         """exp(x) / sum(exp(x)) along ``axis`` (same shape), shifted by the max so large logits do not overflow."""
         normalize_axes(axis, self.shape, "softmax")
-        x = self.data
+        x = self._data
         e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))  # initial: an empty axis gives empty
         out = e / e.sum(axis=axis, keepdims=True)
 
@@ -344,12 +348,13 @@ class ElementwiseOps:
             return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
         return self.from_op(out, (self,), self.SOFTMAX, _backward, axis=axis)
 
-    LOG_SOFTMAX = declare("log_softmax", "da = g - exp(out)*sum(g), sums along axis")
+    LOG_SOFTMAX = declare("log_softmax", "da = g - exp(out)*sum(g), sums along axis", equivariant=True)
 
+    @pytorch_args("log_softmax", ("dim",))
     def log_softmax(self, axis: int = -1):
         """x - logsumexp(x) along ``axis`` (same shape), computed stably."""
         normalize_axes(axis, self.shape, "log_softmax")
-        x = self.data
+        x = self._data
         shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
         with np.errstate(divide="ignore"):  # log(0) only for an empty axis, whose output is empty
             out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))

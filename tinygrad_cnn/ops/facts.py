@@ -50,8 +50,11 @@ class OpFacts:
     ``concatenate``, lists the first and the generic name is used for the others).
     entrywise: ``out[k]`` depends only on the entry at ``k`` of each input of the output's shape (others
     broadcast): a flatten's row order survives it (``interop``).
+    equivariant: permuting a 2-D input's entries along either axis permutes the output's the same way (softmax
+    along its axis, entrywise along the other): a flatten's row order survives it (``interop``).
     moves_values: it only moves values, changing none (reshape, flatten, transpose): a summarised drawing shows
-    it as an edge label. keeps_order: it also keeps the row-major order (reshape, flatten).
+    it as an edge label; ``interop`` follows a flatten's rows back through it. keeps_order: it also keeps the
+    row-major order (reshape, flatten).
     formula: the name of ``explain``'s own formula for it (``"conv2d"``, ``"pool"``, ``"matmul"``), or None for
     the generic search. windows: ``explain(...).plot()`` can draw its windows.
     label_defaults: hyper-parameters left out of the label while they hold these values.
@@ -61,6 +64,7 @@ class OpFacts:
     rule: str
     inputs: tuple = ("a",)
     entrywise: bool = False
+    equivariant: bool = False
     moves_values: bool = False
     keeps_order: bool = False
     formula: str | None = None

@@ -94,7 +94,7 @@ def _parameters(fn) -> tuple:
 
 
 def _data(x):
-    return x.data if isinstance(x, NumpyProtocol) else x
+    return x._data if isinstance(x, NumpyProtocol) else x
 
 
 class NumpyProtocol:

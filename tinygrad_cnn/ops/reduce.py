@@ -1,4 +1,5 @@
-"""Reductions: sum, mean, max, min over ``axis`` (None, an int or a tuple), with ``keepdims``; argmax.
+"""Reductions: sum, mean, max, min over ``axis`` (None, an int or a tuple), with ``keepdims``; argmax; var and std,
+written as a composition of those ops (so they need no backward of their own).
 
 Each backward spreads g back over the reduced axes (``expand_reduced``), the same shape as the forward; on a
 Tensor g (create_graph, see elementwise.py) with a broadcast_to op, or a multiply by constant shares for max/min.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..hints import pytorch_args
 from .common import normalize_axes
 from .facts import declare
 
@@ -35,12 +37,13 @@ def _axis_arg(axis, axes: tuple):
 
 
 class ReduceOps:
-    """Mixin of Tensor: sum, mean, max, min, argmax."""
+    """Mixin of Tensor: sum, mean, max, min, argmax, var, std."""
 
     __slots__ = ()
 
     SUM = declare("sum", "da = g, spread over the summed axes", label_defaults={"keepdims": False})
 
+    @pytorch_args("sum", ("dim", "keepdim"))
     def sum(self, axis=None, keepdims: bool = False):
         """Sum over ``axis``: (d0, d1, ...) -> the shape without the summed axes (kept as 1 with keepdims)."""
         axes = normalize_axes(axis, self.shape, "sum")
@@ -50,11 +53,12 @@ class ReduceOps:
             if type(g) is not np.ndarray:
                 return (kept_dims(g, axes, keepdims).broadcast_to(shape),)
             return (expand_reduced(g, shape, axes, keepdims),)
-        out = self.data.sum(axis=axes, keepdims=keepdims)
+        out = self._data.sum(axis=axes, keepdims=keepdims)
         return self.from_op(out, (self,), self.SUM, _backward, axis=_axis_arg(axis, axes), keepdims=keepdims)
 
     MEAN = declare("mean", "da = g/n, spread over the n averaged entries", label_defaults={"keepdims": False})
 
+    @pytorch_args("mean", ("dim", "keepdim"))
     def mean(self, axis=None, keepdims: bool = False):
         """Mean over ``axis``, shapes as ``sum``."""
         axes = normalize_axes(axis, self.shape, "mean")
@@ -65,7 +69,7 @@ class ReduceOps:
             if type(g) is not np.ndarray:
                 return (kept_dims(g / count, axes, keepdims).broadcast_to(shape),)
             return (expand_reduced(g / count, shape, axes, keepdims),)
-        out = self.data.mean(axis=axes, keepdims=keepdims)
+        out = self._data.mean(axis=axes, keepdims=keepdims)
         return self.from_op(out, (self,), self.MEAN, _backward, axis=_axis_arg(axis, axes), keepdims=keepdims)
 
     MAX = declare("max", "da = g to the maxima (ties share)", label_defaults={"keepdims": False})
@@ -75,9 +79,9 @@ class ReduceOps:
         """max/min (op: their facts) over ``axis``: the gradient is shared evenly among tied extreme entries (as
         torch.amax)."""
         axes = normalize_axes(axis, self.shape, op.name)
-        if self.size == 0:
+        if self._data.size == 0:
             raise ValueError(f"{op.name}: cannot reduce an empty tensor (shape {self.shape})")
-        x = self.data
+        x = self._data
         out = reduce(x, axis=axes, keepdims=True)
 
         def _backward(g):
@@ -89,14 +93,36 @@ class ReduceOps:
         result = out if keepdims else np.squeeze(out, axis=axes)
         return self.from_op(result, (self,), op, _backward, axis=_axis_arg(axis, axes), keepdims=keepdims)
 
+    @pytorch_args("max", ("dim", "keepdim"))
     def max(self, axis=None, keepdims: bool = False):
         """Maximum over ``axis``, shapes as ``sum``; tied maxima share the gradient evenly."""
         return self._extremum(self.MAX, np.max, axis, keepdims)
 
+    @pytorch_args("min", ("dim", "keepdim"))
     def min(self, axis=None, keepdims: bool = False):
         """Minimum over ``axis``, shapes as ``sum``; tied minima share the gradient evenly."""
         return self._extremum(self.MIN, np.min, axis, keepdims)
 
+    @pytorch_args("var", ("dim", "unbiased", "keepdim"))
+    def var(self, axis=None, *, correction=1, keepdims: bool = False):
+        """Variance over ``axis``, shapes as ``sum``: sum((x - mean)**2) / (n - correction), n the count of entries
+        averaged. correction=1 (the default, PyTorch's: unbiased) or 0 (numpy's default, ``ddof=0``). A composition
+        of ops (sub, mul, sum, div), so its gradient is theirs. n <= correction gives inf or nan, as PyTorch."""
+        axes = normalize_axes(axis, self.shape, "var")
+        if not isinstance(correction, (int, float, np.integer, np.floating)) or isinstance(correction, bool):
+            raise TypeError(f"var: correction must be a number (1: unbiased, 0: numpy's ddof=0), got {correction!r}")
+        n = int(np.prod([self.shape[a] for a in axes]))
+        centered = self - self.mean(axis, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (centered * centered).sum(axis, keepdims=keepdims) / max(n - correction, 0)
+
+    @pytorch_args("std", ("dim", "unbiased", "keepdim"))
+    def std(self, axis=None, *, correction=1, keepdims: bool = False):
+        """Standard deviation over ``axis``: ``var(axis, correction=..., keepdims=...).sqrt()`` (PyTorch's default
+        correction=1)."""
+        return self.var(axis, correction=correction, keepdims=keepdims).sqrt()
+
+    @pytorch_args("argmax", ("dim", "keepdim"))
     def argmax(self, axis=None) -> np.ndarray:
         """Indices of the maxima (a plain ndarray: not differentiable)."""
-        return np.argmax(self.data, axis=axis)
+        return np.argmax(self._data, axis=axis)

@@ -1,4 +1,5 @@
-"""Shape ops: reshape, flatten, transpose/permute, indexing, concatenate, stack, broadcast_to; getitem_backward.
+"""Shape ops: reshape (and PyTorch's view, unsqueeze, squeeze, recorded as reshapes), flatten, transpose/permute/
+swapaxes, indexing, concatenate, stack, broadcast_to; getitem_backward.
 
 They move values without changing them, so each backward moves the gradient back the same way: with the same
 numpy call on arrays and, on a Tensor g (create_graph, see elementwise.py), with the op that undoes the move.
@@ -9,9 +10,12 @@ and the sum's is broadcast_to.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..graph import sum_to_shape
+from ..hints import pytorch_args
 from .common import normalize_axes, shape_arg, shape_error
 from .facts import declare
 
@@ -21,8 +25,8 @@ BASIC_INDEX = (int, np.integer, slice)
 
 
 class ShapeOps:
-    """Mixin of Tensor: reshape, flatten, transpose/permute/.T, x[index], concatenate, stack, broadcast_to,
-    getitem_backward."""
+    """Mixin of Tensor: reshape/view/unsqueeze/squeeze, flatten, transpose/permute/swapaxes/.T, x[index], concatenate,
+    stack, broadcast_to, getitem_backward."""
 
     __slots__ = ()
 
@@ -37,7 +41,7 @@ class ShapeOps:
         """The same values in a new shape (one axis may be -1), as numpy.reshape."""
         shape = shape_arg(shape)
         try:
-            out = self.data.reshape(shape)
+            out = self._data.reshape(shape)
         except ValueError as e:
             raise ValueError(
                 f"reshape: cannot reshape shape {self.shape} ({self.size} elements) into {shape}: {e}"
@@ -47,16 +51,40 @@ class ShapeOps:
     FLATTEN = declare("flatten", "da = g reshaped back", moves_values=True, keeps_order=True,
                       label_defaults={"start_dim": 0, "end_dim": -1})
 
+    @pytorch_args("flatten", ("start_dim", "end_dim"))
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         """Merge axes start_dim..end_dim into one (``flatten(1)``: (m, H, W, C) -> (m, H*W*C))."""
         if self.ndim == 0:
-            return self._reshaped(self.data.reshape(1), self.FLATTEN, start_dim=start_dim, end_dim=end_dim)
+            return self._reshaped(self._data.reshape(1), self.FLATTEN, start_dim=start_dim, end_dim=end_dim)
         (start,), (end,) = (normalize_axes(d, self.shape, "flatten") for d in (start_dim, end_dim))
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
         s = self.shape
-        out = self.data.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:])
+        out = self._data.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:])
         return self._reshaped(out, self.FLATTEN, start_dim=start_dim, end_dim=end_dim)
+
+    def view(self, *shape):
+        """PyTorch's name for ``reshape``: the same values in a new shape (recorded as a reshape; the data is
+        read-only, so whether it is shared cannot matter)."""
+        return self.reshape(*shape)
+
+    @pytorch_args("unsqueeze", ("dim",))
+    def unsqueeze(self, axis: int):
+        """A new axis of length 1 at ``axis`` (-ndim-1 <= axis <= ndim), as ``torch.unsqueeze`` and
+        ``np.expand_dims``: (2, 3).unsqueeze(1) -> (2, 1, 3). Recorded as a reshape."""
+        if not isinstance(axis, (int, np.integer)) or not -self.ndim - 1 <= axis <= self.ndim:
+            raise ValueError(f"unsqueeze: axis {axis!r} is out of range for a tensor of shape {self.shape} (a new axis "
+                             f"goes at {-self.ndim - 1}..{self.ndim})")
+        out = np.expand_dims(self._data, int(axis))
+        return self._reshaped(out, self.RESHAPE, shape=out.shape)
+
+    @pytorch_args("squeeze", ("dim",))
+    def squeeze(self, axis=None):
+        """Drop axes of length 1: all of them (axis None), or those of ``axis`` (an int or a tuple) that have length
+        1; a given axis of another length stays, as ``torch.squeeze`` (numpy's raises). Recorded as a reshape."""
+        axes = normalize_axes(axis, self.shape, "squeeze")
+        shape = tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1))
+        return self._reshaped(self._data.reshape(shape), self.RESHAPE, shape=shape)
 
     def _reshaped(self, out: np.ndarray, op, **op_args):
         """Record ``out`` (self's values in another shape) as op (reshape or flatten); the gradient is reshaped
@@ -70,23 +98,44 @@ class ShapeOps:
     TRANSPOSE = declare("transpose", "da = g with the axes put back", moves_values=True)
 
     def transpose(self, *axes):
-        """Permute axes (all reversed when none are given), as numpy.transpose."""
+        """Permute axes (all reversed when none are given), as numpy.transpose: ``axes`` is every axis, in its new
+        order. Given the identity order (``x.transpose(0, 1)`` of a 2-D x, PyTorch's swap of two axes) it warns that
+        nothing changes, and points to ``swapaxes``."""
+        axes = shape_arg(axes)
+        if len(axes) == self.ndim >= 2 and tuple(axes) == tuple(range(self.ndim)):
+            given = ", ".join(str(a) for a in axes)
+            warnings.warn(f"transpose({given}) on a {self.ndim}-D tensor changes nothing: numpy's transpose takes all "
+                          f"axes in their new order. To swap two axes write x.swapaxes(0, 1) (or x.T for 2-D)",
+                          UserWarning, stacklevel=2)
+        return self.permute(*axes)
+
+    def permute(self, *axes):
+        """PyTorch's name for numpy's ``transpose(*axes)``: every axis in its new order (all reversed when none are
+        given)."""
         axes = shape_arg(axes) or tuple(reversed(range(self.ndim)))
         in_range = all(-self.ndim <= a < self.ndim for a in axes)
         if not in_range or sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+            hint = (f" (numpy's transpose takes all axes in their new order; to swap two axes write "
+                    f"x.swapaxes({axes[0]}, {axes[1]}))" if len(axes) == 2 else "")
             raise ValueError(
-                f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}"
+                f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of shape {self.shape}{hint}"
             )
         axes = tuple(int(a) % self.ndim for a in axes)
         inverse = tuple(int(i) for i in np.argsort(axes))
 
         def _backward(g):  # the same on arrays and on Tensors
             return (g.transpose(inverse),)
-        return self.from_op(self.data.transpose(axes), (self,), self.TRANSPOSE, _backward, axes=axes)
+        return self.from_op(self._data.transpose(axes), (self,), self.TRANSPOSE, _backward, axes=axes)
 
-    def permute(self, *axes):
-        """The same as ``transpose(*axes)`` (PyTorch's name)."""
-        return self.transpose(*axes)
+    @pytorch_args("swapaxes", ("dim0", "dim1"), dim0="axis1", dim1="axis2")
+    def swapaxes(self, axis1: int, axis2: int):
+        """Swap two axes (numpy's ``swapaxes``, PyTorch's ``transpose(dim0, dim1)``); recorded as a transpose."""
+        axes = list(range(self.ndim))
+        for a in (axis1, axis2):
+            if not isinstance(a, (int, np.integer)) or not -self.ndim <= a < self.ndim:
+                raise ValueError(f"swapaxes: axis {a!r} is out of range for a tensor of shape {self.shape}")
+        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        return self.permute(*axes)
 
     GETITEM = declare("getitem", "da = g at the indexed places (repeats add)")
 
@@ -98,7 +147,7 @@ class ShapeOps:
                 "1.9 would become 1; index with a numpy integer or boolean array, e.g. x[np.asarray(mask, bool)]"
             )
         try:
-            out = self.data[index]
+            out = self._data[index]
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor shape {self.shape})") from None
         shape = self.shape
@@ -128,7 +177,7 @@ class ShapeOps:
 
         def _backward(g):  # the same on arrays and on Tensors
             return (g[index],)
-        return self.from_op(_placed(self.data, index, shape), (self,), self.GETITEM_BACKWARD, _backward,
+        return self.from_op(_placed(self._data, index, shape), (self,), self.GETITEM_BACKWARD, _backward,
                             shape=shape)
 
     @classmethod
@@ -138,13 +187,14 @@ class ShapeOps:
         if not tensors:
             raise ValueError(f"{op}: needs at least one tensor")
         try:
-            return tensors, numpy_join([t.data for t in tensors], axis=axis)
+            return tensors, numpy_join([t._data for t in tensors], axis=axis)
         except ValueError as e:
             raise shape_error(op, e, *tensors) from None
 
     CONCATENATE = declare("concatenate", "da = the slice of g at a's place, each input alike", moves_values=True)
 
     @classmethod
+    @pytorch_args("concatenate", ("tensors", "dim"))
     def concatenate(cls, tensors, axis: int = 0):
         """Join tensors along an existing axis: shapes equal but on ``axis`` -> their sum on ``axis``."""
         tensors, out = cls._joined("concatenate", np.concatenate, tensors, axis)
@@ -162,6 +212,7 @@ class ShapeOps:
     STACK = declare("stack", "da = the slice of g at a's place, each input alike", moves_values=True)
 
     @classmethod
+    @pytorch_args("stack", ("tensors", "dim"))
     def stack(cls, tensors, axis: int = 0):
         """Join k same-shaped tensors along a new axis: k x (d0, d1, ...) -> (k, d0, d1, ...) for axis 0."""
         tensors, out = cls._joined("stack", np.stack, tensors, axis)
@@ -180,7 +231,7 @@ class ShapeOps:
         of a sum or mean records): shape (d0, ...) -> ``shape``."""
         shape = shape_arg(shape)
         try:
-            out = np.broadcast_to(self.data, shape)
+            out = np.broadcast_to(self._data, shape)
         except ValueError:
             raise ValueError(f"broadcast_to: shape {self.shape} does not broadcast to {shape}") from None
         in_shape = self.shape

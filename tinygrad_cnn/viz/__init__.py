@@ -26,7 +26,7 @@ Colour legend (as in torchviz):
 Rendering needs a Graphviz layout program; the ``graphviz`` Python package alone has none. One
 is looked for in this order: the program named by the environment variable
 ``TINYGRAD_CNN_DOT`` (when set, it must exist), the system Graphviz ``dot`` on PATH, then
-``graphviz-pure`` (installed by ``pip install "tinygrad_cnn[viz]"``; svg and png, no pdf) on PATH
+``graphviz-pure`` (installed by ``.venv/bin/pip install -e ".[viz]"``; svg and png, no pdf) on PATH
 or next to the running Python.
 Without one, building the graph, ``.source`` and saving ``.gv`` still work, and rendering raises
 :class:`RendererNotFound` (a ``graphviz.ExecutableNotFound``) saying what to install.

@@ -31,7 +31,7 @@ FORMAT_ALIASES = {"jpg": "jpeg", "jpe": "jpeg", "tif": "tiff"}
 
 INSTALL_HINT = (
     "To render, install a Graphviz layout program, one of:\n"
-    '  pip install "tinygrad_cnn[viz]"   (graphviz-pure: svg and png, nothing else needed)\n'
+    '  .venv/bin/pip install -e ".[viz]"   (from a clone; graphviz-pure: svg and png, nothing else needed)\n'
     "  apt install graphviz  /  brew install graphviz  /  conda install graphviz"
     "   (system Graphviz: every format, pdf too)\n"
     f"or set {RENDERER_ENV} to the path of a dot program."

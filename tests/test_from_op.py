@@ -1,0 +1,59 @@
+"""Tensor.from_op, the public way to record an op (issue 21, item 3): each gradient its backward returns is checked
+against its input's shape, naming the op; its data follows the dtype policy (ints never truncate a gradient)."""
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor, optim
+
+
+def scale_rows(x: Tensor, bad_grad_shape=None) -> Tensor:
+    """x (4, 3) times each row's index; backward returns a gradient of ``bad_grad_shape`` when given."""
+    k = np.arange(4.0)[:, None]
+
+    def backward(g):
+        grad = g * k
+        return (grad if bad_grad_shape is None else np.ones(bad_grad_shape),)
+    return Tensor.from_op(x.data * k, (x,), "scale_rows", backward, rule="da = g*k")
+
+
+@pytest.mark.parametrize("shape", [(4, 1), (5,), (3,), (2, 4, 1), (4, 3, 1)])
+def test_a_gradient_of_the_wrong_shape_raises_naming_the_op(shape):
+    W = Tensor(np.ones((4, 3)), requires_grad=True, name="W")
+    with pytest.raises(ValueError, match=rf"backward of 'scale_rows' returned a gradient of shape "
+                                         rf"{shape!r}".replace("(", r"\(").replace(")", r"\)")
+                                         + r", which the input's shape \(4, 3\) does not broadcast to for its input 0"):
+        scale_rows(W, shape).sum().backward()
+    assert W.grad is None
+
+
+def test_a_gradient_the_input_broadcasts_to_is_summed_back():
+    W = Tensor(np.ones((4, 3)), requires_grad=True)
+    scale_rows(W, (2, 4, 3)).sum().backward()
+    assert W.grad.shape == (4, 3) and (W.grad == 2).all()
+
+
+def test_sgd_never_sees_a_broadcast_gradient():
+    W = Tensor(np.ones((4, 3)), requires_grad=True)
+    opt = optim.SGD([W], lr=0.1)
+    with pytest.raises(ValueError, match="scale_rows"):
+        scale_rows(W, (4, 1)).sum().backward()
+    opt.step()  # no gradient: nothing moves
+    assert (W.data == 1).all()
+
+
+@pytest.mark.parametrize("data, parent_dtype, dtype", [
+    (np.arange(3), np.float64, np.float64), (np.arange(3), np.float32, np.float32),
+    ([1, 2, 3], np.float64, np.float64), (np.array([True, False, True]), np.float32, np.float32),
+    (np.arange(3, dtype=np.float16), np.float64, np.float64), ((1, 2, 3), np.float64, np.float64),
+])
+def test_data_follows_the_dtype_policy(data, parent_dtype, dtype):
+    x = Tensor(np.array([0.5, 1.5, 2.5], parent_dtype), requires_grad=True)
+    y = Tensor.from_op(data, (x,), "floor", lambda g: (g * 0.5,), rule="da = g*0.5")
+    assert y.dtype == dtype and not y.data.flags.writeable
+    (y * 1.25).sum().backward()
+    assert x.grad.dtype == parent_dtype and np.allclose(x.grad, 0.625)  # not truncated to 0
+
+
+def test_data_without_parents_takes_the_default_dtype():
+    assert Tensor.from_op(np.arange(2), (), "const", lambda g: (), rule="none").dtype == np.float32
