@@ -20,6 +20,18 @@ def close(actual, expected, dtype):
     np.testing.assert_allclose(actual, expected, rtol=0, atol=TOL[dtype] * scale)
 
 
+def conv2d_matches(kernel, args, dZ, float64_inputs, dtype):
+    """conv2d_forward(*args) runs `kernel` and, with its backward of dZ, equals the loops on the float64 inputs.
+    args: (x, W, b, stride, pads[, dilation, groups]) in dtype."""
+    geometry = args[3:]
+    Z, saved = conv.conv2d_forward(*args)
+    assert saved.path.forward is kernel
+    close(Z, reference.conv_forward(*float64_inputs, *geometry), dtype)
+    dx, dW, db = conv.conv2d_backward(dZ.astype(dtype), saved)
+    for grad, expected in zip((dx, dW, db), reference.conv_backward(dZ, *float64_inputs[:2], *geometry), strict=True):
+        close(grad, expected, dtype)
+
+
 def inputs(x_shape, W_shape, bias, dtype, seed):
     rng = np.random.default_rng(seed)
     x, W = rng.standard_normal(x_shape), rng.standard_normal(W_shape)
@@ -76,19 +88,12 @@ def test_conv2d_by_winograd_over_blocks_matches_the_loops(x_shape, n_C, pads, dt
     """Through the dispatch (min(C, n_C) >= 32 picks Winograd), in blocks of one and two images, and whole."""
     x64, W64, b64, (x, W, b) = inputs(x_shape, (3, 3, x_shape[3], n_C), True, dtype, seed=3)
     dZ = np.random.default_rng(4).standard_normal(reference.conv_forward(x64, W64, b64, (1, 1), pads).shape)
-    ref_dx, ref_dW, ref_db = reference.conv_backward(dZ, x64, W64, (1, 1), pads)
     for images in (1, 2, None):  # a block of 1, of 2 (the last one shorter when m is odd), as BLOCK_BYTES gives
         if images is not None:
             monkeypatch.setattr(conv_winograd.Workspace, "images_per_block", lambda *_, k=images: k)
         else:
             monkeypatch.undo()
-        Z, saved = conv.conv2d_forward(x, W, b, (1, 1), pads)
-        assert saved.path.forward is conv_winograd.winograd_forward
-        close(Z, reference.conv_forward(x64, W64, b64, (1, 1), pads), dtype)
-        dx, dW, db = conv.conv2d_backward(dZ.astype(dtype), saved)
-        close(dx, ref_dx, dtype)
-        close(dW, ref_dW, dtype)
-        close(db, ref_db, dtype)
+        conv2d_matches(conv_winograd.winograd_forward, (x, W, b, (1, 1), pads), dZ, (x64, W64, b64), dtype)
 
 
 def test_the_filter_transform_and_its_adjoint_are_adjoint():
@@ -150,17 +155,11 @@ def test_conv2d_depthwise_over_blocks_matches_the_loops(dtype, monkeypatch):
     x64, W64, b64, (x, W, b) = inputs((5, 9, 7, 6), (3, 3, 1, 6), True, dtype, seed=6)
     pads = ((1, 1), (2, 0))
     dZ = np.random.default_rng(7).standard_normal(reference.conv_forward(x64, W64, b64, (1, 1), pads, (1, 1), 6).shape)
-    ref_dx, ref_dW, ref_db = reference.conv_backward(dZ, x64, W64, (1, 1), pads, (1, 1), 6)
     for block_bytes in (1, conv.BLOCK_BYTES):
         monkeypatch.setattr(conv, "BLOCK_BYTES", block_bytes)
         monkeypatch.setattr(conv_depthwise, "BLOCK_BYTES", block_bytes)
-        Z, saved = conv.conv2d_forward(x, W, b, (1, 1), pads, groups=6)
-        assert saved.path.forward is conv_depthwise.depthwise_forward
-        close(Z, reference.conv_forward(x64, W64, b64, (1, 1), pads, (1, 1), 6), dtype)
-        dx, dW, db = conv.conv2d_backward(dZ.astype(dtype), saved)
-        close(dx, ref_dx, dtype)
-        close(dW, ref_dW, dtype)
-        close(db, ref_db, dtype)
+        conv2d_matches(conv_depthwise.depthwise_forward, (x, W, b, (1, 1), pads, (1, 1), 6), dZ, (x64, W64, b64),
+                       dtype)
 
 
 def test_depthwise_reads_a_non_contiguous_input():
