@@ -13,10 +13,11 @@ Read top to bottom:
    scattered back by col2im. No Python loop over rows, columns or channels.
 2. conv2d_forward / conv2d_backward, what the ops call: the batch in blocks, so the im2col matrix never grows with
    the batch, each phase run by the kernel that conv_path (the one dispatch) picks: the canonical one above, or a
-   measured fast path from conv_fast.py.
+   measured fast path from conv_fast.py, conv_winograd.py (3x3 stride 1) or conv_depthwise.py.
 3. conv_transpose2d, conv2d's adjoint, on the same kernels.
 
-May import: numpy and the sibling kernel modules (blocks, checks, conv_fast, pad). Tensors never appear here.
+May import: numpy and the sibling kernel modules (blocks, checks, conv_depthwise, conv_fast, conv_winograd, pad).
+Tensors never appear here.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ input it touches (pad.offset_slice: no copy) by W[i, j], and the products add up
     dW[i, j, 0, c]      = sum over (n, h, w) of the same view * dZ[n, h, w, c]                              backward
     dA_prev (stride 1)  = the same forward, of dZ padded by the window's reach, with the flipped taps
 
+dW reads A_prev itself: each tap's sum runs over the outputs whose tap lands inside A_prev (the padding adds 0).
+
 One np.einsum runs all of a forward's taps: it multiplies and accumulates in one pass per tap, where ufuncs would
 take two (a product, then a sum). With stride 1 along the columns, an image row's (n_W, C) entries are one
 contiguous run in every view, so the taps are tiled along n_W and einsum's inner loop runs n_W * C long instead of
