@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Tensor, nn, optim
+from tinygrad_cnn import Tensor, grad, nn, optim
 
 
 def images(c=3, seed=0):
@@ -51,6 +51,26 @@ POSITIONAL = [
 def test_positional_arguments_past_ours_name_pytorchs_meaning_and_the_keyword_to_write(call, message):
     with pytest.raises(TypeError, match=message):
         call()
+
+
+def test_backward_and_grad_positional_arguments_mean_what_they_mean_in_pytorch():
+    """Tensor.backward(gradient, retain_graph, create_graph): backward(None, True) is retain_graph=True (ignored: the
+    graph is kept), not create_graph; torch.autograd.grad's 6th is only_inputs, so allow_unused is keyword-only."""
+    W = Tensor(np.ones(3), requires_grad=True)
+    (W * W).sum().backward(None, True)
+    assert type(W.grad) is np.ndarray
+    W.grad = None
+    (W * W).sum().backward(None, None, True)
+    assert isinstance(W.grad, Tensor) and W.grad.requires_grad
+    (dW,) = grad((W * W).sum(), W, None, None, True)
+    assert dW.requires_grad
+    with pytest.raises(TypeError, match=r"grad: takes at most 5 positional arguments \(outputs, inputs, grad_outputs, "
+                                        r"retain_graph, create_graph\), got 6\. PyTorch's 6th is only_inputs, which "
+                                        "is not supported here"):
+        grad((W * W).sum(), W, None, None, False, True)
+    with pytest.raises(TypeError, match=r"backward: takes at most 3 positional .* PyTorch's 4th is inputs"):
+        (W * W).sum().backward(None, None, False, [W])
+    assert grad((W * W).sum(), [W, Tensor(1.0, requires_grad=True)], allow_unused=True)[1] is None
 
 
 def test_the_keyword_only_arguments_work_by_name():

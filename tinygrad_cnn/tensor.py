@@ -179,8 +179,9 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
 
     # ------------------------------------------------------------------ the backward walk
     @pytorch_args("backward", ("gradient", "retain_graph", "create_graph", "inputs"))
-    def backward(self, grad=None, create_graph: bool = False, retain_graph=None) -> None:
-        """Fill ``.grad`` of every tensor that leads here and requires grad.
+    def backward(self, grad=None, retain_graph=None, create_graph: bool = False) -> None:
+        """Fill ``.grad`` of every tensor that leads here and requires grad. The arguments are in PyTorch's order
+        (``backward(None, True)`` is retain_graph=True there and here).
 
         ``grad`` defaults to 1 for a one-element tensor; any other shape needs it explicitly.
         create_graph: record the backward itself (``higher_order.py``): each ``.grad`` is then a Tensor in a graph
