@@ -19,6 +19,22 @@ from ..hints import pytorch_args
 from .common import normalize_axes, shape_arg, shape_error
 from .facts import declare
 
+
+def _frozen(index):
+    """The index as a closure may keep it: its arrays as read-only copies, its lists copied (an edit of the caller's
+    index array between forward and backward must not move the gradient). Ints, slices, None, Ellipsis as they are."""
+    if type(index) is tuple:
+        return tuple([_frozen(part) for part in index])
+    if isinstance(index, np.ndarray):
+        if index.flags.writeable or not index.flags.owndata:  # a read-only view may still see its base change
+            index = index.copy()
+            index.setflags(write=False)
+        return index
+    if isinstance(index, list):
+        return [_frozen(part) for part in index]
+    return index
+
+
 # index parts that select without repeats (numpy's basic indexing); anything else (lists, arrays, tuples, ranges)
 # may repeat an entry, so its gradient must accumulate (np.add.at)
 BASIC_INDEX = (int, np.integer, slice)
@@ -150,7 +166,7 @@ class ShapeOps:
             out = self._data[index]
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor shape {self.shape})") from None
-        shape = self.shape
+        shape, index = self.shape, _frozen(index)
 
         def _backward(g):
             if type(g) is not np.ndarray:
@@ -166,7 +182,7 @@ class ShapeOps:
         self: the shape of ``zeros(shape)[index]``. Its own backward is getitem (``g[index]``), so gradients of any
         order through indexing are these two ops.
         """
-        shape = tuple(int(n) for n in shape)
+        shape, index = tuple(int(n) for n in shape), _frozen(index)
         try:
             selected = np.empty(shape, dtype=np.bool_)[index]
         except IndexError as e:
