@@ -108,6 +108,7 @@ class CNNOps:
 
     CONV2D = declare("conv2d", "dA_prev += W*g, dW += A_slice*g, db += g, over every window",
                      inputs=("A_prev", "W", "b"), formula="conv2d", windows=True,
+                     filter_channels=("input channel", "output channel"),
                      label_defaults={"dilation": (1, 1), "groups": 1})
 
     @pytorch_args("conv2d", ("weight", "bias", "stride", "padding", "dilation", "groups"))
@@ -142,7 +143,7 @@ class CNNOps:
                             groups=groups)
 
     CONV_TRANSPOSE2D = declare("conv_transpose2d", "dx = conv2d(g, W), dW += g_slice*x, db += g",
-                               inputs=("x", "W", "b"),
+                               inputs=("x", "W", "b"), filter_channels=("output channel", "input channel"),
                                label_defaults={"output_padding": (0, 0), "dilation": (1, 1), "groups": 1})
 
     @pytorch_args("conv_transpose2d", ("weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"))
