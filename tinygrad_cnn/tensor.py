@@ -119,7 +119,9 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         Nothing is recorded (a plain leaf comes back) inside ``no_grad()`` or when no parent requires grad.
         Inside ``detect_anomaly()`` the op also records the user's file:line and checks its output.
         data follows the dtype policy: float32/float64 arrays as they are; ints, bools, lists and Python numbers
-        become the parents' float dtype (the default dtype without parents). A gradient ``backward`` returns must
+        become the parents' float dtype (the default dtype without parents). For your own op, a writable array is
+        copied (your array stays yours and writable; the tensor's is read-only); a library op's fresh output is kept
+        as it is, made read-only. A gradient ``backward`` returns must
         have its parent's shape, or one that shape broadcasts to (``backward()`` raises ValueError naming the op).
         """
         facts = op if type(op) is OpFacts else None
@@ -134,6 +136,8 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
                     raise TypeError(f"from_op: graph_backward of '{op}' must be callable (g -> one Tensor per "
                                     f"input), got {type(graph_backward).__name__}")
                 backward = TwoBackwards(backward, graph_backward)
+            if type(data) is np.ndarray and data.flags.writeable and data.dtype in (F32, F64):
+                data = data.copy()  # the caller's array stays theirs, writable; the tensor owns a read-only copy
         try:
             needs_grad = grad_mode.enabled and any([p.requires_grad for p in parents])
         except AttributeError:
