@@ -3,6 +3,7 @@ positional arguments, PyTorch's keyword spellings, PyTorch-only attributes, zero
 numpy meaning, conv weights in PyTorch's layout."""
 
 import re
+import types
 import warnings
 
 import numpy as np
@@ -151,6 +152,45 @@ def test_pythons_own_argument_errors_name_tensor_not_the_mixin():
         images().conv2d()
     with pytest.raises(TypeError, match=r"Tensor\.max_pool2d\(\) missing 1 required positional argument: 'f'"):
         F.max_pool2d(images())
+    with pytest.raises(TypeError, match=r"^Tensor\.exp\(\) takes 1 positional argument but 2 were given"):
+        images().exp(2)
+    with pytest.raises(TypeError, match=r"^Tensor\.maximum\(\) got an unexpected keyword argument 'y'"):
+        images().maximum(y=1.0)
+    with pytest.raises(TypeError, match=r"^Tensor\.zeros\(\) got an unexpected keyword argument 'size'"):
+        Tensor.zeros(size=(2, 3))
+
+
+def test_every_public_method_of_the_mixins_is_named_after_tensor():
+    """Python names a function by its __qualname__ in its own argument errors: every method Tensor inherits says
+    Tensor.<name>, never the mixin (ElementwiseOps.relu) that defines it."""
+    for klass in Tensor.__mro__[1:-1]:
+        for name, attr in vars(klass).items():
+            fn = getattr(attr, "__func__", attr)
+            if isinstance(fn, types.FunctionType) and not (name.startswith("_") and not name.endswith("__")):
+                assert fn.__qualname__ == f"Tensor.{name}", (klass.__name__, name)
+
+
+UNDECORATED = [  # methods without pytorch_args (no wrapper: they take PyTorch's keywords in **pytorch_keywords)
+    (lambda x: x.relu(inplace=True), r"^relu: inplace= \(PyTorch's\) is not supported here: there are no in-place"),
+    (lambda x: F.relu(x, inplace=True), r"^relu: inplace= \(PyTorch's\) is not supported"),
+    (lambda x: x.transpose(dim0=0, dim1=1), r"^transpose: dim0= \(PyTorch's\) is not supported here: numpy's "
+     r"transpose\(\*axes\) .* x\.swapaxes\(dim0, dim1\)"),
+    (lambda x: x.reshape(shape=(3, 2)), r"^reshape: shape= \(PyTorch's\) is not supported here: give the shape "
+     r"positionally: x\.reshape\(3, 2\)"),
+    (lambda x: x.view(shape=(3, 2)), r"^view: shape= .* x\.view\(3, 2\)"),
+    (lambda x: x.view(dtype=np.float64), r"^view: dtype= .* x\.astype\(dtype\)"),
+    (lambda x: x.permute(dims=(1, 0)), r"^permute: dims= .* x\.permute\(1, 0\)"),
+    (lambda x: x.broadcast_to(size=(2, 2, 3)), r"^broadcast_to: size= .* x\.broadcast_to\(2, 2, 3\)"),
+    (lambda x: x.relu(foo=1), r"^relu\(\) got an unexpected keyword argument 'foo'; it takes: nothing"),
+    (lambda x: x.reshape(foo=1), r"^reshape\(\) got an unexpected keyword argument 'foo'; it takes: \*shape"),
+]
+
+
+@pytest.mark.parametrize("call, message", UNDECORATED)
+def test_undecorated_methods_name_the_op_and_give_the_pytorch_hint(call, message):
+    with pytest.raises(TypeError, match=message) as info:
+        call(Tensor(np.ones((2, 3))))
+    assert "Ops" not in str(info.value)
 
 
 @pytest.mark.parametrize("owner", ["optimizer", "module"])

@@ -52,7 +52,7 @@ from .graph import (
     wrong_shape,
 )
 from .higher_order import TwoBackwards, check_records_itself, run_graph_backward
-from .hints import Size, add_unavailable, pytorch_args
+from .hints import Size, add_unavailable, name_methods_after, pytorch_args
 from .modes import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401 (re-exported)
 from .ops.cnn import CNNOps
 from .ops.cnn_grad import CNNGradOps
@@ -422,6 +422,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
 
 as_tensor = Tensor.as_tensor
 add_unavailable(Tensor)  # PyTorch-only names (x.dim(), x.cpu(), x.add_(y), ...) say what to write (hints.py)
+name_methods_after(Tensor)  # Python's own argument errors say Tensor.relu(), not ElementwiseOps.relu()
 
 
 def _rebuild_leaf(data: np.ndarray, requires_grad: bool, name: str | None) -> Tensor:
