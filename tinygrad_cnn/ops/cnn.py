@@ -1,7 +1,7 @@
 """The CNN ops (NHWC): pad2d, conv2d (dilation, groups), conv_transpose2d, batch_norm2d, dropout, max_pool2d,
 avg_pool2d.
 
-Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels.py, and
+Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels/, and
 defines a ``_backward(g)`` closure right beside it that runs the kernel backward and returns one gradient per
 input (None where an input needs none, and then the work is skipped); on a Tensor g (create_graph, see
 elementwise.py) it records the same rule as ops instead: conv_transpose2d and conv2d_weight_grad for a conv, the
