@@ -9,7 +9,11 @@ mixin classes whose methods Tensor inherits, each written in one place in microg
     out = <numpy forward>
     def _backward(g):                  # g: gradient of the loss w.r.t. out, shape out.shape
         return <grad for each input>   # one array (or None) per input, in order
-    return self.from_op(out, (a, b), "op", _backward, rule="da = ...", **hyper_parameters)
+    return self.from_op(out, (a, b), self.OP, _backward, **hyper_parameters)
+
+``OP = declare("op", "da = ...", ...)`` stands right above the method (``ops/facts.py``): the op's name, its rule
+and the facts readers need. Your own op passes a name and its rule instead: ``Tensor.from_op(out, (a,), "swish",
+_backward, rule="da = ...")``.
 
 Closures never touch ``.grad``: ``backward()`` walks the graph once (iterative topological order), sums each
 returned gradient back to its input's shape (undoing numpy broadcasting) and accumulates it. That single place
@@ -67,11 +71,13 @@ F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 def _augmented(symbol: str, binary):
-    """``x op= y`` as ``x = x op y`` (a new tensor), refused on a leaf that requires grad (a parameter)."""
+    """``x op= y`` as ``x = x op y`` (a new tensor), refused on a leaf that requires grad (a parameter), even inside
+    ``no_grad()``: a deliberate difference from PyTorch, which updates the parameter in place there."""
     def method(self, other):
         if self.requires_grad and not self.parents:
             raise TypeError(
-                f"{symbol} on a leaf that requires grad (a parameter) is refused, as PyTorch does: W -= lr * W.grad "
+                f"{symbol} on a leaf that requires grad (a parameter) is refused, even inside no_grad() (PyTorch "
+                "updates it in place there; here there are no in-place ops): W -= lr * W.grad "
                 "would rebind the name W to a new tensor while the model keeps the old one, so training would "
                 "silently stop. To update a parameter's values write p.data = p.data - lr * p.grad; for a new "
                 "tensor, x = x + y."
