@@ -14,6 +14,7 @@ from check_solutions import LOOPS, solutions, with_bug
 import tinygrad_cnn
 from tinygrad_cnn import check
 from tinygrad_cnn.check import NAMES, Report, cases, mistakes, run
+from tinygrad_cnn.check.analyse import find_line
 from tinygrad_cnn.check.source import load, without_magics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +139,19 @@ def test_the_learners_arrays_are_never_the_cases_own():
     assert first.tags == second.tags == {"mutates_input"}
     assert all(x is not c.args[0] for x in seen for c in cases.zero_pad_cases())
     assert "X" in first.findings[0].message
+
+
+def test_a_mistakes_line_is_found_in_code_not_in_a_comment():
+    """find_line names the line whose code makes the mistake: a trailing comment that quotes the pattern (the notebook's
+    hint X[pad:-pad]) is not code; a '#' inside a string does not start a comment."""
+    def conv_backward(dA_prev_pad, pad):
+        mark = "#"  # the hint: use X[pad:-pad, pad:-pad, :]
+        dA_prev = dA_prev_pad[:, pad:-pad, pad:-pad, :]  # the cut
+        return dA_prev, mark
+    found = find_line(conv_backward, r"\[\s*:\s*,\s*pad\s*:\s*-\s*pad")
+    assert "`dA_prev = dA_prev_pad[:, pad:-pad, pad:-pad, :]  # the cut`" in found
+    assert "`dA_prev = dA_prev_pad" in find_line(conv_backward, r"\[\s*pad\s*:\s*-\s*pad|pad:-pad, :\]")
+    assert find_line(conv_backward, r"the hint") == ""
 
 
 def test_the_cached_cases_and_expected_arrays_are_read_only():

@@ -6,14 +6,16 @@ mistakes that reproduce the learner's outputs exactly (check.mistakes: every out
 learner's on every case, a crash counting as equal to a crash of the same exception type and message, numbers and
 shapes aside); then, for each wrong
 output no mistake explains, a ``wrong`` finding with the diagnosis of its first wrong entry; last the ``mask_ties``
-warning. Imports inspect, re, numpy and the check package's cases, mistakes, run, diagnose and report.
+warning. Imports inspect, io, re, tokenize, numpy and the check package's cases, mistakes, run, diagnose and report.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import os
 import re
+import tokenize
 
 import numpy as np
 
@@ -58,9 +60,20 @@ def find_line(fn, pattern: str | None) -> str:
             continue
         lines, start, path = found
         for n, line in enumerate(lines):
-            if re.search(pattern, line.rstrip("\n")) and not line.lstrip().startswith("#"):
+            if re.search(pattern, _code(line)):
                 return f" In your code, {_file(path)} line {start + n} in {f.__name__}: `{line.strip()}`."
     return ""
+
+
+def _code(line: str) -> str:
+    """A source line without its comment (a '#' inside a string stays): what a mistake's pattern is matched against."""
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line).readline):
+            if token.type == tokenize.COMMENT:
+                return line[:token.start[1]]
+    except (tokenize.TokenError, SyntaxError):  # a bracket or string left open at the line's end: no comment seen
+        pass
+    return line.rstrip("\n")
 
 
 # ----------------------------------------------------------------------------- comparing
