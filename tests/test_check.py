@@ -154,6 +154,21 @@ def test_a_mistakes_line_is_found_in_code_not_in_a_comment():
     assert find_line(conv_backward, r"the hint") == ""
 
 
+def test_a_learners_sys_exit_is_a_crash_not_the_end_of_the_check():
+    """sys.exit() inside the learner's function is reported as a crash (SystemExit) on every case; KeyboardInterrupt
+    (Ctrl-C) still stops the check."""
+    def zero_pad(X, pad):
+        sys.exit("done")
+    report = check(zero_pad)
+    assert report.tags == {"crash"} and not any(c.passed for c in report.cases)
+    assert "zero_pad raised SystemExit: done at test_check.py" in report.findings[0].message
+
+    def interrupted(X, pad):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        check(interrupted, name="zero_pad")
+
+
 def test_the_cached_cases_and_expected_arrays_are_read_only():
     """A learner poking at report.cases[n].expected (or a case's arguments) cannot corrupt the next checks."""
     zero_pad = solutions("loops")["zero_pad"]

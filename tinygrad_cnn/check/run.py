@@ -74,8 +74,8 @@ def call(fn, spec: cases.Spec, args: tuple) -> Outcome:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             result = fn(*args)
-    except Exception as error:  # the learner's code: any exception is a finding
-        return Outcome(error=error, where=learner_line(error))
+    except (Exception, SystemExit) as error:  # the learner's code: any exception is a finding, sys.exit() too
+        return Outcome(error=error, where=learner_line(error))  # (KeyboardInterrupt stops the check)
     if result is None:
         return Outcome(structure="returned None (is the return statement missing?)")
     try:
