@@ -335,3 +335,22 @@ def test_heat_maps_read_a_filter_bank_from_the_ops_declared_facts_not_its_name()
     mine = Tensor.from_op(x.data + b.data, (x, b), "conv2d", lambda g: (g, g), rule="da = g, db = g")  # a user op
     assert nodes.map_axes(b, [mine]) == (0, 3, 1, 2)
     assert nodes.heat_maps(b, [mine])["names"] == ["image", "channel", "row", "column"]
+
+
+def test_a_closed_server_keeps_nothing_alive():
+    """A live server holds its graph while it serves (its thread does); close() lets both go: the atexit hook is
+    taken off, so no reference is left until the process ends."""
+    import gc
+    import weakref
+    x = Tensor(np.ones(3), requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()
+    server = explore(loss, open_browser=False)
+    graph, running = weakref.ref(loss), weakref.ref(server)
+    del loss
+    gc.collect()
+    assert graph() is not None  # served
+    server.close()
+    del server
+    gc.collect()
+    assert running() is None and graph() is None
