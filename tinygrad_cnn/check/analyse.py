@@ -23,8 +23,8 @@ from . import cases, mistakes, run
 from .diagnose import diagnose
 from .report import CaseResult, Finding, Report, WrongEntry, number
 
-FLOAT_HINT = ("float() of an array with more than one dimension (b has shape (1, 1, 1)) raises TypeError on "
-              "numpy 2: write b.item() (or np.sum(b))")
+FLOAT_HINT = ("float() of an array with more than one dimension (b has shape (1, 1, 1)) raises TypeError from "
+              "numpy 2.4 (a DeprecationWarning since 1.25): write b.item() (or np.sum(b))")
 
 
 # ----------------------------------------------------------------------------- the learner's lines
