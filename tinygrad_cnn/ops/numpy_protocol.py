@@ -42,8 +42,8 @@ def _min(t, a, axis=None, keepdims=False):
     return t.as_tensor(a).min(axis, keepdims)
 
 
-def _reshape(t, a, shape=None, newshape=None):  # newshape: numpy 2.0's name (2.1 renamed it shape)
-    return t.as_tensor(a).reshape(newshape if shape is None else shape)
+def _reshape(t, a, shape):
+    return t.as_tensor(a).reshape(shape)
 
 
 def _transpose(t, a, axes=None):
