@@ -1,14 +1,13 @@
 """The README's code blocks run as written, and its two commands are the ones CI runs."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import ROOT
 from tinygrad_cnn import Tensor, nn
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
