@@ -190,24 +190,6 @@ def randn(rng, shape, positive=False) -> np.ndarray:
     return np.abs(x) + 0.5 if positive else x
 
 
-def matches_pytorch(ours, theirs, x: np.ndarray, ops: set) -> None:
-    """ours(Tensor) and theirs(torch tensor) on x: the output, and the gradient of sum(out * w) for a random w, to
-    1e-12; the ops our function recorded include ``ops``."""
-    from tinygrad_cnn.graph import topo_order
-
-    t = Tensor(x, requires_grad=True)
-    out = ours(t)
-    weights = np.random.default_rng(1).normal(size=out.shape)
-    (out * weights).sum().backward()
-    tt = torch.tensor(x, requires_grad=True)
-    tout = theirs(tt)
-    (tout * torch.tensor(weights)).sum().backward()
-    assert out.shape == tuple(tout.shape)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-12, atol=1e-14)
-    assert ops <= {u.op for u in topo_order(out) if u.op}
-
-
 def assert_conv_matches_torch(torch_op, x, W, b, out, backward, saved):
     """torch_op(x, weight, bias) on NCHW copies gives our out, and its gradients ours (backward(dout, saved)).
 
