@@ -626,6 +626,23 @@ def test_a_weight_that_fits_both_layouts_warns():
         nn.Conv2d(3, 3, 3)(x)
 
 
+
+def test_the_layout_warning_is_for_the_users_forward_not_the_librarys_own_backward_ops():
+    """The create_graph walk runs conv_transpose2d and conv2d of the user's weight and of gradients itself: a
+    weight that only those internal readings find ambiguous (W (2, 1, 2, 2) read by conv_transpose2d) gives no
+    warning; one that fits both layouts at the user's conv2d warns once, there."""
+    from tinygrad_cnn import grad
+    for W_shape, warned in (((2, 1, 2, 2), 0), ((1, 3, 3, 3), 1)):
+        x = Tensor.randn(1, 4, 5, W_shape[2], seed=0, requires_grad=True)
+        W = Tensor.randn(*W_shape, seed=1, requires_grad=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dx, dW = grad(x.conv2d(W).sum(), (x, W), create_graph=True)
+            grad((dx * dx).sum() + (dW * dW).sum(), (x, W))
+        layout = [w for w in caught if "PyTorch's layout" in str(w.message)]
+        assert len(layout) == warned and all(w.filename == __file__ for w in layout), [str(w.message) for w in caught]
+
+
 # ----------------------------------------------------------------------------- convs in a network
 @st.composite
 def conv_pool_configs(draw):

@@ -1,6 +1,6 @@
 """Argument normalizing and checks for the CNN kernels, and the shape arithmetic they share.
 
-The Tensor ops (ops/cnn.py), the notebook API (steps.py) and the layers (nn.py) call the `check_*` functions
+The Tensor ops (ops/cnn.py), the notebook API (steps.py) and the layers (nn/layers.py) call the `check_*` functions
 before any work, so bad input is rejected with the same message everywhere: the op, the argument, the expected
 layout and the shapes found. The normalizers turn user arguments into the kernels' canonical forms:
     stride, f, dilation   int or pair            -> (rows, cols)

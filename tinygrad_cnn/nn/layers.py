@@ -5,8 +5,8 @@ input's layout when called, then runs Tensor ops (a conv layer one, Linear a mat
 Shapes: images ``(m, n_H, n_W, n_C)``, conv weights ``(f, f, C_in, C_out)``, conv bias ``(C_out,)``, linear weights
 ``(in_features, out_features)`` used as ``x @ W + b``.
 
-Imports: numpy, dtypes.py, hints.py (PyTorch's spellings and positional arguments), tensor.py, kernels.py (argument
-checks), module.py and init.py; no container.
+Imports: numpy, dtypes.py, hints.py (PyTorch's spellings and positional arguments), tensor.py, kernels/checks.py
+(argument checks), module.py and init.py; no container.
 """
 
 from __future__ import annotations

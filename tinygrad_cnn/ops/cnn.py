@@ -1,7 +1,7 @@
 """The CNN ops (NHWC): pad2d, conv2d (dilation, groups), conv_transpose2d, batch_norm2d, dropout, max_pool2d,
 avg_pool2d.
 
-Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels.py, and
+Each op checks its arguments (before anything is recorded), runs the numpy kernel forward from kernels/, and
 defines a ``_backward(g)`` closure right beside it that runs the kernel backward and returns one gradient per
 input (None where an input needs none, and then the work is skipped); on a Tensor g (create_graph, see
 elementwise.py) it records the same rule as ops instead: conv_transpose2d and conv2d_weight_grad for a conv, the
@@ -13,6 +13,8 @@ W, b) and g for the gradient at the output (the notebook's dZ).
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -41,10 +43,22 @@ def _data(t):
 
 
 def _warn_of_pytorchs_layout(op: str, x, W, groups: int) -> None:
-    """Warn, naming the user's line, when W would also fit x in PyTorch's layout (kernels' check_weight_layout)."""
+    """Warn, naming the user's line, when W would also fit x in PyTorch's layout (kernels' check_weight_layout);
+    not when the op runs inside a recording backward walk (create_graph): there the library itself calls it, with
+    the weight the user's forward was already warned about, or a gradient."""
     text = check_weight_layout(op, x.shape[3], W.shape, groups)
-    if text:
+    if text and not _in_recording_walk():
         warnings.warn(text, UserWarning, stacklevel=user_stacklevel())
+
+
+def _in_recording_walk() -> bool:
+    """True when a frame of the stack is the create_graph walk (higher_order.py)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(os.path.join("tinygrad_cnn", "higher_order.py")):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _bias_grad(g, b):
