@@ -5,19 +5,18 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from check_solutions import LOOPS, solutions, with_bug
 
 import tinygrad_cnn
+from tests.check_solutions import LOOPS, solutions, with_bug
+from tests.helpers import ROOT
 from tinygrad_cnn import check
 from tinygrad_cnn.check import NAMES, Report, cases, mistakes, run
 from tinygrad_cnn.check.analyse import find_line
 from tinygrad_cnn.check.source import load, without_magics
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "data" / "step_by_step_seed.py"
 
 

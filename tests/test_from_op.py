@@ -1,10 +1,46 @@
-"""Tensor.from_op, the public way to record an op (issue 21, item 3): each gradient its backward returns is checked
-against its input's shape, naming the op; its data follows the dtype policy (ints never truncate a gradient)."""
+"""Tensor.from_op, the public way to record an op: a user's op with its rule is recorded, checked by gradcheck and
+drawn; each gradient its backward returns is checked against its input's shape, naming the op; its data follows the
+dtype policy (ints never truncate a gradient); what from_op refuses.
+"""
 
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, optim
+from tinygrad_cnn import Tensor, gradcheck, optim
+
+
+def square_op(x: Tensor) -> Tensor:
+    def _backward(g):
+        return (2 * g * x.data,)
+    return x.from_op(x.data ** 2, (x,), "square", _backward, rule="da = 2*g*a", power=2)
+
+
+def test_from_op_records_a_user_op_that_gradcheck_and_the_drawing_accept():
+    x = Tensor([1.0, -2.0, 3.0], requires_grad=True, name="x")
+    y = square_op(x)
+    assert (y.op, y.rule, y.op_label, y.parents) == ("square", "da = 2*g*a", "square power=2", (x,))
+    assert gradcheck(square_op, x)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, -4.0, 6.0])
+    assert "<i>da = 2*g*a</i>" in y.draw(show_rule=True).source
+
+
+def test_from_op_needs_a_rule_and_tensor_parents():
+    x = Tensor([1.0], requires_grad=True)
+    with pytest.raises(TypeError, match="rule"):
+        Tensor.from_op(x.data, (x,), "nothing", lambda g: (g,))
+    with pytest.raises(TypeError, match=r"from_op: parents of 'twice' must be Tensors, got \['Tensor', 'ndarray'\]"):
+        Tensor.from_op(x.data * 2, (x, np.ones(1)), "twice", lambda g: (g, None), rule="da = g")
+
+
+def test_a_backward_that_returns_the_wrong_number_of_gradients_is_named():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    bare = Tensor.from_op(x.data * 2, (x,), "twice", lambda g: 2 * g, rule="da = 2*g")  # an array, not a tuple
+    with pytest.raises(TypeError, match=r"backward of 'twice' must return a tuple of 1 gradients .* got ndarray"):
+        bare.sum().backward()
+    extra = Tensor.from_op(x.data * 2, (x,), "twice", lambda g: (2 * g, g), rule="da = 2*g")
+    with pytest.raises(TypeError, match="must return a tuple of 1 gradients .* got tuple of 2"):
+        extra.sum().backward()
 
 
 def scale_rows(x: Tensor, bad_grad_shape=None) -> Tensor:

@@ -1,6 +1,7 @@
-"""tinygrad_cnn.optim.lr_scheduler (issue 21, item 5): StepLR, MultiStepLR, ExponentialLR and CosineAnnealingLR set
+"""The learning rate schedulers (optim/lr_scheduler.py): StepLR, MultiStepLR, ExponentialLR and CosineAnnealingLR set
 opt.lr as PyTorch's set a group's lr, step for step (compared with torch.optim.lr_scheduler over many steps); their
-state round-trips; errors."""
+state round-trips; errors.
+"""
 
 import numpy as np
 import pytest

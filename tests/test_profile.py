@@ -245,6 +245,7 @@ def test_draw_shows_each_ops_times_and_colours_by_time():
     assert " ms, bwd " not in loss.draw().source
 
 
+@pytest.mark.slow
 def test_several_steps_count_every_op_even_after_its_graph_is_gone():
     W = Tensor.randn(4, 4, seed=0, requires_grad=True, name="W")
     with profile() as prof:

@@ -1,5 +1,6 @@
-"""tinygrad_cnn.nn.utils.clip_grad_norm_ / clip_grad_value_ (issue 21, item 5): the gradients after clipping and the
-total norm returned, against torch.nn.utils; errors."""
+"""nn.utils (nn/utils.py): clip_grad_norm_ and clip_grad_value_, the gradients after clipping and the total norm
+returned, against torch.nn.utils; errors.
+"""
 
 import itertools
 import math

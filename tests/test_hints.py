@@ -1,10 +1,9 @@
-"""What a PyTorch user writes meets PyTorch's meaning or an error that says what to write here (issue 21, items 1-3):
-positional arguments, PyTorch's keyword spellings, PyTorch-only attributes, zero_grad(set_to_none=), transpose's
-numpy meaning, conv weights in PyTorch's layout."""
+"""What a PyTorch user writes meets an error that says what to write here (hints.py): positional arguments past ours
+name PyTorch's meaning and the keyword to write, PyTorch's keyword spellings name ours, PyTorch-only attributes say
+what to use, and ``x.size`` is numpy's count.
+"""
 
-import re
 import types
-import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ def images(c=3, seed=0):
     return Tensor.randn(2, 6, 6, c, seed=seed, requires_grad=True)
 
 
-# ----------------------------------------------------------------------------- 1. positional arguments
+# ----------------------------------------------------------------------------- positional arguments
 POSITIONAL = [
     (lambda: nn.Conv2d(4, 8, 3, 1, 2, 2), r"Conv2d: takes at most 5 positional arguments \(in_channels, out_channels, "
      r"f, stride, pad\), got 6\. .*PyTorch's order differs here: its 6th is dilation\. .*Conv2d\(4, 8, 3, 1, 2, "
@@ -82,34 +81,7 @@ def test_the_keyword_only_arguments_work_by_name():
     assert images(4).conv_transpose2d(Tensor.randn(3, 3, 2, 4), None, 1, 0, 0, groups=2).shape == (2, 8, 8, 4)
 
 
-def test_sgd_positional_arguments_mean_what_they_mean_in_pytorch():
-    """SGD(p, lr, momentum, dampening, weight_decay, nesterov), PyTorch's order: 1e-4 is the weight decay."""
-    torch = pytest.importorskip("torch")
-    w0 = np.random.default_rng(0).normal(size=(3, 2))
-    ours = Tensor(w0, requires_grad=True)
-    theirs = torch.tensor(w0, requires_grad=True)
-    opt, topt = optim.SGD([ours], 0.1, 0.9, 0.25, 1e-4), torch.optim.SGD([theirs], 0.1, 0.9, 0.25, 1e-4)
-    for step in range(4):
-        g = np.random.default_rng(step).normal(size=(3, 2))
-        ours.grad, theirs.grad = g.copy(), torch.tensor(g)
-        opt.step()
-        topt.step()
-    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
-    assert opt.dampening == 0.25 and opt.weight_decay == 1e-4 and not opt.nesterov
-    with pytest.raises(ValueError, match="nesterov=True needs momentum > 0 and dampening = 0"):
-        optim.SGD([ours], 0.1, 0.9, 0.5, 0.0, True)
-
-
-@pytest.mark.parametrize("make", [lambda b: nn.Conv2d(4, 8, 3, bias=b), lambda b: nn.ConvTranspose2d(4, 8, 3, bias=b),
-                                  lambda b: nn.Linear(4, 8, b)])
-@pytest.mark.parametrize("bias", [2, 0, 1.0, "yes", None])
-def test_bias_must_be_a_bool(make, bias):
-    with pytest.raises(TypeError, match=r"bias must be a bool \(True or False\), got " + re.escape(repr(bias))):
-        make(bias)
-    assert make(np.bool_(False)).b is None and make(True).b is not None
-
-
-# ----------------------------------------------------------------------------- 2. PyTorch's keyword spellings
+# ----------------------------------------------------------------------------- PyTorch's keyword spellings
 SPELLINGS = [
     (lambda: nn.Conv2d(1, 2, kernel_size=3), "Conv2d: kernel_size= is PyTorch's spelling; here it is f= "
      r"\(write f=3\)"),
@@ -193,22 +165,7 @@ def test_undecorated_methods_name_the_op_and_give_the_pytorch_hint(call, message
     assert "Ops" not in str(info.value)
 
 
-@pytest.mark.parametrize("owner", ["optimizer", "module"])
-def test_zero_grad_takes_set_to_none_as_pytorch(owner):
-    model = nn.Linear(3, 2, seed=0)
-    opt = optim.SGD(model.parameters(), lr=0.1)
-    target = opt if owner == "optimizer" else model
-    model(Tensor.ones(1, 3)).sum().backward()
-    target.zero_grad(set_to_none=False)
-    assert all(p.grad is not None and not p.grad.any() and p.grad.shape == p.shape for p in model.parameters())
-    target.zero_grad(set_to_none=True)
-    assert all(p.grad is None for p in model.parameters())
-    model(Tensor.ones(1, 3)).sum().backward()
-    target.zero_grad()
-    assert all(p.grad is None for p in model.parameters())
-
-
-# ----------------------------------------------------------------------------- 2. PyTorch-only attributes
+# ----------------------------------------------------------------------------- PyTorch-only attributes
 ATTRIBUTES = [
     ("dim", r"x\.ndim"), ("numel", r"x\.size"), ("float", "float32"), ("double", "float64"), ("cpu", "CPU only"),
     ("cuda", "CPU only"), ("to", "CPU only"), ("retain_grad", "keep their .grad after backward"),
@@ -241,101 +198,3 @@ def test_size_is_numpys_count_and_calling_it_points_to_shape():
         x.size()
     with pytest.raises(TypeError, match=r"x\.size\(1\) is x\.shape\[1\] = 3"):
         x.size(1)
-
-
-# ----------------------------------------------------------------------------- 3. transpose's numpy meaning
-def test_transpose_with_the_identity_order_warns_and_points_to_swapaxes():
-    x = Tensor.randn(3, 4, seed=0, requires_grad=True)
-    with pytest.warns(UserWarning, match=r"transpose\(0, 1\) on a 2-D tensor changes nothing: numpy's transpose takes "
-                                         r"all axes in their new order\. To swap two axes write x\.swapaxes\(0, 1\) "
-                                         r"\(or x\.T for 2-D\)"):
-        y = x.transpose(0, 1)
-    assert y.shape == (3, 4)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert x.T.shape == x.transpose().shape == x.transpose(1, 0).shape == x.swapaxes(0, 1).shape == (4, 3)
-        assert x.permute(0, 1).shape == (3, 4)  # PyTorch's permute means the same as numpy's transpose: no warning
-
-
-def test_transpose_of_two_axes_of_a_3d_tensor_says_numpys_meaning():
-    x = Tensor.randn(2, 3, 4, seed=0)
-    with pytest.raises(ValueError, match=r"transpose: axes \(0, 1\) are not a permutation of the 3 axes of shape "
-                                         r"\(2, 3, 4\) \(numpy's transpose takes all axes in their new order; to "
-                                         r"swap two axes write x\.swapaxes\(0, 1\)\)"):
-        x.transpose(0, 1)
-
-
-# ----------------------------------------------------------------------------- 3. conv weights in PyTorch's layout
-def test_a_weight_only_in_pytorchs_layout_raises_naming_both_layouts_and_the_transpose():
-    x = Tensor.randn(1, 8, 8, 3, seed=0)
-    W = np.zeros((8, 3, 5, 5))  # PyTorch: 8 filters of 5x5 over 3 channels
-    with pytest.raises(ValueError, match=r"conv2d: W has shape \(8, 3, 5, 5\), PyTorch's layout \(C_out, C_in, f_h, "
-                                         r"f_w\) for x's 3 channels; ours is \(f_h, f_w, C_in, C_out\): pass "
-                                         r"W\.transpose\(2, 3, 1, 0\) \(shape \(5, 5, 3, 8\)\)"):
-        x.conv2d(W)
-    x4 = Tensor.randn(1, 4, 4, 8, seed=0)
-    Wt = np.zeros((8, 2, 5, 5))  # PyTorch's ConvTranspose2d(8, 2, 5): (C_in, C_out // groups, f_h, f_w)
-    with pytest.raises(ValueError, match=r"conv_transpose2d: W has shape \(8, 2, 5, 5\), PyTorch's layout \(C_in, "
-                                         r"C_out // groups, f_h, f_w\) for x's 8 channels; ours is \(f_h, f_w, "
-                                         r"C_out // groups, C_in\): pass W\.transpose\(2, 3, 1, 0\)"):
-        x4.conv_transpose2d(Wt)
-
-
-def test_a_weight_that_fits_both_layouts_warns():
-    x = Tensor.randn(1, 10, 10, 3, seed=0)
-    with pytest.warns(UserWarning, match=r"conv2d: W of shape \(8, 3, 3, 3\) is read as ours \(f_h, f_w, C_in, "
-                                         r"C_out\): a 8x3 window, 3 filters; in PyTorch's layout it would be 8 "
-                                         r"filters of 3x3: then pass W\.transpose\(2, 3, 1, 0\)"):
-        out = x.conv2d(np.zeros((8, 3, 3, 3)))
-    assert out.shape == (1, 3, 8, 3)
-    with warnings.catch_warnings():  # our own layout, square windows: silent
-        warnings.simplefilter("error")
-        x.conv2d(np.zeros((3, 3, 3, 8)))
-        x.conv2d(np.zeros((3, 3, 3, 3)))
-        nn.Conv2d(3, 3, 3)(x)
-
-
-def test_layers_follow_the_default_dtype_when_none_is_given():
-    from tinygrad_cnn import get_default_dtype, set_default_dtype
-    before = get_default_dtype()
-    try:
-        set_default_dtype(np.float64)
-        layers = [nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(3, 4, 3), nn.Linear(3, 4), nn.BatchNorm2d(3)]
-        assert {p.dtype for layer in layers for p in layer.parameters()} == {np.dtype(np.float64)}
-        assert layers[3].running_mean.dtype == np.float64
-        assert nn.Linear(3, 4, dtype=np.float32).W.dtype == np.float32
-    finally:
-        set_default_dtype(before)
-    assert nn.Linear(3, 4).W.dtype == before
-
-
-def test_the_layout_warning_is_back_after_a_create_graph_walk_that_raised():
-    """The walk marks itself in a per-thread switch (modes.recording_walk), restored when it ends, even by an error."""
-    from tinygrad_cnn.modes import recording_walk
-    x = Tensor.randn(1, 4, 5, 3, seed=0, requires_grad=True)
-
-    def fail(g):
-        assert recording_walk.enabled
-        raise KeyError("a hook failed")
-    x.register_hook(fail)
-    with pytest.raises(KeyError, match="a hook failed"):
-        x.conv2d(Tensor.randn(3, 3, 3, 2, seed=1)).sum().backward(create_graph=True)
-    assert not recording_walk.enabled
-    with pytest.warns(UserWarning, match="PyTorch's layout"):
-        x.conv2d(Tensor.randn(1, 3, 3, 3, seed=1))
-
-
-def test_the_layout_warning_is_for_the_users_forward_not_the_librarys_own_backward_ops():
-    """The create_graph walk runs conv_transpose2d and conv2d of the user's weight and of gradients itself: a
-    weight that only those internal readings find ambiguous (W (2, 1, 2, 2) read by conv_transpose2d) gives no
-    warning; one that fits both layouts at the user's conv2d warns once, there."""
-    from tinygrad_cnn import grad
-    for W_shape, warned in (((2, 1, 2, 2), 0), ((1, 3, 3, 3), 1)):
-        x = Tensor.randn(1, 4, 5, W_shape[2], seed=0, requires_grad=True)
-        W = Tensor.randn(*W_shape, seed=1, requires_grad=True)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            dx, dW = grad(x.conv2d(W).sum(), (x, W), create_graph=True)
-            grad((dx * dx).sum() + (dW * dW).sum(), (x, W))
-        layout = [w for w in caught if "PyTorch's layout" in str(w.message)]
-        assert len(layout) == warned and all(w.filename == __file__ for w in layout), [str(w.message) for w in caught]
