@@ -627,6 +627,22 @@ def test_a_weight_that_fits_both_layouts_warns():
 
 
 
+def test_the_layout_warning_is_back_after_a_create_graph_walk_that_raised():
+    """The walk marks itself in a per-thread switch (modes.recording_walk), restored when it ends, even by an error."""
+    from tinygrad_cnn.modes import recording_walk
+    x = Tensor.randn(1, 4, 5, 3, seed=0, requires_grad=True)
+
+    def fail(g):
+        assert recording_walk.enabled
+        raise KeyError("a hook failed")
+    x.register_hook(fail)
+    with pytest.raises(KeyError, match="a hook failed"):
+        x.conv2d(Tensor.randn(3, 3, 3, 2, seed=1)).sum().backward(create_graph=True)
+    assert not recording_walk.enabled
+    with pytest.warns(UserWarning, match="PyTorch's layout"):
+        x.conv2d(Tensor.randn(1, 3, 3, 3, seed=1))
+
+
 def test_the_layout_warning_is_for_the_users_forward_not_the_librarys_own_backward_ops():
     """The create_graph walk runs conv_transpose2d and conv2d of the user's weight and of gradients itself: a
     weight that only those internal readings find ambiguous (W (2, 1, 2, 2) read by conv_transpose2d) gives no

@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import ROOT, load_file
 from tinygrad_cnn import Tensor, explain, explore, nn, profile, save_html
-from tinygrad_cnn.explorer import node_names
+from tinygrad_cnn.explorer import node_names, nodes
 from tinygrad_cnn.functional import cross_entropy
 
 TOOL = ROOT / "tools" / "explorer_screenshot.py"
@@ -323,3 +323,38 @@ def test_save_html_refuses_to_explain_a_tensor_not_drawn(tmp_path):
     data = json.loads(Path(path).read_text().split('id="explorer-data">')[1].split("</script>")[0])
     assert list(data["nodes"]["x"]["explained"]) == ["1"] and data["nodes"]["x"]["top"] == []
     assert "default-src 'none'" in Path(path).read_text()
+
+
+def test_heat_maps_read_a_filter_bank_from_the_ops_declared_facts_not_its_name():
+    """Input 1 of the library's conv2d / conv_transpose2d is a filter bank, its channel axes named per op
+    (conv_transpose2d's W is (f_h, f_w, C_out, C_in)); a user's op named "conv2d" is not the library's."""
+    x = Tensor(np.ones((2, 8, 8, 3)), requires_grad=True)
+    W = Tensor(np.ones((3, 3, 3, 4)), requires_grad=True)
+    conv = x.conv2d(W)
+    up = conv.conv_transpose2d(Tensor(np.ones((3, 3, 5, 4)), requires_grad=True))
+    assert nodes.map_axes(W, [conv]) == (2, 3, 0, 1)
+    assert nodes.heat_maps(W, [conv])["names"] == ["input channel", "output channel", "row", "column"]
+    assert nodes.heat_maps(up.parents[1], [up])["names"] == ["output channel", "input channel", "row", "column"]
+    b = Tensor(np.ones((2, 8, 8, 3)), requires_grad=True)
+    mine = Tensor.from_op(x.data + b.data, (x, b), "conv2d", lambda g: (g, g), rule="da = g, db = g")  # a user op
+    assert nodes.map_axes(b, [mine]) == (0, 3, 1, 2)
+    assert nodes.heat_maps(b, [mine])["names"] == ["image", "channel", "row", "column"]
+
+
+def test_a_closed_server_keeps_nothing_alive():
+    """A live server holds its graph while it serves (its thread does); close() lets both go: the atexit hook is
+    taken off, so no reference is left until the process ends."""
+    import gc
+    import weakref
+    x = Tensor(np.ones(3), requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()
+    server = explore(loss, open_browser=False)
+    graph, running = weakref.ref(loss), weakref.ref(server)
+    del loss
+    gc.collect()
+    assert graph() is not None  # served
+    server.close()
+    del server
+    gc.collect()
+    assert running() is None and graph() is None

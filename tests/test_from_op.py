@@ -93,3 +93,19 @@ def test_data_follows_the_dtype_policy(data, parent_dtype, dtype):
 
 def test_data_without_parents_takes_the_default_dtype():
     assert Tensor.from_op(np.arange(2), (), "const", lambda g: (), rule="none").dtype == np.float32
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])  # recorded, or a plain leaf
+def test_a_users_array_stays_theirs_and_writable(requires_grad):
+    """from_op keeps its own read-only copy of a user op's writable float array: the caller's buffer is not made
+    read-only, and writing into it afterwards changes neither the tensor nor its gradient."""
+    x = Tensor(np.ones(3), requires_grad=requires_grad)
+    buf = np.zeros(3)
+    y = Tensor.from_op(buf, (x,), "mine", lambda g: (g,), rule="da = g")
+    assert buf.flags.writeable and not y.data.flags.writeable
+    buf[0] = 1.0
+    assert y.data.tolist() == [0.0, 0.0, 0.0]
+    const = np.full(3, 2.0)
+    z = Tensor.from_op(const, (), "const", lambda g: (), rule="none")
+    const[0] = 5.0
+    assert z.data.tolist() == [2.0, 2.0, 2.0]

@@ -3,11 +3,13 @@ name PyTorch's meaning and the keyword to write, PyTorch's keyword spellings nam
 what to use, and ``x.size`` is numpy's count.
 """
 
+import types
+
 import numpy as np
 import pytest
 
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Tensor, nn, optim
+from tinygrad_cnn import Tensor, grad, nn, optim
 
 
 def images(c=3, seed=0):
@@ -49,6 +51,26 @@ POSITIONAL = [
 def test_positional_arguments_past_ours_name_pytorchs_meaning_and_the_keyword_to_write(call, message):
     with pytest.raises(TypeError, match=message):
         call()
+
+
+def test_backward_and_grad_positional_arguments_mean_what_they_mean_in_pytorch():
+    """Tensor.backward(gradient, retain_graph, create_graph): backward(None, True) is retain_graph=True (ignored: the
+    graph is kept), not create_graph; torch.autograd.grad's 6th is only_inputs, so allow_unused is keyword-only."""
+    W = Tensor(np.ones(3), requires_grad=True)
+    (W * W).sum().backward(None, True)
+    assert type(W.grad) is np.ndarray
+    W.grad = None
+    (W * W).sum().backward(None, None, True)
+    assert isinstance(W.grad, Tensor) and W.grad.requires_grad
+    (dW,) = grad((W * W).sum(), W, None, None, True)
+    assert dW.requires_grad
+    with pytest.raises(TypeError, match=r"grad: takes at most 5 positional arguments \(outputs, inputs, grad_outputs, "
+                                        r"retain_graph, create_graph\), got 6\. PyTorch's 6th is only_inputs, which "
+                                        "is not supported here"):
+        grad((W * W).sum(), W, None, None, False, True)
+    with pytest.raises(TypeError, match=r"backward: takes at most 3 positional .* PyTorch's 4th is inputs"):
+        (W * W).sum().backward(None, None, False, [W])
+    assert grad((W * W).sum(), [W, Tensor(1.0, requires_grad=True)], allow_unused=True)[1] is None
 
 
 def test_the_keyword_only_arguments_work_by_name():
@@ -102,6 +124,45 @@ def test_pythons_own_argument_errors_name_tensor_not_the_mixin():
         images().conv2d()
     with pytest.raises(TypeError, match=r"Tensor\.max_pool2d\(\) missing 1 required positional argument: 'f'"):
         F.max_pool2d(images())
+    with pytest.raises(TypeError, match=r"^Tensor\.exp\(\) takes 1 positional argument but 2 were given"):
+        images().exp(2)
+    with pytest.raises(TypeError, match=r"^Tensor\.maximum\(\) got an unexpected keyword argument 'y'"):
+        images().maximum(y=1.0)
+    with pytest.raises(TypeError, match=r"^Tensor\.zeros\(\) got an unexpected keyword argument 'size'"):
+        Tensor.zeros(size=(2, 3))
+
+
+def test_every_public_method_of_the_mixins_is_named_after_tensor():
+    """Python names a function by its __qualname__ in its own argument errors: every method Tensor inherits says
+    Tensor.<name>, never the mixin (ElementwiseOps.relu) that defines it."""
+    for klass in Tensor.__mro__[1:-1]:
+        for name, attr in vars(klass).items():
+            fn = getattr(attr, "__func__", attr)
+            if isinstance(fn, types.FunctionType) and not (name.startswith("_") and not name.endswith("__")):
+                assert fn.__qualname__ == f"Tensor.{name}", (klass.__name__, name)
+
+
+UNDECORATED = [  # methods without pytorch_args (no wrapper: they take PyTorch's keywords in **pytorch_keywords)
+    (lambda x: x.relu(inplace=True), r"^relu: inplace= \(PyTorch's\) is not supported here: there are no in-place"),
+    (lambda x: F.relu(x, inplace=True), r"^relu: inplace= \(PyTorch's\) is not supported"),
+    (lambda x: x.transpose(dim0=0, dim1=1), r"^transpose: dim0= \(PyTorch's\) is not supported here: numpy's "
+     r"transpose\(\*axes\) .* x\.swapaxes\(dim0, dim1\)"),
+    (lambda x: x.reshape(shape=(3, 2)), r"^reshape: shape= \(PyTorch's\) is not supported here: give the shape "
+     r"positionally: x\.reshape\(3, 2\)"),
+    (lambda x: x.view(shape=(3, 2)), r"^view: shape= .* x\.view\(3, 2\)"),
+    (lambda x: x.view(dtype=np.float64), r"^view: dtype= .* x\.astype\(dtype\)"),
+    (lambda x: x.permute(dims=(1, 0)), r"^permute: dims= .* x\.permute\(1, 0\)"),
+    (lambda x: x.broadcast_to(size=(2, 2, 3)), r"^broadcast_to: size= .* x\.broadcast_to\(2, 2, 3\)"),
+    (lambda x: x.relu(foo=1), r"^relu\(\) got an unexpected keyword argument 'foo'; it takes: nothing"),
+    (lambda x: x.reshape(foo=1), r"^reshape\(\) got an unexpected keyword argument 'foo'; it takes: \*shape"),
+]
+
+
+@pytest.mark.parametrize("call, message", UNDECORATED)
+def test_undecorated_methods_name_the_op_and_give_the_pytorch_hint(call, message):
+    with pytest.raises(TypeError, match=message) as info:
+        call(Tensor(np.ones((2, 3))))
+    assert "Ops" not in str(info.value)
 
 
 # ----------------------------------------------------------------------------- PyTorch-only attributes

@@ -1,5 +1,6 @@
 """In-place writes (tensor.py, arrays.py): ``x += y`` rebinds x to a new tensor (micrograd's and JAX's meaning) except
-on a leaf that requires grad, which refuses as PyTorch does; a tensor's values and a hook's gradient are read-only, and
+on a leaf that requires grad, which refuses (even inside no_grad(), where PyTorch updates it in place: a
+deliberate difference); a tensor's values and a hook's gradient are read-only, and
 an in-place edit of either says what to write instead; replacing ``.data`` of a tensor an op used is caught at
 backward.
 """
@@ -9,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, gradcheck, nn
+from tinygrad_cnn import Tensor, gradcheck, nn, no_grad
 
 
 # ----------------------------------------------------------------------------- augmented assignment
@@ -110,9 +111,12 @@ def test_a_residual_blocks_out_plus_equals_identity_matches_pytorch():
 def test_a_leaf_that_requires_grad_still_refuses_and_says_what_to_write(op):
     w = Tensor(np.ones((2, 2)), requires_grad=True)
     before = w
-    with pytest.raises(TypeError, match=rf"{re.escape(op)} on a leaf that requires grad \(a parameter\) is "
-                                        r"refused, as PyTorch does: .*silently stop\. To update a parameter's values "
-                                        r"write p\.data = p\.data - lr \* p\.grad"):
+    message = (rf"{re.escape(op)} on a leaf that requires grad \(a parameter\) is refused, even inside no_grad\(\) "
+               r"\(PyTorch updates it in place there; here there are no in-place ops\): .*silently stop\. To update a "
+               r"parameter's values write p\.data = p\.data - lr \* p\.grad")
+    with pytest.raises(TypeError, match=message):
+        exec(f"w {op} Tensor(np.ones((2, 2)))")
+    with pytest.raises(TypeError, match=message), no_grad():
         exec(f"w {op} Tensor(np.ones((2, 2)))")
     assert w is before and w.is_leaf
 

@@ -124,6 +124,27 @@ def test_unsupported_numpy_arguments_raise_type_error(call, words):
         call(leaf([1.0, 2.0]))
 
 
+def test_numpy_functions_without_a_signature_bind_by_the_ops_names(monkeypatch):
+    """numpy before 2.4 gives np.concatenate no signature (a C function): the op's own argument names are used, and
+    any other keyword is still refused by name (what numpy 2.1-2.3 run; simulated here)."""
+    from tinygrad_cnn.ops import numpy_protocol
+    real = numpy_protocol.inspect.signature
+
+    def no_builtin_signature(fn, *args, **kwargs):
+        if fn is np.concatenate:
+            raise ValueError("no signature found for builtin <built-in function concatenate>")
+        return real(fn, *args, **kwargs)
+    monkeypatch.setattr(numpy_protocol.inspect, "signature", no_builtin_signature)
+    numpy_protocol._parameters.cache_clear()
+    try:
+        t = leaf([[1.0, 2.0]])
+        assert np.concatenate([t, t], axis=1).shape == (1, 4) and np.concatenate((t, t)).op == "concatenate"
+        with pytest.raises(TypeError, match=r"np\.concatenate: argument dtype= is not supported"):
+            np.concatenate([t, t], dtype=np.float32)
+    finally:
+        numpy_protocol._parameters.cache_clear()
+
+
 def test_in_place_ndarray_op_with_a_tensor_raises():
     arr = np.ones(2)
     with pytest.raises(TypeError, match=r"np\.add: argument out= is not supported"):

@@ -74,6 +74,27 @@ def test_getitem_repeated_indices_given_as_tuples_or_ranges_accumulate(index):
     np.testing.assert_array_equal(x.grad, expected)
 
 
+@pytest.mark.parametrize("kind", ["array", "mask", "list", "tuple of arrays"])
+def test_getitem_backward_uses_the_index_of_the_forward(kind):
+    """The index's arrays and lists are copied at forward time: editing them before backward() does not move the
+    gradient (PyTorch saves the indices too)."""
+    x = Tensor(np.arange(4.0), requires_grad=True)
+    idx = {"array": np.array([0, 1]), "mask": np.array([True, True, False, False]), "list": [0, 1],
+           "tuple of arrays": (np.array([0, 1]),)}[kind]
+    v = Tensor([5.0, 6.0], requires_grad=True)
+    y, z = x[idx], v.getitem_backward(idx, (4,))  # z: zeros(4) with v placed at idx
+    if kind == "mask":
+        idx[:] = [False, False, True, True]
+    elif kind == "tuple of arrays":
+        idx[0][0] = 3
+    else:
+        idx[0] = 3
+    (y * Tensor(np.array([10.0, 1.0]))).sum().backward()
+    np.testing.assert_array_equal(x.grad, [10.0, 1.0, 0.0, 0.0])
+    (z * Tensor(np.arange(1.0, 5.0))).sum().backward()
+    np.testing.assert_array_equal(v.grad, [1.0, 2.0])  # the weights at the forward's idx, [0, 1]
+
+
 def test_an_integer_array_index_and_the_flatten_of_a_0d_tensor():
     x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = x[np.array([2, 0])]  # an integer array of indices (a Tensor index raises: test_tensor_used_as_index_raises)
