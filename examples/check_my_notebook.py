@@ -5,8 +5,8 @@
 FILE defaults to examples/data/step_by_step_seed.py: the functions of the course seed "Convolutional Neural
 Networks: Step by Step" as written (only pool_forward's missing colon added). They are imported as a module and
 checked with ``check(vars(module))``, the mapping form (in a notebook: ``check(globals())``); one report is
-printed per notebook function. The seed's three bugs come out: conv_single_step's float(b) raises TypeError on
-numpy 2 (and conv_forward, which calls it), conv_backward's [pad:-pad] is empty at pad 0, pool_backward's windows
+printed per notebook function. The seed's three bugs come out: conv_single_step's float(b) raises TypeError from
+numpy 2.4 (and conv_forward, which calls it), conv_backward's [pad:-pad] is empty at pad 0, pool_backward's windows
 ignore the stride. Last, pool_backward's wrong entries are drawn to examples/out/check_pool_backward.png (needs
 matplotlib). For an .ipynb, run ``python -m tinygrad_cnn.check FILE`` instead. Runs in about a second.
 """

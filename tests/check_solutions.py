@@ -7,10 +7,11 @@ exactly once), as a learner's slip, and returns the function ``name``.
 """
 
 import linecache
-from pathlib import Path
 
-SEED = Path(__file__).resolve().parent.parent / "examples" / "data" / "step_by_step_seed.py"
-SEED_FIXES = (("Z = Z + float(b)", "Z = Z + b.item()"),  # float() of a (1, 1, 1) array raises on numpy 2
+from tests.helpers import EXAMPLES
+
+SEED = EXAMPLES / "data" / "step_by_step_seed.py"
+SEED_FIXES = (("Z = Z + float(b)", "Z = Z + b.item()"),  # float() of a (1, 1, 1) array raises from numpy 2.4
               ("da_prev_pad[pad:-pad, pad:-pad, :]", "da_prev_pad[pad:pad + n_H_prev, pad:pad + n_W_prev, :]"),
               ("vert_start = h\n", "vert_start = h * stride\n"), ("horiz_start = w\n", "horiz_start = w * stride\n"))
 

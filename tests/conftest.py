@@ -1,17 +1,25 @@
-"""Shared test settings: under CI, hypothesis draws the same examples on every run (no flaky reds); the Jupyter
-kernel the notebook tests run in."""
+"""Shared test settings: one BLAS thread, hypothesis's CI profile, the Jupyter kernel the notebook tests run in.
 
-import json
+One thread: the suite runs on shared machines (CI's 2 cores, other jobs), where BLAS's own threads wait for cores
+others hold: with one other busy process, train_resnet_digits.py trained in 4 s on one thread and in 26 to 60 s on
+two. The variable is set before the package is imported, for this process and every example and notebook kernel it
+starts (they inherit it); set TINYGRAD_CNN_NUM_THREADS yourself to run the suite on more. tests/test_threads.py sets
+the thread count it tests, and starts its interpreters without the variable.
+"""
+
 import os
-import sys
-from pathlib import Path
 
-import pytest
-from hypothesis import settings
+os.environ.setdefault("TINYGRAD_CNN_NUM_THREADS", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
+import json  # noqa: E402  (after the thread setting, before anything imports the package)
+import sys  # noqa: E402
 
-settings.register_profile("ci", derandomize=True, print_blob=True)
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+from tests.helpers import ROOT  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, print_blob=True)  # under CI the same examples every run
 if os.environ.get("CI"):
     settings.load_profile("ci")
 

@@ -10,20 +10,13 @@ The torch programs import torch lazily, so the numerical checks run without it.
 import numpy as np
 
 import tinygrad_cnn.functional as F
+from tests.helpers import nchw, nhwc
 from tinygrad_cnn import Tensor
 
 
 def _torch():
     import torch
     return torch, torch.nn.functional
-
-
-def nchw(x):
-    return x.permute(0, 3, 1, 2)
-
-
-def nhwc(x):
-    return x.permute(0, 2, 3, 1)
 
 
 def shape(rng, ndim):

@@ -1,19 +1,17 @@
 """The benchmark (benchmarks/bench.py, outside the package) runs and prints its tables (times are measured there,
 never asserted here)."""
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
-_spec = importlib.util.spec_from_file_location("bench", BENCH)
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from tests.helpers import ROOT, load_file
+
+BENCH = ROOT / "benchmarks" / "bench.py"
+bench = load_file(BENCH, "bench")
 
 
 def test_runs_as_a_script_from_anywhere_without_pythonpath(tmp_path):
@@ -26,6 +24,7 @@ def test_runs_as_a_script_from_anywhere_without_pythonpath(tmp_path):
         assert option in proc.stdout
 
 
+@pytest.mark.slow  # the benchmark
 def test_quick_bench_prints_every_table(capsys, monkeypatch):
     set_threads = []
     monkeypatch.setattr(bench, "set_num_threads", set_threads.append)  # the test process keeps its threads

@@ -5,18 +5,18 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from check_solutions import LOOPS, solutions, with_bug
 
 import tinygrad_cnn
+from tests.check_solutions import LOOPS, solutions, with_bug
+from tests.helpers import ROOT
 from tinygrad_cnn import check
 from tinygrad_cnn.check import NAMES, Report, cases, mistakes, run
+from tinygrad_cnn.check.analyse import find_line
 from tinygrad_cnn.check.source import load, without_magics
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "data" / "step_by_step_seed.py"
 
 
@@ -140,6 +140,46 @@ def test_the_learners_arrays_are_never_the_cases_own():
     assert "X" in first.findings[0].message
 
 
+def test_a_mistakes_line_is_found_in_code_not_in_a_comment():
+    """find_line names the line whose code makes the mistake: a trailing comment that quotes the pattern (the notebook's
+    hint X[pad:-pad]) is not code; a '#' inside a string does not start a comment."""
+    def conv_backward(dA_prev_pad, pad):
+        mark = "#"  # the hint: use X[pad:-pad, pad:-pad, :]
+        dA_prev = dA_prev_pad[:, pad:-pad, pad:-pad, :]  # the cut
+        return dA_prev, mark
+    found = find_line(conv_backward, r"\[\s*:\s*,\s*pad\s*:\s*-\s*pad")
+    assert "`dA_prev = dA_prev_pad[:, pad:-pad, pad:-pad, :]  # the cut`" in found
+    assert "`dA_prev = dA_prev_pad" in find_line(conv_backward, r"\[\s*pad\s*:\s*-\s*pad|pad:-pad, :\]")
+    assert find_line(conv_backward, r"the hint") == ""
+
+
+def test_a_learners_sys_exit_is_a_crash_not_the_end_of_the_check():
+    """sys.exit() inside the learner's function is reported as a crash (SystemExit) on every case; KeyboardInterrupt
+    (Ctrl-C) still stops the check."""
+    def zero_pad(X, pad):
+        sys.exit("done")
+    report = check(zero_pad)
+    assert report.tags == {"crash"} and not any(c.passed for c in report.cases)
+    assert "zero_pad raised SystemExit: done at test_check.py" in report.findings[0].message
+
+    def interrupted(X, pad):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        check(interrupted, name="zero_pad")
+
+
+def test_the_cached_cases_and_expected_arrays_are_read_only():
+    """A learner poking at report.cases[n].expected (or a case's arguments) cannot corrupt the next checks."""
+    zero_pad = solutions("loops")["zero_pad"]
+    first = check(zero_pad)
+    with pytest.raises(ValueError, match="read-only"):
+        first.cases[0].expected[0][0][...] = 0
+    with pytest.raises(ValueError, match="read-only"):
+        cases.conv_backward_cases()[0].args[1][0][...] = 0  # the cache's A_prev
+    assert all(a.flags.writeable for a in first.cases[0].args if isinstance(a, np.ndarray))  # the learner's copies
+    assert check(zero_pad).ok and check(solutions("loops")["conv_backward"]).ok
+
+
 def test_a_wrong_return_value_says_what_the_notebook_returns():
     def conv_forward(A_prev, W, b, hparameters):
         return solutions("slicing")["conv_forward"](A_prev, W, b, hparameters)[0]  # forgot the cache
@@ -212,10 +252,30 @@ def test_each_catalogued_mistake_changes_some_output(name):
             o.outputs, cases.expected(name, n)[0], strict=True)) for n, o in enumerate(outcomes)), mistake.key
 
 
-def test_a_crash_matches_a_crash_of_the_same_type_only():
-    a, b = run.Outcome(error=ValueError("x")), run.Outcome(error=ValueError("y"))
-    assert run.same_outcome(a, b, 0) and not run.same_outcome(a, run.Outcome(error=TypeError("x")), 0)
+def test_a_crash_matches_a_crash_of_the_same_type_and_message_only():
+    """The message is compared with its numbers and shapes left out (a loop per example or one cut of the whole batch
+    raise the same words with other shapes)."""
+    def broadcast(shape, into):
+        return run.Outcome(error=ValueError(f"could not broadcast input array from shape {shape} into shape {into}"))
+    a = broadcast((0, 0, 3), (4, 4, 3))
+    assert run.same_outcome(a, broadcast((2, 0, 0, 3), (2, 5, 5, 3)), 0)
+    assert not run.same_outcome(a, run.Outcome(error=ValueError("I only handle padded convolutions")), 0)
+    assert not run.same_outcome(a, run.Outcome(error=TypeError(str(a.error))), 0)
     assert not run.same_outcome(a, run.Outcome(outputs=(np.zeros(2),)), 0)
+
+
+def test_check_names_unpad_only_for_the_unpad_crash():
+    """A learner's own ValueError at pad 0 is a crash, not the [pad:-pad] mistake their code does not contain (a crash
+    of the same type on the same cases was taken for it)."""
+    good = solutions("loops")["conv_backward"]
+
+    def conv_backward(dZ, cache):
+        if cache[3]["pad"] == 0:
+            raise ValueError("I only handle padded convolutions")
+        return good(dZ, cache)
+    report = check(conv_backward)
+    assert report.tags == {"crash"}
+    assert "I only handle padded convolutions" in report.findings[0].message
 
 
 # ----------------------------------------------------------------------------- plot

@@ -1,13 +1,14 @@
 """check on learners' code: each bug of the catalogue (tests/check_bugs.py) is reported with its tag and a first
-wrong entry that really is wrong; correct solutions in three styles, and the library's steps, pass."""
+wrong entry that really is wrong; correct solutions in three styles, and the library's steps, pass.
+"""
 
 import copy
 
 import numpy as np
 import pytest
-from check_bugs import BUGS
-from check_solutions import STYLES, solutions, with_bug
 
+from tests.check_bugs import BUGS
+from tests.check_solutions import STYLES, solutions, with_bug
 from tinygrad_cnn import check, steps
 from tinygrad_cnn.check import NAMES, cases, mistakes
 
@@ -131,4 +132,3 @@ def test_two_independent_mistakes_are_both_named():
     assert check(fn).tags == {"assign_not_add"}
     report = check(both)
     assert report.tags == {"assign_not_add"} and len(report.findings) == 2
-

@@ -1,11 +1,15 @@
-"""The examples run end to end as a user runs them, and show what they claim."""
+"""The examples run end to end as a user runs them, and show what they claim. The two trainings run one epoch here
+(--epochs 1); their notebooks run the full trainings, and tests/test_notebooks.py checks the accuracy they reach."""
 
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+import pytest
+
+from tests.helpers import EXAMPLES
+
+pytestmark = pytest.mark.slow  # each starts Python, scikit-learn and matplotlib
 
 
 def run_example(name: str, *args: str) -> str:
@@ -49,10 +53,10 @@ def test_second_order_checks_its_curvature_and_draws_a_conv_backward():
     assert abs(float(total) - float(entry)) <= 1e-9 * abs(float(entry))
 
 
-def test_train_digits_reaches_the_target(tmp_path):
-    out = run_example("train_digits.py", "--out", str(tmp_path))
+def test_train_digits_learns_in_one_epoch_and_writes_its_outputs(tmp_path):
+    out = run_example("train_digits.py", "--epochs", "1", "--out", str(tmp_path))
     accuracy = float(re.search(r"final test accuracy: ([0-9.]+)", out).group(1))
-    assert accuracy >= 0.97
+    assert accuracy >= 0.8  # one epoch (0.89 at seed 0); the full 20: train_digits.ipynb in tests/test_notebooks.py
     for written in ("digits_curves.png", "digits_cnn.npz", "digits_step.svg"):
         assert (tmp_path / written).exists()
     nodes = (tmp_path / "digits_step.svg").read_text().split('<g id="node')
@@ -60,13 +64,14 @@ def test_train_digits_reaches_the_target(tmp_path):
     assert parameters and all("grad norm" in node for node in parameters)  # drawn before zero_grad()
 
 
-def test_train_resnet_digits_beats_the_plain_cnn(tmp_path):
-    """The full run (15 epochs, a few seconds): at least 98.5% held out, the plain CNN's 98.1% beaten."""
-    out = run_example("train_resnet_digits.py", "--out", str(tmp_path))
+def test_train_resnet_digits_learns_in_one_epoch_and_writes_its_outputs(tmp_path):
+    """One epoch; the full 15 (at least 98.5% held out, the plain CNN's 98.1% beaten) run in train_resnet_digits.ipynb,
+    whose accuracy tests/test_notebooks.py checks."""
+    out = run_example("train_resnet_digits.py", "--epochs", "1", "--out", str(tmp_path))
     assert "conv_block.shortcut_conv  Conv2d              (1, 4, 4, 32)" in out  # model.summary: the projection
     assert "identity_block            IdentityBlock       (1, 4, 4, 32)" in out
     accuracy = float(re.search(r"final test accuracy: ([0-9.]+)", out).group(1))
-    assert accuracy >= 0.985
+    assert accuracy >= 0.8  # 0.94 at seed 0
     assert re.search(r"wall time: [0-9.]+ s training", out)
     for written in ("resnet_digits_curves.png", "resnet_digits.npz", "resnet_digits_step.svg"):
         assert (tmp_path / written).stat().st_size > 5000, written

@@ -3,7 +3,6 @@ nothing is downloaded). Skips only when Chromium or Playwright is absent (.ci/ru
 
 One browser for the module; the graph is one profiled training step of the digits CNN (random images)."""
 
-import importlib.util
 import json
 import socket
 import sys
@@ -14,18 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import ROOT, load_file
 from tinygrad_cnn import Tensor, explain, explore, nn, profile, save_html
-from tinygrad_cnn.explorer import node_names
+from tinygrad_cnn.explorer import node_names, nodes
 from tinygrad_cnn.functional import cross_entropy
 
-TOOL = Path(__file__).resolve().parent.parent / "tools" / "explorer_screenshot.py"
+TOOL = ROOT / "tools" / "explorer_screenshot.py"
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("explorer_screenshot", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(TOOL, "explorer_screenshot")
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +87,7 @@ def panel_fields(page) -> dict:
     return {field: (text, value) for field, text, value in rows}
 
 
+@pytest.mark.slow  # Chromium
 def test_every_node_of_the_digits_cnn_shows_pythons_numbers(saved_page, step):
     page, _ = saved_page
     drawn = page.eval_on_selector_all("g.node[data-node]", "els => els.map(e => e.getAttribute('data-node'))")
@@ -129,6 +127,7 @@ EXPLAIN_STATE = """([entry, goto]) => {
 }"""
 
 
+@pytest.mark.slow  # Chromium
 def test_explained_entries_add_up_to_the_gradient(saved_page, step):
     """Each node's precomputed entries (its 3 largest |grad|): the explanation's total (the sum of its terms) and
     its gradient entry agree with x.grad[index]; the first of each node is clicked on its heat-map cell."""
@@ -158,6 +157,7 @@ def test_explained_entries_add_up_to_the_gradient(saved_page, step):
     assert page.query_selector('[data-map="grad"] .cell[data-entry="0,0,0,0"][data-explained]')  # explain=[...]
 
 
+@pytest.mark.slow  # Chromium
 def test_an_entry_not_precomputed_shows_the_python_line(saved_page):
     page, _ = saved_page
     page.click('g.node[data-node="conv1.W"]')
@@ -169,6 +169,7 @@ def test_an_entry_not_precomputed_shows_the_python_line(saved_page):
     assert page.get_attribute("#explain", "data-total") is None
 
 
+@pytest.mark.slow  # Chromium
 def test_the_saved_page_requests_nothing_but_itself(saved_page, saved, step):
     page, requests = saved_page
     page.evaluate("""() => {
@@ -186,6 +187,7 @@ def test_the_saved_page_requests_nothing_but_itself(saved_page, saved, step):
     assert "http://" not in html.replace("http://www.w3.org/", "") and "https://" not in html
 
 
+@pytest.mark.slow  # Chromium
 def test_the_keyboard_reaches_every_node_and_explains_an_entry(saved_page, step):
     page, _ = saved_page
     reached = []
@@ -207,6 +209,7 @@ def test_the_keyboard_reaches_every_node_and_explains_an_entry(saved_page, step)
     assert float(page.get_attribute("svg", "width")) > float(before)
 
 
+@pytest.mark.slow  # Chromium
 def test_a_large_graph_is_summarised_as_draw_does(browser, tmp_path):
     x = Tensor.randn(3, 4, seed=0, requires_grad=True, name="x")
     y = x
@@ -239,6 +242,7 @@ def get(url: str, host: str | None = None):
         return error.code, error.read()
 
 
+@pytest.mark.slow  # Chromium
 def test_the_live_page_explains_an_entry_on_demand(browser, live, step):
     page = browser.new_page(viewport={"width": 1300, "height": 850})
     page.goto(live.url)
@@ -319,3 +323,38 @@ def test_save_html_refuses_to_explain_a_tensor_not_drawn(tmp_path):
     data = json.loads(Path(path).read_text().split('id="explorer-data">')[1].split("</script>")[0])
     assert list(data["nodes"]["x"]["explained"]) == ["1"] and data["nodes"]["x"]["top"] == []
     assert "default-src 'none'" in Path(path).read_text()
+
+
+def test_heat_maps_read_a_filter_bank_from_the_ops_declared_facts_not_its_name():
+    """Input 1 of the library's conv2d / conv_transpose2d is a filter bank, its channel axes named per op
+    (conv_transpose2d's W is (f_h, f_w, C_out, C_in)); a user's op named "conv2d" is not the library's."""
+    x = Tensor(np.ones((2, 8, 8, 3)), requires_grad=True)
+    W = Tensor(np.ones((3, 3, 3, 4)), requires_grad=True)
+    conv = x.conv2d(W)
+    up = conv.conv_transpose2d(Tensor(np.ones((3, 3, 5, 4)), requires_grad=True))
+    assert nodes.map_axes(W, [conv]) == (2, 3, 0, 1)
+    assert nodes.heat_maps(W, [conv])["names"] == ["input channel", "output channel", "row", "column"]
+    assert nodes.heat_maps(up.parents[1], [up])["names"] == ["output channel", "input channel", "row", "column"]
+    b = Tensor(np.ones((2, 8, 8, 3)), requires_grad=True)
+    mine = Tensor.from_op(x.data + b.data, (x, b), "conv2d", lambda g: (g, g), rule="da = g, db = g")  # a user op
+    assert nodes.map_axes(b, [mine]) == (0, 3, 1, 2)
+    assert nodes.heat_maps(b, [mine])["names"] == ["image", "channel", "row", "column"]
+
+
+def test_a_closed_server_keeps_nothing_alive():
+    """A live server holds its graph while it serves (its thread does); close() lets both go: the atexit hook is
+    taken off, so no reference is left until the process ends."""
+    import gc
+    import weakref
+    x = Tensor(np.ones(3), requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()
+    server = explore(loss, open_browser=False)
+    graph, running = weakref.ref(loss), weakref.ref(server)
+    del loss
+    gc.collect()
+    assert graph() is not None  # served
+    server.close()
+    del server
+    gc.collect()
+    assert running() is None and graph() is None

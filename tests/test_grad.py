@@ -10,17 +10,14 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn.functional as F
+from tests.helpers import rand
 from tinygrad_cnn import AnomalyError, Tensor, detect_anomaly, explain, grad, gradcheck, gradgradcheck, no_grad
 from tinygrad_cnn.optim import Adam
 
 
-def leaf(shape, seed=0, name=None):
-    return Tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True, name=name)
-
-
 # ----------------------------------------------------------------------------- grad()
 def test_grad_returns_the_gradients_and_touches_no_grad():
-    x, W = leaf((2, 3), 0, "x"), leaf((3, 4), 1, "W")
+    x, W = rand(2, 3, seed=0, name="x"), rand(3, 4, seed=1, name="W")
     h = (x @ W).tanh()
     loss = (h * h).sum()
     gx, gW = grad(loss, [x, W])
@@ -32,7 +29,7 @@ def test_grad_returns_the_gradients_and_touches_no_grad():
 
 
 def test_grad_of_an_interior_tensor_several_outputs_and_grad_outputs():
-    x = leaf((3,), 2)
+    x = rand(3, seed=2)
     h = x * x
     y1, y2 = h.exp(), h.sum()
     v = np.array([1.0, -2.0, 0.5])
@@ -44,7 +41,7 @@ def test_grad_of_an_interior_tensor_several_outputs_and_grad_outputs():
 
 
 def test_create_graph_gives_gradients_to_differentiate_again_to_any_order():
-    x = leaf((4,), 3)
+    x = rand(4, seed=3)
     y = x.tanh().sum()
     g1, = grad(y, x, create_graph=True)
     assert g1.requires_grad and g1.op is not None
@@ -58,7 +55,7 @@ def test_create_graph_gives_gradients_to_differentiate_again_to_any_order():
 
 def test_the_hessian_vector_product_of_a_quadratic_form_is_a_plus_a_transposed_times_v():
     A = np.random.default_rng(4).standard_normal((5, 5))
-    x, v = leaf((5,), 5), np.random.default_rng(6).standard_normal(5)
+    x, v = rand(5, seed=5), np.random.default_rng(6).standard_normal(5)
     g, = grad(x @ (Tensor(A) @ x), x, create_graph=True)
     hv, = grad(g, x, grad_outputs=v)
     np.testing.assert_allclose(hv.data, (A + A.T) @ v)
@@ -66,7 +63,7 @@ def test_the_hessian_vector_product_of_a_quadratic_form_is_a_plus_a_transposed_t
 
 def test_a_grad_outputs_tensor_that_requires_grad_is_part_of_the_graph():
     """grad of <J^T v, u> with respect to v is J u (the double-backward trick for a forward-mode product)."""
-    x, v = leaf((3, 2), 7), leaf((3, 4), 8)
+    x, v = rand(3, 2, seed=7), rand(3, 4, seed=8)
     W = Tensor(np.random.default_rng(9).standard_normal((2, 4)))
     u = np.random.default_rng(10).standard_normal((3, 2))
     gx, = grad(x @ W, x, grad_outputs=v, create_graph=True)
@@ -75,7 +72,7 @@ def test_a_grad_outputs_tensor_that_requires_grad_is_part_of_the_graph():
 
 
 def test_unused_inputs_and_the_errors_of_grad():
-    x, y, z = leaf((2,), 0, "x"), leaf((2,), 1, "y"), Tensor([1.0, 2.0], name="z")
+    x, y, z = rand(2, seed=0, name="x"), rand(2, seed=1, name="y"), Tensor([1.0, 2.0], name="z")
     out = (x * 2).sum()
     assert grad(out, [x, y], allow_unused=True)[1] is None
     with pytest.raises(RuntimeError, match=r"grad: inputs\[1\] \('y'\) of shape \(2,\) was not used .* allow_unused"):
@@ -116,7 +113,7 @@ def test_backward_with_create_graph_leaves_grad_a_tensor_in_the_graph_and_accumu
 
 
 def test_an_optimizer_steps_on_grads_left_by_create_graph_as_on_plain_ones():
-    a, b = leaf((3,), 12), leaf((3,), 12)
+    a, b = rand(3, seed=12), rand(3, seed=12)
     for p, create_graph in ((a, True), (b, False)):
         opt = Adam([p], lr=0.1)
         ((p * p).exp().sum()).backward(create_graph=create_graph)
@@ -125,7 +122,7 @@ def test_an_optimizer_steps_on_grads_left_by_create_graph_as_on_plain_ones():
 
 
 def test_backward_with_create_graph_records_even_inside_no_grad():
-    x = leaf((2,), 13)
+    x = rand(2, seed=13)
     with no_grad():
         y = (x * x).sum()  # nothing recorded: a plain leaf
     assert not y.requires_grad
@@ -138,7 +135,7 @@ def test_backward_with_create_graph_records_even_inside_no_grad():
 
 
 def test_retain_graph_is_accepted_and_a_deepcopy_keeps_the_values_of_a_recorded_grad():
-    x = leaf((3,), 27)
+    x = rand(3, seed=27)
     y = (x * x).sum()
     g, = grad(y, x, retain_graph=True, create_graph=True)
     y.backward(retain_graph=True, create_graph=True)
@@ -150,7 +147,7 @@ def test_retain_graph_is_accepted_and_a_deepcopy_keeps_the_values_of_a_recorded_
 
 # ----------------------------------------------------------------------------- the engine's rules, recording
 def test_hooks_get_the_gradient_as_a_tensor_and_may_replace_it_in_the_graph():
-    x = leaf((3,), 14)
+    x = rand(3, seed=14)
     h = x * 2
     seen = []
 
@@ -169,7 +166,7 @@ def test_hooks_get_the_gradient_as_a_tensor_and_may_replace_it_in_the_graph():
 
 
 def test_grad_runs_hooks_and_explain_does_not():
-    x = leaf((3,), 15)
+    x = rand(3, seed=15)
     h = x * 2
     calls = []
     h.register_hook(lambda g: calls.append(1))
@@ -183,7 +180,7 @@ def test_grad_runs_hooks_and_explain_does_not():
 
 
 def test_a_replaced_input_fails_the_recording_walk_before_any_grad_changes():
-    x, W = leaf((2, 3), 16), leaf((3, 2), 17)
+    x, W = rand(2, 3, seed=16), rand(3, 2, seed=17)
     loss = (x @ W).tanh().sum()
     W.data = W.data * 2
     with pytest.raises(RuntimeError, match="input 1 of 'matmul' had its .data replaced"):
@@ -194,7 +191,7 @@ def test_a_replaced_input_fails_the_recording_walk_before_any_grad_changes():
 
 
 def test_a_gradient_recorded_from_old_data_refuses_a_backward_after_the_step():
-    W = leaf((3,), 18)
+    W = rand(3, seed=18)
     (W ** 3).sum().backward(create_graph=True)
     penalty = (W.grad * W.grad).sum()
     W.data = W.data - 0.1
@@ -212,7 +209,7 @@ def test_detect_anomaly_names_the_backward_that_made_a_nan_in_the_recording_walk
 
 
 def test_threads_record_their_own_backward_and_share_a_parameter_safely():
-    W = leaf((4,), 19)
+    W = rand(4, seed=19)
     results, errors = {}, []
 
     def work(k):
@@ -262,7 +259,7 @@ def test_a_user_op_with_a_graph_backward_has_gradients_of_every_order():
 
 
 def test_a_user_op_without_a_graph_backward_is_refused_by_name_before_anything_changes():
-    x = leaf((3,), 20)
+    x = rand(3, seed=20)
     loss = swish(x * 1.0, graph=False).sum()
     with pytest.raises(RuntimeError, match=r"backward\(create_graph=True\): the op 'swish' has only a numpy backward.*"
                                            r"graph_backward=fn"):
@@ -329,7 +326,7 @@ def test_a_wgan_gp_step_is_pytorchs():
 
 
 def test_explain_on_a_second_order_graph_sums_its_terms_to_the_entry():
-    x, W = leaf((1, 5, 5, 2), 22, "x"), leaf((3, 3, 2, 2), 23, "W")
+    x, W = rand(1, 5, 5, 2, seed=22, name="x"), rand(3, 3, 2, 2, seed=23, name="W")
     loss = x.conv2d(W, pad=1).tanh().max_pool2d(2).sum()
     gW, = grad(loss, W, create_graph=True)
     penalty = (gW * gW).sum()
@@ -343,7 +340,7 @@ def test_explain_on_a_second_order_graph_sums_its_terms_to_the_entry():
 
 
 def test_explain_reads_grads_left_as_tensors_by_create_graph():
-    x = leaf((3,), 24, "x")
+    x = rand(3, seed=24, name="x")
     y = (x * x).sum()
     y.backward(create_graph=True)
     e = explain(y, x, (1,))
@@ -351,7 +348,7 @@ def test_explain_reads_grads_left_as_tensors_by_create_graph():
 
 
 def test_the_drawing_of_a_conv_backward_shows_its_ops_and_rules():
-    x, W = leaf((1, 4, 4, 1), 25, "A_prev"), leaf((2, 2, 1, 2), 26, "W")
+    x, W = rand(1, 4, 4, 1, seed=25, name="A_prev"), rand(2, 2, 1, 2, seed=26, name="W")
     dx, dW = grad(x.conv2d(W, stride=2).sum(), [x, W], create_graph=True)
     source = (dx.sum() + dW.sum()).draw(show_rule=True).source
     for text in ("conv_transpose2d", "conv2d_weight_grad", "dA_prev = conv_transpose2d(dZ, g)"):

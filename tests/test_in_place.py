@@ -1,15 +1,19 @@
-"""In-place operators (issue 21, items 2 and 4): ``x += y`` rebinds x to a new tensor (micrograd's and JAX's meaning)
-except on a leaf that requires grad, which refuses as PyTorch does; an in-place edit of a hook's gradient or of
-``t.data`` says what to write instead."""
+"""In-place writes (tensor.py, arrays.py): ``x += y`` rebinds x to a new tensor (micrograd's and JAX's meaning) except
+on a leaf that requires grad, which refuses (even inside no_grad(), where PyTorch updates it in place: a
+deliberate difference); a tensor's values and a hook's gradient are read-only, and
+an in-place edit of either says what to write instead; replacing ``.data`` of a tensor an op used is caught at
+backward.
+"""
 
 import re
 
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, gradcheck, nn
+from tinygrad_cnn import Tensor, gradcheck, nn, no_grad
 
 
+# ----------------------------------------------------------------------------- augmented assignment
 def value(v):
     """micrograd's Value(v): a scalar leaf that gets a gradient."""
     return Tensor(v, requires_grad=True, dtype=np.float64)
@@ -107,11 +111,23 @@ def test_a_residual_blocks_out_plus_equals_identity_matches_pytorch():
 def test_a_leaf_that_requires_grad_still_refuses_and_says_what_to_write(op):
     w = Tensor(np.ones((2, 2)), requires_grad=True)
     before = w
-    with pytest.raises(TypeError, match=rf"{re.escape(op)} on a leaf that requires grad \(a parameter\) is "
-                                        r"refused, as PyTorch does: .*silently stop\. To update a parameter's values "
-                                        r"write p\.data = p\.data - lr \* p\.grad"):
+    message = (rf"{re.escape(op)} on a leaf that requires grad \(a parameter\) is refused, even inside no_grad\(\) "
+               r"\(PyTorch updates it in place there; here there are no in-place ops\): .*silently stop\. To update a "
+               r"parameter's values write p\.data = p\.data - lr \* p\.grad")
+    with pytest.raises(TypeError, match=message):
+        exec(f"w {op} Tensor(np.ones((2, 2)))")
+    with pytest.raises(TypeError, match=message), no_grad():
         exec(f"w {op} Tensor(np.ones((2, 2)))")
     assert w is before and w.is_leaf
+
+
+@pytest.mark.parametrize("op", ["+=", "-=", "*=", "/=", "**=", "@="])
+def test_in_place_operators_raise_and_say_what_to_write(op):
+    w = Tensor(np.ones((2, 2)), requires_grad=True)
+    before = w
+    with pytest.raises(TypeError, match=r"on a leaf that requires grad.*p.data = p.data - lr \* p.grad"):
+        exec(f"w {op} Tensor(np.ones((2, 2)))")
+    assert w is before and w.is_leaf and w.data.tolist() == [[1.0, 1.0], [1.0, 1.0]]
 
 
 def test_a_constant_leaf_rebinds():
@@ -120,23 +136,20 @@ def test_a_constant_leaf_rebinds():
     assert c.data.tolist() == [2.0, 3.0] and not c.requires_grad
 
 
-# ----------------------------------------------------------------------------- edits in place say what to write
-def test_a_hook_that_edits_its_gradient_in_place_is_told_to_return_it():
-    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
-
-    def halve(g):
-        g *= 0.5
-    x.register_hook(halve)
-    with pytest.raises(ValueError, match=r"a hook's gradient is read-only: 'g \*= \.\.\.' edits it in place\. Return "
-                                         r"the new gradient instead: return g \* \.\.\. \(e\.g\. return g \* 0\.5\)"):
-        (x * 1).sum().backward()
+# ----------------------------------------------------------------------------- read-only values and gradients
+def test_data_is_read_only():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match="read-only"):
+        x.data[0] = 5.0
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        x[0] = 5.0
 
 
-def test_a_hook_that_returns_a_new_gradient_works():
-    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
-    x.register_hook(lambda g: g * 0.5)
-    (x * 3).sum().backward()
-    assert x.grad.tolist() == [1.5, 1.5] and type(x.grad) is np.ndarray
+def test_tensor_owns_its_data():
+    arr = np.ones(2)
+    x = Tensor(arr)
+    arr[0] = 7.0
+    assert x.data[0] == 1.0
 
 
 def test_editing_data_in_place_is_told_to_assign_a_new_array():
@@ -160,3 +173,32 @@ def test_data_is_still_an_ndarray_for_everything_else():
     doubled += 1  # an array computed from it is writable
     assert doubled.tolist() == [[3.0, 5.0], [7.0, 9.0]]
     assert type(np.ones(2) * d[0]) is np.ndarray and np.shares_memory(d, np.asarray(t))
+
+
+def test_a_hook_that_edits_its_gradient_in_place_is_told_to_return_it():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    def halve(g):
+        g *= 0.5
+    x.register_hook(halve)
+    with pytest.raises(ValueError, match=r"a hook's gradient is read-only: 'g \*= \.\.\.' edits it in place\. Return "
+                                         r"the new gradient instead: return g \* \.\.\. \(e\.g\. return g \* 0\.5\)"):
+        (x * 1).sum().backward()
+
+
+def test_a_hook_that_returns_a_new_gradient_works():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x.register_hook(lambda g: g * 0.5)
+    (x * 3).sum().backward()
+    assert x.grad.tolist() == [1.5, 1.5] and type(x.grad) is np.ndarray
+
+
+def test_replacing_data_of_a_used_tensor_is_caught_at_backward():
+    w = Tensor([1.0, 2.0], requires_grad=True, name="w")
+    loss = (w * w).sum()
+    w.data = np.array([5.0, 5.0])
+    with pytest.raises(RuntimeError, match=r"input 0 \('w'\) of 'mul' had its .data replaced"):
+        loss.backward()
+    assert w.grad is None  # nothing half-applied
+    (w * w).sum().backward()  # a fresh forward is fine
+    assert w.grad.tolist() == [10.0, 10.0]

@@ -1,6 +1,7 @@
-"""tinygrad_cnn.optim.lr_scheduler (issue 21, item 5): StepLR, MultiStepLR, ExponentialLR and CosineAnnealingLR set
+"""The learning rate schedulers (optim/lr_scheduler.py): StepLR, MultiStepLR, ExponentialLR and CosineAnnealingLR set
 opt.lr as PyTorch's set a group's lr, step for step (compared with torch.optim.lr_scheduler over many steps); their
-state round-trips; errors."""
+state round-trips; errors.
+"""
 
 import numpy as np
 import pytest
@@ -38,6 +39,35 @@ def test_learning_rates_equal_pytorchs_step_for_step(name, kwargs, make_opt):
         theirs.step()
         assert ours_opt.lr == theirs_opt.param_groups[0]["lr"], (step, ours_opt.lr)
         assert ours.get_last_lr() == theirs.get_last_lr() and ours.last_epoch == theirs.last_epoch
+
+
+def test_a_second_scheduler_starts_from_the_initial_lr_as_pytorch():
+    """PyTorch's base_lrs come from the group's initial_lr, set once by the first scheduler (and saved with the
+    optimizer): a CosineAnnealingLR built after an ExponentialLR climbs back to 0.1, not to the lr of the moment."""
+    torch = pytest.importorskip("torch")
+    ours_opt = optim.SGD([_param()], lr=0.1)
+    theirs_opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1)
+    assert ours_opt.initial_lr is None and "initial_lr" not in ours_opt.state_dict()["param_groups"][0]
+    ours, theirs = lr_scheduler.ExponentialLR(ours_opt, 0.5), torch.optim.lr_scheduler.ExponentialLR(theirs_opt, 0.5)
+    for _ in range(3):
+        theirs_opt.step()
+        ours.step()
+        theirs.step()
+    ours = lr_scheduler.CosineAnnealingLR(ours_opt, 4)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingLR(theirs_opt, 4)
+    assert ours.base_lrs == theirs.base_lrs == [0.1]
+    for _ in range(12):
+        theirs_opt.step()
+        ours.step()
+        theirs.step()
+        assert ours_opt.lr == pytest.approx(theirs_opt.param_groups[0]["lr"], rel=1e-12)
+    group = ours_opt.state_dict()["param_groups"][0]
+    assert group["initial_lr"] == theirs_opt.state_dict()["param_groups"][0]["initial_lr"] == 0.1
+    resumed = optim.SGD([_param()], lr=0.3)
+    resumed.load_state_dict(ours_opt.state_dict())
+    assert resumed.initial_lr == 0.1 and lr_scheduler.StepLR(resumed, 2).base_lrs == [0.1]
+    with pytest.raises(ValueError, match="SGD: initial_lr must be a finite number"):
+        resumed.load_state_dict({"state": {}, "param_groups": [{**group, "initial_lr": "x"}]})
 
 
 def test_the_optimizer_uses_the_scheduled_rate():

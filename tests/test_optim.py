@@ -1,9 +1,13 @@
-"""tinygrad_cnn.optim: SGD and Adam against updates worked out by hand, skipping, errors."""
+"""The optimizers (optim/optimizers.py): SGD (momentum, nesterov, dampening, weight decay, PyTorch's positional order)
+and Adam against updates worked out by hand and against PyTorch; parameters without a gradient skipped, buffers
+never touched, tied weights stepped once; zero_grad; state_dict in PyTorch's layout; errors.
+"""
 
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, nn
+from tests.helpers import random_images
+from tinygrad_cnn import Tensor, nn, optim
 from tinygrad_cnn.optim import SGD, Adam
 
 GRADS = [np.array([1.0, -2.0]), np.array([0.5, 0.5]), np.array([-1.0, 4.0])]
@@ -52,6 +56,24 @@ def test_sgd_weight_decay():
     np.testing.assert_allclose(steps, [[0.85, 2.1], [0.7575, 1.945]], rtol=0, atol=1e-12)
 
 
+def test_sgd_positional_arguments_mean_what_they_mean_in_pytorch():
+    """SGD(p, lr, momentum, dampening, weight_decay, nesterov), PyTorch's order: 1e-4 is the weight decay."""
+    torch = pytest.importorskip("torch")
+    w0 = np.random.default_rng(0).normal(size=(3, 2))
+    ours = Tensor(w0, requires_grad=True)
+    theirs = torch.tensor(w0, requires_grad=True)
+    opt, topt = optim.SGD([ours], 0.1, 0.9, 0.25, 1e-4), torch.optim.SGD([theirs], 0.1, 0.9, 0.25, 1e-4)
+    for step in range(4):
+        g = np.random.default_rng(step).normal(size=(3, 2))
+        ours.grad, theirs.grad = g.copy(), torch.tensor(g)
+        opt.step()
+        topt.step()
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert opt.dampening == 0.25 and opt.weight_decay == 1e-4 and not opt.nesterov
+    with pytest.raises(ValueError, match="nesterov=True needs momentum > 0 and dampening = 0"):
+        optim.SGD([ours], 0.1, 0.9, 0.5, 0.0, True)
+
+
 # ----------------------------------------------------------------------------- Adam
 def test_adam_first_step_moves_each_weight_by_lr():
     # t=1: m_hat = g, v_hat = g^2, so the step is lr * g / (|g| + eps) = lr * sign(g)
@@ -97,6 +119,17 @@ def test_params_without_grad_are_skipped(make):
     assert a.grad is None and b.grad is None
 
 
+def test_optimizers_never_touch_the_buffers():
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, seed=0), nn.BatchNorm2d(3))
+    assert len(model.parameters()) == 4  # W, b, gamma, beta
+    opt = optim.Adam(model.parameters(), lr=0.1)
+    model(random_images((2, 5, 5, 2), dtype=np.float32)).sum().backward()
+    before = {name: b.copy() for name, b in model.named_buffers()}
+    opt.step()
+    for name, b in model.named_buffers():
+        np.testing.assert_array_equal(b, before[name])
+
+
 def test_step_replaces_data_so_a_stale_graph_cannot_backward():
     w = Tensor(np.array([1.0, 2.0]), requires_grad=True, name="w")
     loss = (w * w).sum()
@@ -132,6 +165,67 @@ def test_tied_weights_are_stepped_once():
     x, one = np.ones((1, 2)), np.ones((1, 2))
     grad = x.T @ (one @ w0.T) + (x @ w0).T @ one
     np.testing.assert_allclose(enc.W.data, w0 - 0.5 * grad, rtol=1e-6)
+
+
+@pytest.mark.parametrize("owner", ["optimizer", "module"])
+def test_zero_grad_takes_set_to_none_as_pytorch(owner):
+    model = nn.Linear(3, 2, seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    target = opt if owner == "optimizer" else model
+    model(Tensor.ones(1, 3)).sum().backward()
+    target.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() and p.grad.shape == p.shape for p in model.parameters())
+    target.zero_grad(set_to_none=True)
+    assert all(p.grad is None for p in model.parameters())
+    model(Tensor.ones(1, 3)).sum().backward()
+    target.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- state_dict
+def test_optimizer_state_dict_has_pytorchs_layout():
+    w = Tensor(np.ones((2, 2)), requires_grad=True)
+    u = Tensor(np.ones(3), requires_grad=True)
+    opt = optim.SGD([w, u], lr=0.1, momentum=0.9)
+    assert opt.state_dict() == {"state": {}, "param_groups": [
+        {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False, "params": [0, 1]}]}
+    w.grad = np.ones((2, 2))
+    opt.step()
+    state = opt.state_dict()
+    assert list(state["state"]) == [0] and state["state"][0]["momentum_buffer"].shape == (2, 2)
+    state["state"][0]["momentum_buffer"][0, 0] = 99  # a copy: the optimizer's own is untouched
+    assert opt.state[0]["momentum_buffer"][0, 0] == 1
+    adam = optim.Adam([w], lr=0.5)
+    w.grad = np.ones((2, 2))
+    adam.step()
+    assert set(adam.state_dict()["state"][0]) == {"step", "exp_avg", "exp_avg_sq"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(state={0: {"exp_avg": np.zeros(2)}}), r"SGD.load_state_dict: the state of parameter 0 holds"),
+    (lambda s: s["param_groups"][0].update(params=[0, 1, 2]), r"the saved state is for 3 parameters, this optimizer "
+                                                                r"has 2"),
+    (lambda s: s.update(state={0: {"momentum_buffer": np.zeros(3)}}), r"state 'momentum_buffer' of parameter 0 has "
+                                                                       r"shape \(3,\), the parameter \(2, 2\)"),
+    (lambda s: s["param_groups"][0].update(betas=(0.9, 0.99)), r"the group holds .*'betas'.* \(a state of another "
+                                                                 r"optimizer\?\)"),
+    (lambda s: s["param_groups"][0].update(lr=-1.0), r"SGD: lr must be >= 0"),
+    (lambda s: s.pop("state"), r"expected a dict with keys 'param_groups' and 'state'"),
+    (lambda s: s.update(state={5: {}}), r"state key 5 is not a parameter index in \[0, 2\)"),
+])
+def test_loading_a_wrong_optimizer_state_changes_nothing(change, message):
+    w, u = Tensor(np.ones((2, 2)), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    opt = optim.SGD([w, u], lr=0.1, momentum=0.9)
+    w.grad = np.ones((2, 2))
+    opt.step()
+    state = opt.state_dict()
+    change(state)
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=message):
+        opt.load_state_dict(state)
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    assert np.array_equal(after["state"][0]["momentum_buffer"], before["state"][0]["momentum_buffer"])
 
 
 # ----------------------------------------------------------------------------- errors

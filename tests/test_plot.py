@@ -2,10 +2,11 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.helpers import ROOT  # noqa: E402
 
 pytest.importorskip("matplotlib")
 
@@ -13,8 +14,6 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from tinygrad_cnn import Tensor  # noqa: E402
 from tinygrad_cnn.plot import plot_feature_maps, plot_filters  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def image_axes(fig):

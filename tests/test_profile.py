@@ -165,6 +165,22 @@ def test_the_table_lists_ops_by_time_with_their_share():
         prof.table(by="node")
 
 
+def test_ops_recorded_by_a_create_graph_backward_are_its_time_not_forward_time():
+    """backward(create_graph=True) runs each closure as ops: their time is the closure's backward time (or the walk's,
+    for the engine's sums), never forward time as well; so the parts stay within the wall time (they came to 135%)."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((8, 16, 16, 8)), requires_grad=True)
+    W = Tensor(rng.standard_normal((3, 3, 8, 16)), requires_grad=True)
+    with profile() as prof:
+        y = x.conv2d(W, pad=1).tanh().sum()
+        y.backward(create_graph=True)
+    recorded = prof.node(x.grad)  # made inside the backward: conv2d's rule, a conv_transpose2d
+    assert recorded is not None and recorded.op == "conv_transpose2d" and recorded.forward == 0.0
+    assert prof.node(y).forward > 0 and {"conv2d", "tanh", "sum"} <= {s.op for s in prof.ops if s.forward > 0}
+    assert prof.op_time + prof.walk + prof.overhead <= prof.total
+    assert prof.outside >= 0
+
+
 def test_ops_that_record_no_graph_count_their_forward_only():
     x = Tensor.randn(8, seed=0)
     with profile() as prof, no_grad():
@@ -229,6 +245,7 @@ def test_draw_shows_each_ops_times_and_colours_by_time():
     assert " ms, bwd " not in loss.draw().source
 
 
+@pytest.mark.slow
 def test_several_steps_count_every_op_even_after_its_graph_is_gone():
     W = Tensor.randn(4, 4, seed=0, requires_grad=True, name="W")
     with profile() as prof:

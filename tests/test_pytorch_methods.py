@@ -1,5 +1,8 @@
-"""The methods a PyTorch user reaches for (issue 21, item 2): unsqueeze, squeeze, view, swapaxes, var, std, tolist and
-the constructors full, arange, eye: forward and backward against PyTorch, gradcheck, what each records, errors."""
+"""The methods a PyTorch user reaches for, against PyTorch: unsqueeze, squeeze, view, swapaxes (ops/shape.py), var and
+std (ops/reduce.py), tolist, and the constructors full, arange, eye (creation.py): forward and backward, gradcheck,
+gradients of gradients, what each records, errors. One module, not one per unit: the three checks run over one
+table of these methods.
+"""
 
 import numpy as np
 import pytest

@@ -2,14 +2,13 @@
 and the file names it mentions point at something that exists."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import ROOT
 from tinygrad_cnn import Tensor, nn
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 # README.md and docs/*.md: every python block of each runs
 DOCS = {"README.md": README, **{f"docs/{p.name}": p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))}}

@@ -82,6 +82,7 @@ def test_first_and_second_derivatives_are_pytorchs(name, seed):
         _close(np.zeros(shape) if g is None else g, t, f"{name}: second derivative, input {i} (the last: w)")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d"])
 @settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))

@@ -3,8 +3,8 @@ numbers, plus the cases the notebook got wrong (pad=0 backward, pool stride 2, (
 
 import numpy as np
 import pytest
-from errors import assert_raises_naming
 
+from tests.helpers import assert_raises_naming
 from tinygrad_cnn import reference, steps
 
 TOL = 1e-10

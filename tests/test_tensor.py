@@ -1,21 +1,20 @@
-"""The core Tensor: forward values against numpy, gradients against central differences,
-the backward semantics, and the error paths."""
+"""The Tensor (tensor.py, dtypes.py, modes.py, graph.py): its fields and dtype policy, the constructors,
+backward's semantics (accumulation, what is recorded, errors), copies and pickling, iteration and conversions, grad
+mode (per thread) and backward from several threads.
+"""
+
+import copy
+import gc
+import pickle
+import sys
+import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-import tinygrad_cnn.functional as F
-from tinygrad_cnn import GradcheckError, Tensor, gradcheck, no_grad, set_default_dtype
+from tests.helpers import leaf, rand
+from tinygrad_cnn import Tensor, enable_grad, is_grad_enabled, no_grad, set_default_dtype, set_grad_enabled
 from tinygrad_cnn.tensor import get_default_dtype, topo_order
-
-
-def rand(*shape, seed=0, positive=False, requires_grad=True, name=None):
-    data = np.random.default_rng(seed).standard_normal(shape)
-    if positive:
-        data = np.abs(data) + 0.5
-    return Tensor(data, requires_grad=requires_grad, name=name)
 
 
 # ----------------------------------------------------------------------------- dtype policy
@@ -61,7 +60,12 @@ def test_ragged_list_raises():
         Tensor([[1, 2], [3]])
 
 
-# ----------------------------------------------------------------------------- attributes
+def test_dtype_must_be_float32_or_float64():
+    with pytest.raises(TypeError, match="Tensor: dtype must be float32 or float64, got int64"):
+        Tensor([1], dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- fields and constructors
 def test_attributes_and_repr():
     x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True, name="x")
     y = x * 2
@@ -77,6 +81,13 @@ def test_attributes_and_repr():
         x.item()
     with pytest.raises(TypeError, match="0-d"):
         len(Tensor(1.0))
+
+
+def test_the_truth_value_of_a_tensor_of_several_entries_is_ambiguous():
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"truth value of a tensor of shape \(2, 3\) is ambiguous"):
+        bool(x)
+    assert bool(Tensor([2.0]))
 
 
 def test_op_label_shows_hyper_parameters():
@@ -97,211 +108,14 @@ def test_constructors_are_seedable():
     assert Tensor.zeros(2, dtype=np.float64).dtype == np.float64
 
 
-# ----------------------------------------------------------------------------- forward vs numpy
-BINARY = [
-    (lambda a, b: a + b, np.add),
-    (lambda a, b: a - b, np.subtract),
-    (lambda a, b: a * b, np.multiply),
-    (lambda a, b: a / b, np.divide),
-]
-SHAPE_PAIRS = [((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 4)), ((4, 1, 3), (2, 3)), ((), (2, 2)), ((2, 3), ())]
-
-
-@pytest.mark.parametrize("op,ref", BINARY)
-@pytest.mark.parametrize("sa,sb", SHAPE_PAIRS)
-def test_binary_ops_forward_and_gradcheck(op, ref, sa, sb):
-    a, b = rand(*sa, seed=1), rand(*sb, seed=2, positive=True)
-    np.testing.assert_allclose(op(a, b).data, ref(a.data, b.data))
-    assert gradcheck(op, a, b)
-
-
-@pytest.mark.parametrize("other", [2.0, 3, np.array([1.0, 2.0, 3.0])])
-def test_reflected_ops_with_scalars_and_arrays(other):
-    a = rand(3, positive=True)
-    for fn, ref in [(lambda x: other + x, lambda x: other + x), (lambda x: other - x, lambda x: other - x),
-                    (lambda x: other * x, lambda x: other * x), (lambda x: other / x, lambda x: other / x),
-                    (lambda x: x ** 2, lambda x: x ** 2), (lambda x: 2.0 ** x, lambda x: 2.0 ** x)]:
-        out = fn(a)
-        assert isinstance(out, Tensor)
-        np.testing.assert_allclose(out.data, ref(a.data), rtol=1e-12)
-        assert gradcheck(fn, a)
-
-
-def test_pow_tensor_exponent_and_neg():
-    a, b = rand(2, 3, positive=True), rand(2, 3, seed=4)
-    np.testing.assert_allclose((a ** b).data, a.data ** b.data)
-    assert gradcheck(lambda a, b: a ** b, a, b)
-    assert gradcheck(lambda a: -a, a)
-
-
-@pytest.mark.parametrize("sa,sb", [((3, 4), (4, 2)), ((4,), (4, 2)), ((3, 4), (4,)), ((4,), (4,)),
-                                   ((5, 3, 4), (4, 2)), ((2, 1, 3, 4), (5, 4, 2)), ((4,), (2, 4, 3))])
-def test_matmul(sa, sb):
-    a, b = rand(*sa, seed=1), rand(*sb, seed=2)
-    np.testing.assert_allclose((a @ b).data, np.matmul(a.data, b.data))
-    assert gradcheck(lambda a, b: a @ b, a, b)
-    assert gradcheck(lambda b: np.ones(sa) @ b, b)  # reflected
-
-
-UNARY = [
-    ("exp", lambda x: x.exp(), np.exp, False),
-    ("log", lambda x: x.log(), np.log, True),
-    ("sqrt", lambda x: x.sqrt(), np.sqrt, True),
-    ("abs", lambda x: x.abs(), np.abs, False),
-    ("relu", lambda x: x.relu(), lambda x: np.maximum(x, 0), False),
-    ("sigmoid", lambda x: x.sigmoid(), lambda x: 1 / (1 + np.exp(-x)), False),
-    ("tanh", lambda x: x.tanh(), np.tanh, False),
-    ("clip", lambda x: x.clip(-0.5, 0.7), lambda x: np.clip(x, -0.5, 0.7), False),
-]
-
-
-@pytest.mark.parametrize("name,fn,ref,positive", UNARY, ids=[u[0] for u in UNARY])
-@pytest.mark.parametrize("shape", [(), (5,), (3, 4), (2, 3, 4)])
-def test_unary_ops(name, fn, ref, positive, shape):
-    x = rand(*shape, seed=7, positive=positive)
-    if name in ("abs", "relu", "clip"):  # keep away from the kinks
-        x = Tensor(np.where(np.abs(x.data) < 0.05, 0.3, x.data), requires_grad=True)
-        x = Tensor(np.where(np.abs(np.abs(x.data) - 0.6) < 0.05, 0.3, x.data), requires_grad=True)
-    np.testing.assert_allclose(fn(x).data, ref(x.data), rtol=1e-12)
-    assert gradcheck(fn, x)
-
-
-def test_clip_takes_constant_tensor_bounds_and_refuses_bounds_that_require_grad():
-    x = Tensor([0.0, 1.0, 2.0, 3.0], requires_grad=True)
-    low, high = Tensor([0.5, 0.5, 0.5, 2.5]), Tensor(2.0)
-    for out in (x.clip(low, high), np.clip(x, low, high), F.clip(x, low=low, high=high)):
-        np.testing.assert_array_equal(out.data, np.clip(x.data, low.data, high.data))
-    x.clip(low, high).sum().backward()
-    assert x.grad.tolist() == [0.0, 1.0, 1.0, 0.0]
-    with pytest.raises(TypeError, match="clip: high requires grad.*x.maximum\\(low\\).minimum\\(high\\)"):
-        x.clip(0.0, Tensor(2.0, requires_grad=True))
-
-
-@pytest.mark.parametrize("axis", [0, 1, -1])
-def test_softmax_and_log_softmax(axis):
-    x = rand(3, 4)
-    e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
-    ref = e / e.sum(axis=axis, keepdims=True)
-    np.testing.assert_allclose(x.softmax(axis).data, ref, rtol=1e-12)
-    np.testing.assert_allclose(x.log_softmax(axis).data, np.log(ref), rtol=1e-12)
-    assert gradcheck(lambda x: x.softmax(axis), x)
-    assert gradcheck(lambda x: x.log_softmax(axis), x)
-
-
-def test_softmax_is_stable_for_large_logits():
-    x = Tensor([[1000.0, 0.0, -1000.0]], requires_grad=True)
-    assert np.all(np.isfinite(x.softmax().data)) and np.all(np.isfinite(x.log_softmax().data))
-    loss = F.cross_entropy(x, [0])
-    loss.backward()
-    assert np.isfinite(loss.item()) and abs(loss.item()) < 1e-6 and np.all(np.isfinite(x.grad))
-    assert np.all(np.isfinite(Tensor([-1000.0, 1000.0]).sigmoid().data))
-
-
-# ----------------------------------------------------------------------------- reductions
-@pytest.mark.parametrize("method", ["sum", "mean", "max", "min"])
-@pytest.mark.parametrize("axis", [None, 0, 1, -1, (0, 2)])
-@pytest.mark.parametrize("keepdims", [False, True])
-def test_reductions(method, axis, keepdims):
-    x = rand(2, 3, 4, seed=11)
-    out = getattr(x, method)(axis=axis, keepdims=keepdims)
-    ref = getattr(np, method)(x.data, axis=axis, keepdims=keepdims)
-    assert out.shape == np.shape(ref)
-    np.testing.assert_allclose(out.data, ref, rtol=1e-12)
-    assert gradcheck(lambda x: getattr(x, method)(axis=axis, keepdims=keepdims), x)
-
-
-def test_max_ties_share_the_gradient():
-    x = Tensor([1.0, 3.0, 3.0], requires_grad=True)
-    x.max().backward()
-    assert x.grad.tolist() == [0.0, 0.5, 0.5]
-
-
-def test_argmax_is_plain_numpy():
-    assert Tensor([[1.0, 5.0], [7.0, 0.0]]).argmax(axis=1).tolist() == [1, 0]
-
-
-# ----------------------------------------------------------------------------- shape ops
-def test_reshape_transpose_flatten():
-    x = rand(2, 3, 4)
-    assert x.reshape(6, 4).shape == (6, 4) and x.reshape((4, -1)).shape == (4, 6)
-    assert x.transpose().shape == (4, 3, 2) and x.permute(1, 0, 2).shape == (3, 2, 4)
-    assert x.T.shape == (4, 3, 2)
-    assert x.flatten().shape == (24,) and x.flatten(1).shape == (2, 12) and x.flatten(0, 1).shape == (6, 4)
-    np.testing.assert_array_equal(x.permute(2, 0, 1).data, np.transpose(x.data, (2, 0, 1)))
-    assert gradcheck(lambda x: x.reshape(4, 6) * np.arange(24.0).reshape(4, 6), x)
-    assert gradcheck(lambda x: x.permute(2, 0, 1) * np.arange(24.0).reshape(4, 2, 3), x)
-    assert gradcheck(lambda x: x.flatten(1), x)
-
-
-@pytest.mark.parametrize("index", [
-    0, -1, slice(1, None), (slice(None), 1), (Ellipsis, slice(0, 3, 2)), (None, 1),
-    np.array([0, 0, 1]), ([0, 1, 1], [2, 2, 2]), (slice(None), [3, 3, 0]), np.array([True, False]),
-])
-def test_getitem(index):
-    x = rand(2, 4, seed=5)
-    np.testing.assert_array_equal(x[index].data, x.data[index])
-    weights = np.random.default_rng(0).uniform(size=x.data[index].shape)
-    assert gradcheck(lambda x: x[index] * weights, x)
-
-
-def test_getitem_repeated_indices_accumulate():
-    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
-    x[[0, 0, 2, 0]].sum().backward()
-    assert x.grad.tolist() == [3.0, 0.0, 1.0]
-
-
-@pytest.mark.parametrize("index", [((0, 0, 2, 0),), (range(2), ((1, 1), (0, 0))), ((0, 0), slice(None))])
-def test_getitem_repeated_indices_given_as_tuples_or_ranges_accumulate(index):
-    # numpy reads a tuple (or range) inside the index tuple as an integer array, repeats included
-    x = rand(3, 4, seed=6) if len(index) == 2 else Tensor([1.0, 2.0, 3.0], requires_grad=True)
-    x[index].sum().backward()
-    expected = np.zeros(x.shape)
-    np.add.at(expected, index, 1.0)
-    np.testing.assert_array_equal(x.grad, expected)
-
-
-def test_concatenate_and_stack():
-    a, b = rand(2, 3, seed=1), rand(4, 3, seed=2)
-    np.testing.assert_array_equal(Tensor.concatenate([a, b]).data, np.concatenate([a.data, b.data]))
-    assert gradcheck(lambda a, b: F.concatenate([a, b], axis=0) * np.arange(18.0).reshape(6, 3), a, b)
-    c = rand(4, 3, seed=3)
-    np.testing.assert_array_equal(Tensor.stack([b, c], axis=1).data, np.stack([b.data, c.data], axis=1))
-    assert gradcheck(lambda b, c: F.stack([b, c], axis=1) * np.arange(24.0).reshape(4, 2, 3), b, c)
-
-
-# ----------------------------------------------------------------------------- losses
-def test_mse_loss():
-    p, t = rand(3, 2), np.random.default_rng(1).standard_normal((3, 2))
-    np.testing.assert_allclose(F.mse_loss(p, t).item(), np.mean((p.data - t) ** 2))
-    assert gradcheck(lambda p: F.mse_loss(p, t), p)
-
-
-def test_cross_entropy_labels_and_one_hot_agree():
-    logits = rand(4, 3)
-    labels = np.array([0, 2, 1, 2])
-    one_hot = np.eye(3)[labels]
-    logp = logits.data - np.log(np.exp(logits.data).sum(axis=1, keepdims=True))
-    ref = -logp[np.arange(4), labels].mean()
-    np.testing.assert_allclose(F.cross_entropy(logits, labels).item(), ref)
-    np.testing.assert_allclose(F.cross_entropy(logits, one_hot).item(), ref)
-    assert gradcheck(lambda x: F.cross_entropy(x, labels), logits)
-    assert gradcheck(lambda x: F.cross_entropy(x, one_hot), logits)
-    soft = np.random.default_rng(2).dirichlet(np.ones(3), size=4)  # rows of probabilities
-    np.testing.assert_allclose(F.cross_entropy(logits, soft).item(), -(soft * logp).sum(axis=1).mean())
-    assert gradcheck(lambda x: F.cross_entropy(x, soft), logits)
-
-
-def test_loss_bad_input():
-    with pytest.raises(ValueError, match=r"mse_loss: pred has shape \(3,\) but target has shape \(2,\)"):
-        F.mse_loss(rand(3), np.zeros(2))
-    with pytest.raises(ValueError, match=r"cross_entropy: logits must be \(N, C\)"):
-        F.cross_entropy(rand(3), [0])
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
-        F.cross_entropy(rand(2, 3), [0, 3])
-    with pytest.raises(ValueError, match="targets must be labels of shape"):
-        F.cross_entropy(rand(2, 3), [0, 1, 2])
-    with pytest.raises(TypeError, match="class labels must be integers"):
-        F.cross_entropy(rand(2, 3), np.array([0.5, 1.0]))
+def test_is_grad_enabled_and_tensor_from_tensor():
+    from tinygrad_cnn import is_grad_enabled
+    assert is_grad_enabled()
+    with no_grad():
+        assert not is_grad_enabled()
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = Tensor(x)  # a new leaf with a copy of the values, not part of x's graph
+    assert y.data.tolist() == [1.0, 2.0] and not np.shares_memory(y.data, x.data) and not y.requires_grad
 
 
 # ----------------------------------------------------------------------------- backward semantics
@@ -377,6 +191,117 @@ def test_zero_grad_detach_requires_grad_():
         (x * 2).requires_grad_(False)
 
 
+@pytest.mark.slow
+def test_chain_of_100000_ops_needs_no_recursion():
+    x = Tensor(np.ones(1, np.float64), requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0001
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [1.0001 ** 100_000], rtol=1e-9)
+    assert len(topo_order(y)) == 1 + 2 * 100_000  # x, then each op and its constant
+
+
+def test_failed_op_leaves_no_node_and_no_grad_change():
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    y = x * 2
+    with pytest.raises(ValueError):
+        y + np.ones(4)
+    y.sum().backward()
+    assert [t.op for t in topo_order(y)] == [None, None, "mul"]  # x, the constant 2, y
+    np.testing.assert_array_equal(x.grad, np.full((2, 3), 2.0))
+
+
+def test_backward_restores_the_garbage_collector():
+    import gc
+    x = Tensor([1.0], requires_grad=True)
+    (x * 2).sum().backward()
+    assert gc.isenabled()
+    w = Tensor([1.0], requires_grad=True)
+    loss = (w * w).sum()
+    w.data = np.array([2.0])
+    with pytest.raises(RuntimeError):
+        loss.backward()
+    assert gc.isenabled()
+
+
+# ----------------------------------------------------------------------------- copies and pickle
+def leaf_with_grad():
+    w = leaf([1.0, 2.0], name="w")
+    (w * 3.0).sum().backward()
+    return w
+
+
+def test_deepcopy_of_a_leaf_keeps_read_only_data_name_flag_and_grad():
+    w = leaf_with_grad()
+    c = copy.deepcopy(w)
+    assert c is not w and c.data is not w.data and not c.data.flags.writeable
+    np.testing.assert_array_equal(c.data, w.data)
+    assert c.name == "w" and c.requires_grad and c.is_leaf
+    np.testing.assert_array_equal(c.grad, [3.0, 3.0])  # torch's deepcopy copies .grad
+    assert c.grad is not w.grad
+    with pytest.raises(ValueError, match="read-only"):
+        c.data[0] = 5.0
+
+
+def test_deepcopy_inside_a_structure_keeps_sharing():
+    w = leaf_with_grad()
+    a, b = copy.deepcopy([w, w])
+    assert a is b
+
+
+def test_pickle_of_a_leaf_keeps_read_only_data_name_flag_and_drops_grad():
+    w = leaf_with_grad()
+    p = pickle.loads(pickle.dumps(w))
+    assert not p.data.flags.writeable and p.name == "w" and p.requires_grad
+    assert p.grad is None  # as torch: pickling keeps no .grad
+    np.testing.assert_array_equal(p.data, w.data)
+    assert p.dtype == np.float64
+
+
+def test_shallow_copy_of_a_leaf_shares_read_only_data():
+    w = leaf_with_grad()
+    s = copy.copy(w)
+    assert s is not w and np.shares_memory(s.data, w.data)
+    assert s.name == "w" and s.requires_grad and s.grad is None  # as torch
+
+
+@pytest.mark.parametrize("how", [copy.deepcopy, copy.copy, pickle.dumps])
+def test_copying_a_non_leaf_raises(how):
+    y = leaf([1.0, 2.0]) * 2.0
+    with pytest.raises(RuntimeError, match=r"'mul'.*detach\(\)"):
+        how(y)
+
+
+# ----------------------------------------------------------------------------- iteration and conversions
+def test_iterating_a_0d_tensor_raises():
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(Tensor(1.0))
+
+
+def test_iterating_yields_rows_in_the_graph():
+    x = leaf([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    rows = list(x)
+    assert len(rows) == 3 and all(isinstance(r, Tensor) and r.op == "getitem" for r in rows)
+    np.testing.assert_array_equal(rows[1].data, [3.0, 4.0])
+    (rows[0] * 2.0 + rows[2]).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[2.0, 2.0], [0.0, 0.0], [1.0, 1.0]])
+    a, b, c = leaf([1.0, 2.0, 3.0])  # unpacking, as torch
+    assert float(c) == 3.0
+
+
+def test_float_and_int_of_one_element_tensors():
+    assert float(Tensor([[2.5]])) == 2.5 and isinstance(float(Tensor(2.5)), float)
+    assert int(Tensor(2.9)) == 2 and isinstance(int(Tensor([-1.5])), int)
+
+
+@pytest.mark.parametrize("convert", [float, int])
+def test_float_and_int_of_larger_tensors_raise(convert):
+    with pytest.raises(ValueError, match=rf"{convert.__name__}: only a one-element tensor .* shape \(2,\)"):
+        convert(Tensor([1.0, 2.0]))
+
+
+# ----------------------------------------------------------------------------- grad mode, per thread
 def test_no_grad_context_and_decorator():
     x = Tensor([1.0], requires_grad=True)
     with no_grad():
@@ -396,185 +321,146 @@ def test_no_grad_context_and_decorator():
     assert (x * 2).requires_grad
 
 
-def test_chain_of_100000_ops_needs_no_recursion():
-    x = Tensor(np.ones(1, np.float64), requires_grad=True)
-    y = x
-    for _ in range(100_000):
-        y = y * 1.0001
-    y.sum().backward()
-    np.testing.assert_allclose(x.grad, [1.0001 ** 100_000], rtol=1e-9)
-    assert len(topo_order(y)) == 1 + 2 * 100_000  # x, then each op and its constant
+def _in_thread(fn):
+    result, error = [], []
+
+    def run():
+        try:
+            result.append(fn())
+        except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
+            error.append(e)
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    if error:
+        raise error[0]
+    return result[0]
 
 
-# ----------------------------------------------------------------------------- in-place writes
-def test_data_is_read_only():
-    x = Tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(ValueError, match="read-only"):
-        x.data[0] = 5.0
-    with pytest.raises(TypeError, match="does not support item assignment"):
-        x[0] = 5.0
-
-
-@pytest.mark.parametrize("op", ["+=", "-=", "*=", "/=", "**=", "@="])
-def test_in_place_operators_raise_and_say_what_to_write(op):
-    w = Tensor(np.ones((2, 2)), requires_grad=True)
-    before = w
-    with pytest.raises(TypeError, match=r"on a leaf that requires grad.*p.data = p.data - lr \* p.grad"):
-        exec(f"w {op} Tensor(np.ones((2, 2)))")
-    assert w is before and w.is_leaf and w.data.tolist() == [[1.0, 1.0], [1.0, 1.0]]
-
-
-def test_tensor_owns_its_data():
-    arr = np.ones(2)
-    x = Tensor(arr)
-    arr[0] = 7.0
-    assert x.data[0] == 1.0
-
-
-def test_replacing_data_of_a_used_tensor_is_caught_at_backward():
-    w = Tensor([1.0, 2.0], requires_grad=True, name="w")
-    loss = (w * w).sum()
-    w.data = np.array([5.0, 5.0])
-    with pytest.raises(RuntimeError, match=r"input 0 \('w'\) of 'mul' had its .data replaced"):
-        loss.backward()
-    assert w.grad is None  # nothing half-applied
-    (w * w).sum().backward()  # a fresh forward is fine
-    assert w.grad.tolist() == [10.0, 10.0]
-
-
-# ----------------------------------------------------------------------------- bad input
-def test_broadcast_mismatch_names_op_and_shapes():
-    a = Tensor(np.ones((2, 3)), requires_grad=True)
-    for fn, op in [(lambda: a + np.ones(4), "add"), (lambda: a * np.ones((3, 2)), "mul"),
-                   (lambda: a - np.ones(2), "sub"), (lambda: a / np.ones(4), "div"),
-                   (lambda: a ** np.ones(5), "pow")]:
-        with pytest.raises(ValueError, match=rf"{op}: .*\(2, 3\) and \(\d.*\)"):
-            fn()
-
-
-def test_matmul_mismatch():
-    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\) do not align"):
-        Tensor(np.ones((2, 3))) @ Tensor(np.ones((4, 5)))
-    with pytest.raises(ValueError, match="at least 1 dim"):
-        Tensor(np.ones(3)) @ Tensor(2.0)
-
-
-def test_shape_op_errors():
-    x = Tensor(np.ones((2, 3)), requires_grad=True)
-    with pytest.raises(ValueError, match=r"reshape: cannot reshape shape \(2, 3\) \(6 elements\) into \(4,\)"):
-        x.reshape(4)
-    with pytest.raises(ValueError, match="transpose: axes"):
-        x.transpose(0, 0)
-    with pytest.raises(ValueError, match="sum: axis 2 is out of range"):
-        x.sum(axis=2)
-    with pytest.raises(ValueError, match=r"transpose: axes \(0, 3\) are not a permutation of the 2 axes"):
-        x.transpose(0, 3)  # 3 % 2 == 1: numpy's own AxisError named no op
-    for op in ("sum", "mean", "max", "min"):
-        with pytest.raises(ValueError, match=rf"{op}: axis \(1, -1\) names axis 1 twice \(shape \(2, 3\)\)"):
-            getattr(x, op)(axis=(1, -1))
-    assert x.flatten(1, -1).shape == (2, 3) and Tensor([1.0, 2.0]).flatten().shape == (2,)  # start = end is fine
-    with pytest.raises(IndexError, match=r"getitem: .*\(2, 3\)"):
-        x[5]
-    with pytest.raises(ValueError, match="concatenate: "):
-        Tensor.concatenate([x, Tensor(np.ones((2, 2)))], axis=0)
-    with pytest.raises(ValueError, match="max: cannot reduce an empty tensor"):
-        Tensor(np.ones((0, 2))).max()
-
-
-def test_failed_op_leaves_no_node_and_no_grad_change():
-    x = Tensor(np.ones((2, 3)), requires_grad=True)
-    y = x * 2
-    with pytest.raises(ValueError):
-        y + np.ones(4)
-    y.sum().backward()
-    assert [t.op for t in topo_order(y)] == [None, None, "mul"]  # x, the constant 2, y
-    np.testing.assert_array_equal(x.grad, np.full((2, 3), 2.0))
-
-
-# ----------------------------------------------------------------------------- gradcheck itself
-def test_gradcheck_names_the_failing_input_and_element():
-    def wrong(x):  # forward x**2, backward claims 3x
-        out = x.data ** 2
-        return Tensor.from_op(out, (x,), "wrong", lambda g: (g * 3 * x.data,), rule="da = 3*g*a (wrong on purpose)")
-    x = Tensor([1.0, 2.0], requires_grad=True, name="x")
-    with pytest.raises(GradcheckError, match=r"input 0 \('x'\) of shape \(2,\), element \(0,\): analytic"):
-        gradcheck(wrong, x)
-
-
-# ----------------------------------------------------------------------------- random shapes
-shapes = st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple)
-
-
-@settings(max_examples=30, deadline=None)
-@given(shape=shapes, seed=st.integers(0, 2**16))
-def test_random_shapes_broadcast_against_row(shape, seed):
-    rng = np.random.default_rng(seed)
-    x = Tensor(rng.standard_normal(shape), requires_grad=True)
-    row = Tensor(rng.standard_normal(shape[-1:]), requires_grad=True)
-    assert gradcheck(lambda x, r: (x * r + r).tanh().sum(axis=-1 if shape else None), x, row)
-
-
-def test_remaining_error_paths():
-    x = Tensor(np.ones((2, 3)), requires_grad=True)
-    with pytest.raises(ValueError, match=r"truth value of a tensor of shape \(2, 3\) is ambiguous"):
-        bool(x)
-    assert bool(Tensor([2.0]))
-    with pytest.raises(ValueError, match="flatten: start_dim 1 comes after end_dim 0"):
-        x.flatten(1, 0)
-    with pytest.raises(ValueError, match="stack: needs at least one tensor"):
-        Tensor.stack([])
-    with pytest.raises(ValueError, match="concatenate: needs at least one tensor"):
-        Tensor.concatenate([])
-    with pytest.raises(ValueError, match=r"stack: .*\(2, 3\) and \(3, 2\)"):
-        Tensor.stack([x, Tensor(np.ones((3, 2)))])
-    with pytest.raises(TypeError, match="Tensor: dtype must be float32 or float64, got int64"):
-        Tensor([1], dtype=np.int64)
-    with pytest.raises(ValueError, match="softmax: axis 2 is out of range"):
-        x.softmax(axis=2)
-    with pytest.raises(ValueError, match="log_softmax: axis -3 is out of range"):
-        x.log_softmax(axis=-3)
-    with pytest.raises(TypeError, match="fn must return a Tensor"):
-        gradcheck(lambda t: t.data, x)
-
-
-def test_backward_restores_the_garbage_collector():
-    import gc
+def test_no_grad_in_one_thread_does_not_stop_recording_in_another():
     x = Tensor([1.0], requires_grad=True)
-    (x * 2).sum().backward()
-    assert gc.isenabled()
-    w = Tensor([1.0], requires_grad=True)
-    loss = (w * w).sum()
-    w.data = np.array([2.0])
-    with pytest.raises(RuntimeError):
-        loss.backward()
-    assert gc.isenabled()
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold_no_grad():
+        with no_grad():
+            inside.set()
+            leave.wait(timeout=30)
+    holder = threading.Thread(target=hold_no_grad)
+    holder.start()
+    assert inside.wait(timeout=30)
+    try:
+        assert is_grad_enabled() and (x * 2).requires_grad
+        assert _in_thread(lambda: (x * 2).requires_grad) is True
+    finally:
+        leave.set()
+        holder.join(timeout=30)
 
 
-def test_small_corners_of_the_api():
-    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
-    y = x[np.array([2, 0])]  # an integer array of indices (a Tensor index raises: tests/test_interop.py)
-    y.sum().backward()
-    assert y.data.tolist() == [3.0, 1.0] and x.grad.tolist() == [1.0, 0.0, 1.0]
-    assert Tensor(5.0).flatten().shape == (1,)
-    copied = np.array(x, copy=True)
-    copied[0] = 9.0  # a copy is writable and leaves the tensor alone
-    assert x.data[0] == 1.0
-    assert np.asarray(x, dtype=np.float64).dtype == np.float64
+def test_overlapping_no_grad_in_two_threads_leaves_recording_on():
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
 
+    def first():
+        with no_grad():
+            first_in.set()
+            second_in.wait(timeout=30)
+        first_out.set()
 
-@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh", "softmax", "log_softmax"])
-def test_functional_forms_are_the_methods(name):
-    x = rand(2, 3)
-    np.testing.assert_array_equal(getattr(F, name)(x).data, getattr(x, name)().data)
-    np.testing.assert_array_equal(getattr(F, name)(x.data).data, getattr(x, name)().data)  # arrays accepted
-    np.testing.assert_array_equal(F.matmul(x, np.ones((3, 2))).data, (x @ np.ones((3, 2))).data)
-
-
-def test_is_grad_enabled_and_tensor_from_tensor():
-    from tinygrad_cnn import is_grad_enabled
+    def second():
+        first_in.wait(timeout=30)
+        with no_grad():
+            second_in.set()
+            first_out.wait(timeout=30)
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
     assert is_grad_enabled()
-    with no_grad():
+    assert _in_thread(is_grad_enabled) is True
+    assert (Tensor([1.0], requires_grad=True) * 2).requires_grad
+
+
+def test_set_grad_enabled_and_enable_grad():
+    x = Tensor([1.0], requires_grad=True)
+    set_grad_enabled(False)
+    try:
+        assert not is_grad_enabled() and not (x * 2).requires_grad
+        with enable_grad():
+            assert (x * 2).requires_grad
         assert not is_grad_enabled()
-    x = Tensor([1.0, 2.0], requires_grad=True)
-    y = Tensor(x)  # a new leaf with a copy of the values, not part of x's graph
-    assert y.data.tolist() == [1.0, 2.0] and not np.shares_memory(y.data, x.data) and not y.requires_grad
+    finally:
+        set_grad_enabled(True)
+    with set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert is_grad_enabled()
+
+    @enable_grad()
+    def recorded():
+        return (x * 2).requires_grad
+    with no_grad():
+        assert recorded() is True
+        assert not is_grad_enabled()
+
+
+def test_set_grad_enabled_as_a_decorator_sets_the_mode_only_inside_the_function():
+    x = Tensor([1.0], requires_grad=True)
+
+    @set_grad_enabled(False)  # as PyTorch: decorating leaves the mode as it was
+    def forward():
+        return (x * 2).requires_grad
+    assert is_grad_enabled() and forward() is False and is_grad_enabled()
+
+
+def test_a_decorated_function_keeps_grad_mode_right_when_threads_run_it_at_once():
+    x = Tensor([1.0], requires_grad=True)
+    barrier = threading.Barrier(2, timeout=30)
+
+    @no_grad()
+    def inside():
+        barrier.wait()
+        return (x * 2).requires_grad
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(inside())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == [False, False] and is_grad_enabled()
+
+
+# ----------------------------------------------------------------------------- backward from several threads
+def test_concurrent_backward_on_a_shared_parameter_loses_no_update():
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so a lost update would show on every run
+    try:
+        for _ in range(3):
+            W = Tensor(np.ones((256, 256)), requires_grad=True)
+            start = threading.Barrier(4, timeout=30)
+
+            def work(W=W, start=start):
+                start.wait()
+                for _ in range(50):
+                    (W * 1.0).sum().backward()
+            threads = [threading.Thread(target=work) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert not any(t.is_alive() for t in threads)
+            assert W.grad.min() == W.grad.max() == 200.0
+            assert gc.isenabled()  # backward pauses the collector; threads overlapping must not leave it off
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_overlapping_backward_walks_restore_the_collector_only_when_the_last_one_ends():
+    from tinygrad_cnn.graph import gc_paused
+    assert gc.isenabled()
+    first, second = gc_paused(), gc_paused()
+    first.__enter__()
+    second.__enter__()      # a walk in another thread starts while the first runs
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()   # the second walk still runs: the collector stays paused
+    second.__exit__(None, None, None)
+    assert gc.isenabled()

@@ -185,6 +185,33 @@ def test_run_blocks_raises_a_blocks_error_after_all_blocks_end(forced_threads):
     assert done == [2, 3]
 
 
+def test_setting_the_threads_while_another_thread_runs_blocks(forced_threads):
+    """set_num_threads in one thread while run_blocks submits to the shared pool in another: the pool a thread is
+    handing work to is never shut down under it (it raised 'cannot schedule new futures after shutdown')."""
+    errors, stop, seen = [], [], []
+
+    def run():
+        try:
+            for _ in range(2000):
+                blocks.run_blocks(lambda s: seen.append(s.start), 4, bytes_per_image=1)
+        except Exception as e:  # noqa: BLE001 (any error is the finding)
+            errors.append(e)
+
+    def flip():
+        k = 0
+        while not stop:
+            blocks.set_num_threads(2 + k % 2)
+            k += 1
+    workers = [threading.Thread(target=run), threading.Thread(target=flip)]
+    for w in workers:
+        w.start()
+    workers[0].join()
+    stop.append(True)
+    workers[1].join()
+    assert not errors, errors[0]
+    assert sorted(seen) == sorted(list(range(4)) * 2000)
+
+
 def test_images_per_block_is_at_least_one():
     assert blocks.images_per_block(100, 1000) == 10
     assert blocks.images_per_block(10 ** 9, 1000) == 1

@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_cnn.functional as F
+from tests.helpers import ROOT
 from tinygrad_cnn import viz
 from tinygrad_cnn.tensor import Tensor, topo_order
 from tinygrad_cnn.viz import RENDERER_ENV, RendererNotFound, build, draw_graph, find_renderer, render, save_graph
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "draw_graph.py"
 
 

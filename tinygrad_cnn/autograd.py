@@ -4,7 +4,7 @@
 The walk covers only the tensors between the outputs and the inputs (those with an input among their ancestors, or
 an input themselves) and records every gradient it reaches instead of writing ``.grad``: the plain walk
 (``tensor._run_backward``) on arrays, or the recording one (``higher_order.run_graph_backward``) on Tensors.
-Hooks run, as in PyTorch. Imports the engine (tensor.py), the graph walk and the recording walk.
+Hooks run, as in PyTorch. Imports the engine (tensor.py), the graph walk, the recording walk and hints.py.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 from .anomaly import anomaly_mode
 from .graph import gc_paused, readonly, topo_order
 from .higher_order import check_records_itself, run_graph_backward
+from .hints import pytorch_args
 from .tensor import Tensor, _run_backward
 
 __all__ = ["grad"]
@@ -61,7 +62,13 @@ def _between(outputs: tuple, inputs: tuple) -> list:
     return [t for t in order if id(t) in leads]
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+@pytorch_args("grad", ("outputs", "inputs", "grad_outputs", "retain_graph", "create_graph", "only_inputs",
+                       "allow_unused", "is_grads_batched", "materialize_grads"),
+              missing={"only_inputs": "it is deprecated in PyTorch (always True); drop it, and write allow_unused= "
+                                      "by name",
+                       "is_grads_batched": "call grad once per grad_outputs",
+                       "materialize_grads": "an unused input gets None with allow_unused=True"})
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False, *,
          allow_unused: bool = False) -> tuple:
     """The gradients of ``outputs`` with respect to ``inputs``: a tuple of Tensors, one per input, as
     ``torch.autograd.grad``. No ``.grad`` is touched.
@@ -73,7 +80,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     made of them can be differentiated again, to any order; a grad_outputs Tensor that requires grad is part of
     that graph. Without it they are constants (requires_grad=False) and the walk runs numpy only.
     allow_unused: an input that the outputs do not depend on gets None instead of raising. retain_graph: accepted
-    for PyTorch's code and ignored: graphs are always kept. The arguments are in torch.autograd.grad's order.
+    for PyTorch's code and ignored: graphs are always kept. The positional arguments are torch.autograd.grad's first
+    five, in its order; allow_unused is keyword-only (PyTorch's 6th is only_inputs).
     """
     outputs, inputs = _tensors(outputs, "outputs"), _tensors(inputs, "inputs")
     for i, x in enumerate(inputs):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .anomaly import AnomalyError, check_backward
 from .graph import check_reduces_to, checked_hook_result, leaf_grad_lock, wrong_gradients, wrong_shape
-from .modes import enable_grad
+from .modes import enable_grad, recording_backward
 
 
 class TwoBackwards:
@@ -89,7 +89,7 @@ def run_graph_backward(order: list, pending: dict, anomaly: bool = False, record
     record: None to run hooks and fill ``.grad``; or a dict that receives ``{id(t): gradient Tensor}`` for every
     tensor reached, touching no ``.grad`` (hooks still run, as PyTorch's ``autograd.grad``).
     """
-    with enable_grad():
+    with enable_grad(), recording_backward():
         for t in reversed(order):
             g = pending.pop(id(t), None)
             if g is None:

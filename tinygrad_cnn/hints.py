@@ -6,7 +6,10 @@
   so; any other unknown keyword names the arguments the function takes. More positional arguments than ours take
   raise TypeError naming what PyTorch's would have meant and the keyword to write (``Conv2d(4, 8, 3, 1, 2, 2)``:
   PyTorch's 6th is dilation, so write ``dilation=2``). The error comes from the public name, never from the mixin
-  class that defines the method. The check costs one comparison per call.
+  class that defines the method. The check costs one comparison per call (and a call of the wrapper).
+* ``keyword_error``: the same keyword error for a hot op that takes ``**pytorch_keywords`` instead of a wrapper
+  (relu, reshape, transpose, ...); ``name_methods_after(Tensor)``: Python's own argument errors of every method
+  Tensor inherits name ``Tensor.<name>``.
 * ``Unavailable``: a class attribute for a PyTorch-only name (``x.dim()``, ``x.cpu()``, ``x.retain_grad()``,
   ``x.add_(y)``, ...); reading it on a tensor raises AttributeError saying what to write. ``add_unavailable(cls)``
   puts one on ``cls`` for each name of ATTRIBUTES and IN_PLACE. (Descriptors, not ``__getattr__``: a class that
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 
 # PyTorch's keyword -> ours, where the meaning is the same
 SPELLINGS = {
@@ -68,6 +72,13 @@ def _shown(value) -> str:
     return "..."
 
 
+def _as_arguments(value) -> str:
+    """A keyword's value written as positional arguments: (3, 2) -> '3, 2', 4 -> '4'."""
+    if isinstance(value, (tuple, list)):
+        return ", ".join(_shown(v) for v in value)
+    return _shown(value)
+
+
 class _Signature:
     """What pytorch_args needs to know about the decorated function."""
 
@@ -79,8 +90,10 @@ class _Signature:
         self.positional = [p.name for p in own if p.kind in kinds]
         self.varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in own)
         self.varkw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own)
-        self.names = frozenset(p.name for p in own if p.kind is not inspect.Parameter.VAR_POSITIONAL)
+        self.names = frozenset(p.name for p in own if p.kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                                      inspect.Parameter.VAR_KEYWORD))
         self.keyword_only = [p.name for p in own if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        self.star = [f"*{p.name}" for p in own if p.kind is inspect.Parameter.VAR_POSITIONAL]
         self.name, self.torch, self.spellings = name, torch, {**SPELLINGS, **spellings}
         self.missing, self.note = {**MISSING, **missing}, note
         self.limit = len(self.positional) + self.bound
@@ -92,8 +105,9 @@ class _Signature:
             return TypeError(f"{self.name}: {bad}= is PyTorch's spelling; here it is {ours}= "
                              f"(write {ours}={_shown(kwargs[bad])})")
         if bad in self.missing:
-            return TypeError(f"{self.name}: {bad}= (PyTorch's) is not supported here: {self.missing[bad]}")
-        takes = ", ".join(self.positional + self.keyword_only)
+            why = self.missing[bad].replace("{args}", _as_arguments(kwargs[bad]))
+            return TypeError(f"{self.name}: {bad}= (PyTorch's) is not supported here: {why}")
+        takes = ", ".join(self.positional + self.star + self.keyword_only) or "nothing"
         return TypeError(f"{self.name}() got an unexpected keyword argument {bad!r}; it takes: {takes}")
 
     def positional_error(self, args: tuple) -> TypeError:
@@ -127,8 +141,6 @@ def pytorch_args(name: str, torch: tuple = (), *, missing: dict | None = None, n
     PyTorch keyword -> ours, beyond SPELLINGS, for this function.
     """
     def decorate(fn):
-        if fn.__qualname__.split(".")[0].endswith("Ops"):  # a method of an op mixin: Python's own errors say Tensor
-            fn.__qualname__ = f"Tensor.{fn.__name__}"
         sig = _Signature(fn, name, tuple(torch), spellings, missing or {}, note)
         limit, names, varargs, varkw = sig.limit, sig.names, sig.varargs, sig.varkw
 
@@ -141,6 +153,29 @@ def pytorch_args(name: str, torch: tuple = (), *, missing: dict | None = None, n
             return fn(*args, **kwargs)
         return checked
     return decorate
+
+
+def keyword_error(name: str, method, keywords: dict, *, missing: dict | None = None, **spellings) -> TypeError:
+    """The TypeError ``pytorch_args`` raises for an unknown keyword, for a method that takes ``**pytorch_keywords``
+    instead of being decorated: a hot op (relu, reshape) then pays no wrapper, only Python's empty dict, and checks
+    ``if pytorch_keywords: raise keyword_error(...)``. missing/spellings: as ``pytorch_args``; a missing text may
+    say ``{args}``, the value written as positional arguments (``reshape(shape=(3, 2))``: '3, 2')."""
+    return _Signature(method, name, (), spellings, missing or {}, "").keyword_error(keywords)
+
+
+def name_methods_after(cls) -> None:
+    """Python names a function by its ``__qualname__`` in its own argument errors (``missing 1 required positional
+    argument``, ``takes 1 positional argument``): every public method (and operator) ``cls`` inherits from its mixins
+    is named ``cls.<name>`` (``Tensor.relu``), never the mixin that defines it (``ElementwiseOps.relu``). Costs
+    nothing per call."""
+    for klass in cls.__mro__[1:-1]:
+        for name, attr in vars(klass).items():
+            if name.startswith("_") and not name.endswith("__"):
+                continue
+            fn = getattr(attr, "__func__", attr)
+            while isinstance(fn, types.FunctionType):  # a pytorch_args wrapper and the function it wraps
+                fn.__qualname__ = f"{cls.__name__}.{name}"
+                fn = getattr(fn, "__wrapped__", None)
 
 
 # ----------------------------------------------------------------------------- attributes PyTorch has

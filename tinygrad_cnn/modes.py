@@ -1,5 +1,6 @@
 """Per-thread switches and the context managers that flip them: grad mode (``no_grad``, ``enable_grad``,
-``set_grad_enabled``), and the base that ``detect_anomaly`` builds on. No Tensor import.
+``set_grad_enabled``), the create_graph walk's mark (``recording_backward``), and the base that ``detect_anomaly``
+builds on. No Tensor import.
 
 Each switch is a ``threading.local``, so a mode set in one thread never changes another (as PyTorch's grad mode).
 """
@@ -46,6 +47,7 @@ class SwitchContext(contextlib.ContextDecorator):
 
 
 grad_mode = ThreadSwitch(True)
+recording_walk = ThreadSwitch(False)  # on while backward(create_graph=True) runs the closures as ops (higher_order)
 
 
 def is_grad_enabled() -> bool:
@@ -63,6 +65,13 @@ class enable_grad(SwitchContext):
     """Context manager and decorator: record ops again inside a ``no_grad()`` block. Per thread."""
 
     switch, value = grad_mode, True
+
+
+class recording_backward(SwitchContext):
+    """Context manager: this thread runs the create_graph walk (``higher_order.run_graph_backward``), so the ops
+    called now are the library's own backward (conv2d's layout warning stays quiet for them)."""
+
+    switch, value = recording_walk, True
 
 
 class set_grad_enabled(contextlib.ContextDecorator):

@@ -15,7 +15,10 @@ What is measured, per op (per tensor in the graph, and summed per op name for ``
   Tensor method (``cross_entropy``, the functions of ``functional``, your own ``Tensor.from_op`` ops) counts from
   the end of the previous op in this thread: for those, your Python between two ops is part of the op.
 * **backward**: the run of the op's backward closure inside ``backward()`` (not the engine's walk around it:
-  ordering, summing broadcast gradients back, accumulation; that is the ``backward walk`` row).
+  ordering, summing broadcast gradients back, accumulation; that is the ``backward walk`` row). Under
+  ``backward(create_graph=True)`` a closure records its rule as ops: their time is that closure's backward time (the
+  engine's sums, the walk's), so the ops recorded inside ``backward()`` count their calls and saved bytes but no
+  forward time.
 * **saved bytes**: the distinct arrays the op's backward closure keeps alive (its cells, through tuples, saved
   records, and the Tensors it holds, whose data it reads), a shared buffer counted once (views count their base):
   each buffer goes to the first op, in the order they ran, whose backward keeps it. Parameters' data (leaves
@@ -321,9 +324,10 @@ def _timed_closure(backward, prof: Profile, stats: NodeStats, agg: OpStats):
     def timed_backward(g):
         if _state.prof is not prof or not _state.in_backward:
             return backward(g)
-        start = perf_counter()
+        start, overhead = perf_counter(), prof.overhead
         grads = backward(g)
-        seconds = perf_counter() - start
+        # under create_graph the closure records ops: their time is its own, the profiler's bookkeeping of them not
+        seconds = perf_counter() - start - (prof.overhead - overhead)
         stats.backward += seconds
         agg.backward += seconds
         prof._closures += seconds
@@ -343,7 +347,8 @@ def _from_op(original):
         stats, agg = prof._stats_for(op if isinstance(op, str) else op.name)  # a name, or a library op's OpFacts
         out = original(cls, data, parents, op, _timed_closure(backward, prof, stats, agg), *args, **kwargs)
         end = perf_counter()
-        prof._record(out, stats, agg, end - start, backward)
+        # inside backward() (create_graph) an op is part of a closure's backward time or of the walk: no forward time
+        prof._record(out, stats, agg, 0.0 if state.in_backward else end - start, backward)
         state.last = perf_counter()
         prof.overhead += state.last - end
         return out
@@ -358,12 +363,12 @@ def _backward(original):
         prof = state.prof
         if prof is None or state.in_backward:
             return original(self, *args, **kwargs)
-        state.in_backward, closures, start = True, prof._closures, perf_counter()
+        state.in_backward, closures, overhead, start = True, prof._closures, prof.overhead, perf_counter()
         try:
             return original(self, *args, **kwargs)
         finally:
             state.in_backward, end = False, perf_counter()
-            prof.walk += end - start - (prof._closures - closures)
+            prof.walk += end - start - (prof._closures - closures) - (prof.overhead - overhead)
             state.last = end
     return backward
 

@@ -9,7 +9,11 @@ mixin classes whose methods Tensor inherits, each written in one place in microg
     out = <numpy forward>
     def _backward(g):                  # g: gradient of the loss w.r.t. out, shape out.shape
         return <grad for each input>   # one array (or None) per input, in order
-    return self.from_op(out, (a, b), "op", _backward, rule="da = ...", **hyper_parameters)
+    return self.from_op(out, (a, b), self.OP, _backward, **hyper_parameters)
+
+``OP = declare("op", "da = ...", ...)`` stands right above the method (``ops/facts.py``): the op's name, its rule
+and the facts readers need. Your own op passes a name and its rule instead: ``Tensor.from_op(out, (a,), "swish",
+_backward, rule="da = ...")``.
 
 Closures never touch ``.grad``: ``backward()`` walks the graph once (iterative topological order), sums each
 returned gradient back to its input's shape (undoing numpy broadcasting) and accumulates it. That single place
@@ -52,7 +56,7 @@ from .graph import (
     wrong_shape,
 )
 from .higher_order import TwoBackwards, check_records_itself, run_graph_backward
-from .hints import Size, add_unavailable, pytorch_args
+from .hints import Size, add_unavailable, name_methods_after, pytorch_args
 from .modes import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401 (re-exported)
 from .ops.cnn import CNNOps
 from .ops.cnn_grad import CNNGradOps
@@ -67,11 +71,13 @@ F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 def _augmented(symbol: str, binary):
-    """``x op= y`` as ``x = x op y`` (a new tensor), refused on a leaf that requires grad (a parameter)."""
+    """``x op= y`` as ``x = x op y`` (a new tensor), refused on a leaf that requires grad (a parameter), even inside
+    ``no_grad()``: a deliberate difference from PyTorch, which updates the parameter in place there."""
     def method(self, other):
         if self.requires_grad and not self.parents:
             raise TypeError(
-                f"{symbol} on a leaf that requires grad (a parameter) is refused, as PyTorch does: W -= lr * W.grad "
+                f"{symbol} on a leaf that requires grad (a parameter) is refused, even inside no_grad() (PyTorch "
+                "updates it in place there; here there are no in-place ops): W -= lr * W.grad "
                 "would rebind the name W to a new tensor while the model keeps the old one, so training would "
                 "silently stop. To update a parameter's values write p.data = p.data - lr * p.grad; for a new "
                 "tensor, x = x + y."
@@ -119,7 +125,9 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         Nothing is recorded (a plain leaf comes back) inside ``no_grad()`` or when no parent requires grad.
         Inside ``detect_anomaly()`` the op also records the user's file:line and checks its output.
         data follows the dtype policy: float32/float64 arrays as they are; ints, bools, lists and Python numbers
-        become the parents' float dtype (the default dtype without parents). A gradient ``backward`` returns must
+        become the parents' float dtype (the default dtype without parents). For your own op, a writable array is
+        copied (your array stays yours and writable; the tensor's is read-only); a library op's fresh output is kept
+        as it is, made read-only. A gradient ``backward`` returns must
         have its parent's shape, or one that shape broadcasts to (``backward()`` raises ValueError naming the op).
         """
         facts = op if type(op) is OpFacts else None
@@ -134,6 +142,8 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
                     raise TypeError(f"from_op: graph_backward of '{op}' must be callable (g -> one Tensor per "
                                     f"input), got {type(graph_backward).__name__}")
                 backward = TwoBackwards(backward, graph_backward)
+            if type(data) is np.ndarray and data.flags.writeable and data.dtype in (F32, F64):
+                data = data.copy()  # the caller's array stays theirs, writable; the tensor owns a read-only copy
         try:
             needs_grad = grad_mode.enabled and any([p.requires_grad for p in parents])
         except AttributeError:
@@ -179,8 +189,9 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
 
     # ------------------------------------------------------------------ the backward walk
     @pytorch_args("backward", ("gradient", "retain_graph", "create_graph", "inputs"))
-    def backward(self, grad=None, create_graph: bool = False, retain_graph=None) -> None:
-        """Fill ``.grad`` of every tensor that leads here and requires grad.
+    def backward(self, grad=None, retain_graph=None, create_graph: bool = False) -> None:
+        """Fill ``.grad`` of every tensor that leads here and requires grad. The arguments are in PyTorch's order
+        (``backward(None, True)`` is retain_graph=True there and here).
 
         ``grad`` defaults to 1 for a one-element tensor; any other shape needs it explicitly.
         create_graph: record the backward itself (``higher_order.py``): each ``.grad`` is then a Tensor in a graph
@@ -417,6 +428,7 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
 
 as_tensor = Tensor.as_tensor
 add_unavailable(Tensor)  # PyTorch-only names (x.dim(), x.cpu(), x.add_(y), ...) say what to write (hints.py)
+name_methods_after(Tensor)  # Python's own argument errors say Tensor.relu(), not ElementwiseOps.relu()
 
 
 def _rebuild_leaf(data: np.ndarray, requires_grad: bool, name: str | None) -> Tensor:

@@ -3,7 +3,7 @@
 colon of pool_forward's `for h in range(n_H)` added so the file parses.
 
 They keep the seed's three bugs, which `python -m tinygrad_cnn.check` reports: conv_single_step's float(b) on a
-(1, 1, 1) array raises TypeError on numpy 2 (and so conv_forward, which calls it), conv_backward's
+(1, 1, 1) array raises TypeError from numpy 2.4 (and so conv_forward, which calls it), conv_backward's
 X[pad:-pad] is empty at pad 0, and pool_backward ignores the stride (vert_start = h).
 """
 

@@ -3,16 +3,19 @@
 In order: crashes (the exception, the case, the learner's line, a hint for known ones); results that are not the
 notebook's return value; output shapes (with the formula) and dtypes; arguments changed in place; the known
 mistakes that reproduce the learner's outputs exactly (check.mistakes: every output a mistake changes equals the
-learner's on every case, a crash counting as equal to a crash of the same exception type); then, for each wrong
+learner's on every case, a crash counting as equal to a crash of the same exception type and message, numbers and
+shapes aside); then, for each wrong
 output no mistake explains, a ``wrong`` finding with the diagnosis of its first wrong entry; last the ``mask_ties``
-warning. Imports inspect, re, numpy and the check package's cases, mistakes, run, diagnose and report.
+warning. Imports inspect, io, re, tokenize, numpy and the check package's cases, mistakes, run, diagnose and report.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import os
 import re
+import tokenize
 
 import numpy as np
 
@@ -20,8 +23,8 @@ from . import cases, mistakes, run
 from .diagnose import diagnose
 from .report import CaseResult, Finding, Report, WrongEntry, number
 
-FLOAT_HINT = ("float() of an array with more than one dimension (b has shape (1, 1, 1)) raises TypeError on "
-              "numpy 2: write b.item() (or np.sum(b))")
+FLOAT_HINT = ("float() of an array with more than one dimension (b has shape (1, 1, 1)) raises TypeError from "
+              "numpy 2.4 (a DeprecationWarning since 1.25): write b.item() (or np.sum(b))")
 
 
 # ----------------------------------------------------------------------------- the learner's lines
@@ -57,9 +60,20 @@ def find_line(fn, pattern: str | None) -> str:
             continue
         lines, start, path = found
         for n, line in enumerate(lines):
-            if re.search(pattern, line.rstrip("\n")) and not line.lstrip().startswith("#"):
+            if re.search(pattern, _code(line)):
                 return f" In your code, {_file(path)} line {start + n} in {f.__name__}: `{line.strip()}`."
     return ""
+
+
+def _code(line: str) -> str:
+    """A source line without its comment (a '#' inside a string stays): what a mistake's pattern is matched against."""
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line).readline):
+            if token.type == tokenize.COMMENT:
+                return line[:token.start[1]]
+    except (tokenize.TokenError, SyntaxError):  # a bracket or string left open at the line's end: no comment seen
+        pass
+    return line.rstrip("\n")
 
 
 # ----------------------------------------------------------------------------- comparing

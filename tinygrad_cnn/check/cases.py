@@ -33,8 +33,25 @@ class Case:
     args: tuple = field(repr=False)
     ties: bool = False
 
+    def __post_init__(self):
+        _read_only(self.args)  # the cases are cached: no caller may change them
+
     def fresh_args(self) -> tuple:
+        """Writable copies of the arguments (deepcopy of a read-only array is writable)."""
         return copy.deepcopy(self.args)
+
+
+def _read_only(value):
+    """value, with every array inside it (through tuples, lists and dicts) made read-only."""
+    if isinstance(value, np.ndarray):
+        value.setflags(write=False)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _read_only(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _read_only(item)
+    return value
 
 
 def _notebook(*shapes) -> list:
@@ -335,13 +352,13 @@ SPECS = {s.name: s for s in (
 @cache
 def expected(name: str, n: int) -> tuple:
     """The accepted outputs of case n of ``name``: a tuple of alternatives (one per tie policy where the case has
-    ties, the notebook's "all" first), each a tuple of float64 arrays."""
+    ties, the notebook's "all" first), each a tuple of float64 arrays, read-only (cached: reports hand them out)."""
     spec = SPECS[name]
     case = spec.cases()[n]
     policies = TIES if case.ties else TIES[:1]
     found = []
     for ties in policies:
-        outputs = tuple(np.asarray(o, dtype=np.float64) for o in spec.expected(case, ties))
+        outputs = _read_only(tuple(np.array(o, dtype=np.float64) for o in spec.expected(case, ties)))
         if not any(all(np.array_equal(a, b) for a, b in zip(outputs, f, strict=True)) for f in found):
             found.append(outputs)
     return tuple(found)

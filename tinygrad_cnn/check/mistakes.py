@@ -231,7 +231,7 @@ CATALOGUE = {
         Mistake("bias_missing", "bias_missing", "Z is sum(a_slice_prev * W) without b: add it, "
                 "Z = np.sum(a_slice_prev * W) + b.item()."),
         Mistake("bias_array", "shape", "the bias is added as an array of shape (1, 1, 1), so Z is an array, not a "
-                "number: add b.item() (float(b) raises TypeError on numpy 2)."),
+                "number: add b.item() (float(b) raises TypeError from numpy 2.4)."),
     ),
     "conv_forward": (
         *STRIDE,

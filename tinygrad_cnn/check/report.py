@@ -1,16 +1,12 @@
 """What check returns: ``Report`` (``ok``, ``name``, ``cases``, ``findings``, ``first_wrong``, ``str()``,
 ``plot()``), ``Finding`` (``tag``, ``severity``, ``message``, ``case``), ``CaseResult`` and ``WrongEntry``.
 
-Imports numpy only (``plot()`` loads the check package's plot module, and matplotlib, when called).
+Imports the standard library only (``plot()`` loads the check package's plot module, and matplotlib, when called).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import numpy as np
-
-SEVERITIES = ("error", "warning")
 
 
 @dataclass(eq=False)
@@ -157,7 +153,3 @@ def _wrap(head: str, text: str, width: int = 116, indent: int = 8) -> str:
         line += word + " "
     lines.append(line.rstrip())
     return "\n".join(lines)
-
-
-def as_float(value) -> float:
-    return float(np.asarray(value, dtype=np.float64))

@@ -11,6 +11,7 @@ import contextlib
 import io
 import linecache
 import os
+import re
 import sysconfig
 import traceback
 from dataclasses import dataclass
@@ -73,8 +74,8 @@ def call(fn, spec: cases.Spec, args: tuple) -> Outcome:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             result = fn(*args)
-    except Exception as error:  # the learner's code: any exception is a finding
-        return Outcome(error=error, where=learner_line(error))
+    except (Exception, SystemExit) as error:  # the learner's code: any exception is a finding, sys.exit() too
+        return Outcome(error=error, where=learner_line(error))  # (KeyboardInterrupt stops the check)
     if result is None:
         return Outcome(structure="returned None (is the return statement missing?)")
     try:
@@ -104,10 +105,17 @@ def same(got: np.ndarray, expected: np.ndarray) -> bool:
         return bool(np.all(np.abs(got - expected) <= tolerance(expected)))
 
 
+def _gist(error: BaseException) -> str:
+    """An exception's message without its shapes and numbers: what stays the same when the same mistake raises on
+    other sizes ("could not broadcast input array from shape (#) into shape (#)")."""
+    return re.sub(r"-?\d+(\.\d+)?", "#", re.sub(r"\([\d,\s]*\)", "(#)", str(error)))
+
+
 def same_outcome(a: Outcome, b: Outcome, output: int) -> bool:
-    """Output ``output`` of a and b agree: both raised the same exception type, or both returned equal arrays."""
+    """Output ``output`` of a and b agree: both raised the same exception type with the same message (numbers and
+    shapes aside), or both returned equal arrays."""
     if a.crashed or b.crashed:
-        return a.crashed and b.crashed and type(a.error) is type(b.error)
+        return a.crashed and b.crashed and type(a.error) is type(b.error) and _gist(a.error) == _gist(b.error)
     if a.outputs is None or b.outputs is None:
         return a.outputs is None and b.outputs is None
     return same(a.outputs[output], b.outputs[output])

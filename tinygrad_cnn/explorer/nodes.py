@@ -2,10 +2,11 @@
 
 Everything here is plain data (dicts of str, numbers, lists) for the page's script; arrays for heat maps travel
 as base64 of little-endian float32. Reads tensors through their public fields (``op``, ``op_label``, ``rule``,
-``parents``, ``data``, ``grad``, ``name``) and ``explain``; the file:line that made a tensor comes from the
-profile (or from ``detect_anomaly()``, which records it too).
+``parents``, ``data``, ``grad``, ``name``), the ops' declared facts and ``explain``; the file:line that made a
+tensor comes from the profile (or from ``detect_anomaly()``, which records it too).
 
-May import: ``explain`` (and through it the engine). Used by ``explorer.page`` and ``explorer.server``.
+May import: ``explain`` (and through it the engine) and ``ops.facts`` (what an op declares). Used by
+``explorer.page`` and ``explorer.server``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from collections import Counter
 import numpy as np
 
 from ..explain import explain
+from ..ops.facts import facts_of
 
 MAX_SAMPLES = 4     # images of a batch shown (a selector picks one)
 MAX_CHANNELS = 16   # maps per image
 MAX_SIDE = 64       # rows and columns of one map
 MAX_CELLS = 8192    # cells per image (fewer channels shown for large maps)
-WEIGHT_OPS = ("conv2d", "conv_transpose2d")  # a 4-D input 1 of these is a filter bank (f_h, f_w, C_in, C_out)
 
 
 # ----------------------------------------------------------------------------- names
@@ -56,16 +57,25 @@ def statistics(a: np.ndarray, kind: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- heat maps
+def filter_channels(t, consumers: list) -> tuple | None:
+    """What axes 2 and 3 of ``t`` are when an op of the library takes it as a filter bank (its declared
+    ``filter_channels``: input 1 of conv2d, conv_transpose2d), else None. A user's op is never taken for one."""
+    for c in consumers:
+        channels = facts_of(c).filter_channels
+        if channels and len(c.parents) > 1 and c.parents[1] is t:
+            return channels
+    return None
+
+
 def map_axes(t, consumers: list) -> tuple | None:
     """Which tensor axis is (image, channel, row, column) of the heat maps, -1 where none; None past 4-D.
 
-    NHWC images (m, H, W, C): one map per channel of the image chosen; a conv filter bank (f_h, f_w, C_in, C_out),
-    input 1 of a conv: one (f_h, f_w) map per output channel, the input channel chosen; 3-D: a map per entry of
-    axis 0; 2-D: one map; 1-D: one row; 0-D: one cell.
+    NHWC images (m, H, W, C): one map per channel of the image chosen; a filter bank (f_h, f_w, ., .), input 1 of a
+    conv (``filter_channels``): one (f_h, f_w) map per entry of axis 3, the entry of axis 2 chosen; 3-D: a map per
+    entry of axis 0; 2-D: one map; 1-D: one row; 0-D: one cell.
     """
     if t.ndim == 4:
-        is_weight = any(c.op in WEIGHT_OPS and len(c.parents) > 1 and c.parents[1] is t for c in consumers)
-        return (2, 3, 0, 1) if is_weight else (0, 3, 1, 2)
+        return (2, 3, 0, 1) if filter_channels(t, consumers) else (0, 3, 1, 2)
     return {3: (-1, 0, 1, 2), 2: (-1, -1, 0, 1), 1: (-1, -1, -1, 0), 0: (-1, -1, -1, -1)}.get(t.ndim)
 
 
@@ -91,7 +101,6 @@ def _shown(a: np.ndarray, axes: tuple) -> np.ndarray:
 
 
 IMAGE_AXES = ("image", "channel", "row", "column")
-FILTER_AXES = ("input channel", "output channel", "row", "column")
 
 
 def _notes(shape: tuple, axes: tuple, what: tuple) -> list:
@@ -111,7 +120,8 @@ def heat_maps(t, consumers: list) -> dict | None:
     if axes is None or t.size == 0:
         return None
     value = _shown(np.asarray(t.data), axes)
-    what = FILTER_AXES if axes == (2, 3, 0, 1) else IMAGE_AXES
+    channels = filter_channels(t, consumers) if t.ndim == 4 else None
+    what = (*channels, "row", "column") if channels else IMAGE_AXES
     maps = {"axes": list(axes), "names": list(what), "dims": list(value.shape), "notes": _notes(t.shape, axes, what),
             "value": _encode(value)}
     if t.grad is not None:

@@ -1,7 +1,8 @@
 """The live explorer: the page served on 127.0.0.1 at a free port, explanations computed on demand.
 
 Standard library only: ``http.server.ThreadingHTTPServer`` on a daemon thread (so it ends with the process; an
-``atexit`` hook closes it cleanly too). As Jupyter does, the URL carries a random token (``?token=...``); any
+``atexit`` hook closes it cleanly too). It holds its graph while it serves; ``close()`` takes the hook off again,
+so a closed server keeps nothing alive. As Jupyter does, the URL carries a random token (``?token=...``); any
 request without it, or with a Host header other than 127.0.0.1 or localhost at this port (a DNS-rebinding guard),
 gets 403. Routes: ``/`` the page; ``/explain?node=<data-node>&entry=i,j,k,l`` the JSON of
 ``explain(root, node, (i, j, k, l))``. The page is built once, when the server starts: a snapshot of the graph

@@ -20,6 +20,7 @@ May import: the standard library.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 BLOCK_BYTES = 1 << 19
@@ -27,6 +28,7 @@ PARALLEL_BYTES = 8 << 20
 
 _num_threads: int | None = None  # None: never set; the copies then run on one thread
 _executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()  # held to make, replace or hand work to _executor (threads share it)
 
 
 def images_per_block(bytes_per_image: int, block_bytes: int | None = None) -> int:
@@ -47,10 +49,11 @@ def num_threads() -> int | None:
 def set_num_threads(n: int) -> None:
     """Let run_blocks use up to n threads (n >= 1, checked by threads.set_num_threads)."""
     global _num_threads, _executor
-    if _executor is not None and n != _num_threads:
-        _executor.shutdown(wait=True)
-        _executor = None
-    _num_threads = n
+    with _executor_lock:
+        if _executor is not None and n != _num_threads:
+            _executor.shutdown(wait=False)  # the work handed to it still runs; nothing new can be (the lock)
+            _executor = None
+        _num_threads = n
 
 
 def _walk(fn, blocks) -> None:
@@ -71,9 +74,11 @@ def run_blocks(fn, m: int, bytes_per_image: int) -> None:
         _walk(fn, blocks)
         return
     shares = [blocks[k * len(blocks) // n:(k + 1) * len(blocks) // n] for k in range(n)]
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="tinygrad_cnn")
-    futures = [_executor.submit(_walk, fn, share) for share in shares[1:]]
+    with _executor_lock:
+        if _executor is None:  # sized for the setting, not for this call's blocks
+            workers = max(n, _num_threads or 1) - 1
+            _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinygrad_cnn")
+        futures = [_executor.submit(_walk, fn, share) for share in shares[1:]]
     try:
         _walk(fn, shares[0])
     finally:

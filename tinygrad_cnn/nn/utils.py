@@ -50,9 +50,13 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
 
     norm_type: a number > 0 or ``math.inf`` (the largest absolute entry). Parameters without a gradient are
     skipped; with none, the total norm is 0. ``error_if_nonfinite=True`` raises RuntimeError when the total norm is
-    NaN or inf (else the gradients are scaled by it anyway, as PyTorch).
+    NaN or inf (else the gradients are scaled by it anyway, as PyTorch). parameters may be any iterable (read once).
+    A ``.grad`` that is a Tensor (after ``backward(create_graph=True)``) is replaced by ``.grad * scale``, recorded, so
+    it stays in the graph and can be differentiated again; the scale is a constant (PyTorch computes the norm under
+    no_grad and scales the gradient in place).
     """
-    grads = [p.grad for p in _with_grads("clip_grad_norm_", parameters)]
+    params = _with_grads("clip_grad_norm_", parameters)  # once: parameters may be an iterator
+    grads = [p.grad for p in params]
     if not isinstance(max_norm, numbers.Real) or isinstance(max_norm, bool):
         raise TypeError(f"clip_grad_norm_: max_norm must be a number, got {max_norm!r}")
     norm_type = float(norm_type)
@@ -66,15 +70,23 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
         raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total}, so "
                            "they cannot be clipped; error_if_nonfinite=False scales them by it anyway")
     scale = min(max_norm / (total + 1e-6), 1.0)
-    for p in _with_grads("clip_grad_norm_", parameters):
-        p.grad = (p.grad * np.asarray(scale, total.dtype)).astype(p.grad.dtype, copy=False)
+    for p in params:
+        if isinstance(p.grad, Tensor):  # create_graph: a constant scale, recorded as an op (as PyTorch: no_grad norm)
+            p.grad = p.grad * float(scale)
+        else:
+            p.grad = (p.grad * np.asarray(scale, total.dtype)).astype(p.grad.dtype, copy=False)
     return Tensor(total)
 
 
 @pytorch_args("clip_grad_value_", ("parameters", "clip_value", "foreach"))
 def clip_grad_value_(parameters, clip_value: float) -> None:
-    """Clamp every gradient entry to ``[-clip_value, clip_value]``, as PyTorch (returns None)."""
+    """Clamp every gradient entry to ``[-clip_value, clip_value]``, as PyTorch (returns None). A ``.grad`` that is a
+    Tensor (``backward(create_graph=True)``) is replaced by ``.grad.clip(...)``, recorded: it stays in the graph, its
+    gradient passing where the entries were not clipped (PyTorch clamps the gradient in place, unrecorded)."""
     if not isinstance(clip_value, numbers.Real) or isinstance(clip_value, bool):
         raise TypeError(f"clip_grad_value_: clip_value must be a number, got {clip_value!r}")
     for p in _with_grads("clip_grad_value_", parameters):
-        p.grad = np.clip(p.grad, -clip_value, clip_value).astype(p.grad.dtype, copy=False)
+        if isinstance(p.grad, Tensor):  # create_graph: the clip is recorded (the gradient passes where not clipped)
+            p.grad = p.grad.clip(-clip_value, clip_value)
+        else:
+            p.grad = np.clip(p.grad, -clip_value, clip_value).astype(p.grad.dtype, copy=False)

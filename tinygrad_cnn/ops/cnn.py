@@ -13,8 +13,6 @@ W, b) and g for the gradient at the output (the notebook's dZ).
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 
 import numpy as np
@@ -35,6 +33,7 @@ from ..kernels.conv import conv2d_backward, conv2d_forward, conv_transpose2d_bac
 from ..kernels.norm import batch_norm_backward, batch_norm_forward, dropout_mask
 from ..kernels.pad import pad_forward, unpad
 from ..kernels.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from ..modes import recording_walk
 from .facts import declare
 
 
@@ -44,21 +43,11 @@ def _data(t):
 
 def _warn_of_pytorchs_layout(op: str, x, W, groups: int) -> None:
     """Warn, naming the user's line, when W would also fit x in PyTorch's layout (kernels' check_weight_layout);
-    not when the op runs inside a recording backward walk (create_graph): there the library itself calls it, with
-    the weight the user's forward was already warned about, or a gradient."""
+    not when the op runs inside a recording backward walk (create_graph, ``modes.recording_walk`` on in this thread):
+    there the library itself calls it, with the weight the user's forward was already warned about, or a gradient."""
     text = check_weight_layout(op, x.shape[3], W.shape, groups)
-    if text and not _in_recording_walk():
+    if text and not recording_walk.enabled:
         warnings.warn(text, UserWarning, stacklevel=user_stacklevel())
-
-
-def _in_recording_walk() -> bool:
-    """True when a frame of the stack is the create_graph walk (higher_order.py)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_filename.endswith(os.path.join("tinygrad_cnn", "higher_order.py")):
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _bias_grad(g, b):
@@ -108,6 +97,7 @@ class CNNOps:
 
     CONV2D = declare("conv2d", "dA_prev += W*g, dW += A_slice*g, db += g, over every window",
                      inputs=("A_prev", "W", "b"), formula="conv2d", windows=True,
+                     filter_channels=("input channel", "output channel"),
                      label_defaults={"dilation": (1, 1), "groups": 1})
 
     @pytorch_args("conv2d", ("weight", "bias", "stride", "padding", "dilation", "groups"))
@@ -142,7 +132,7 @@ class CNNOps:
                             groups=groups)
 
     CONV_TRANSPOSE2D = declare("conv_transpose2d", "dx = conv2d(g, W), dW += g_slice*x, db += g",
-                               inputs=("x", "W", "b"),
+                               inputs=("x", "W", "b"), filter_channels=("output channel", "input channel"),
                                label_defaults={"output_padding": (0, 0), "dilation": (1, 1), "groups": 1})
 
     @pytorch_args("conv_transpose2d", ("weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"))

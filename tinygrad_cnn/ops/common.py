@@ -22,11 +22,6 @@ def normalize_axes(axis, shape: tuple, op: str) -> tuple:
     return normalized
 
 
-def axis_arg(axis) -> dict:
-    """A reduction's op_args: its axis, when it has one (for the graph's labels)."""
-    return {} if axis is None else {"axis": axis}
-
-
 def shape_error(op: str, err: Exception, *tensors) -> Exception:
     """A numpy shape error, re-worded with the op's name and the shapes it got."""
     shapes = " and ".join(str(t.shape) for t in tensors)

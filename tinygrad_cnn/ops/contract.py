@@ -1,7 +1,7 @@
 """What the op mixins rely on from the class that inherits them: the engine's side of the contract.
 
 The mixins (elementwise, reduce, shape, cnn, compare, numpy_protocol) never import ``tensor.py``; they call these
-members on ``self`` (or ``cls``), which ``Tensor`` (tensor.py) provides. ``tests/test_engine.py`` checks both
+members on ``self`` (or ``cls``), which ``Tensor`` (tensor.py) provides. ``tests/test_structure.py`` checks both
 directions: every name a mixin uses on ``self`` is defined by a mixin or declared here, and Tensor has all of
 them. Imports nothing of the package.
 """

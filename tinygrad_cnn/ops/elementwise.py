@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..hints import pytorch_args
+from ..hints import keyword_error, pytorch_args
 from .common import normalize_axes, shape_error
 from .facts import declare
 
@@ -281,8 +281,10 @@ class ElementwiseOps:
 
     RELU = declare("relu", "da = g*(a > 0) (g at NaN)", entrywise=True)
 
-    def relu(self):
+    def relu(self, **pytorch_keywords):
         """max(x, 0) elementwise; its gradient at 0 is taken as 0; at NaN (which it passes on) it is g, as PyTorch."""
+        if pytorch_keywords:  # inplace=: say so (no wrapper on this hot op)
+            raise keyword_error("relu", ElementwiseOps.relu, pytorch_keywords)
         x = self._data
 
         def _backward(g):

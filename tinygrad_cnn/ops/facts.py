@@ -58,6 +58,9 @@ class OpFacts:
     formula: the name of ``explain``'s own formula for it (``"conv2d"``, ``"pool"``, ``"matmul"``), or None for
     the generic search. windows: ``explain(...).plot()`` can draw its windows.
     label_defaults: hyper-parameters left out of the label while they hold these values.
+    filter_channels: when input 1 is a filter bank (f_h, f_w, ., .), what its axes 2 and 3 are (conv2d's W:
+    ("input channel", "output channel"); conv_transpose2d's the other way round): the explorer's heat maps show it
+    as (f_h, f_w) maps. None when input 1 is not a filter bank.
     """
 
     name: str
@@ -70,6 +73,7 @@ class OpFacts:
     formula: str | None = None
     windows: bool = False
     label_defaults: dict = field(default_factory=dict)
+    filter_channels: tuple | None = None
 
     def label(self, op_args: dict) -> str:
         """``conv2d stride=2 pad=1``: the name and the hyper-parameters that differ from their defaults, compact."""

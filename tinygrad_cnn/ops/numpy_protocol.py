@@ -89,8 +89,16 @@ def unsupported_argument(name: str, argument: str) -> TypeError:
 
 @functools.cache
 def _parameters(fn) -> tuple:
-    """(numpy's signature of fn, the argument names the op supports)."""
-    return inspect.signature(fn), tuple(inspect.signature(FUNCTION_OPS[fn]).parameters)[1:]
+    """(numpy's signature of fn, the argument names the op supports). numpy before 2.4 gives its C functions
+    (concatenate, stack's helpers) no signature: then the op's own, which names numpy's arguments, with the other
+    keywords collected to be refused by name."""
+    op = inspect.signature(FUNCTION_OPS[fn])
+    supported = tuple(op.parameters)[1:]
+    try:
+        return inspect.signature(fn), supported
+    except ValueError:
+        rest = inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)
+        return op.replace(parameters=[*list(op.parameters.values())[1:], rest]), supported
 
 
 def _data(x):

@@ -15,9 +15,35 @@ import warnings
 import numpy as np
 
 from ..graph import sum_to_shape
-from ..hints import pytorch_args
+from ..hints import keyword_error, pytorch_args
 from .common import normalize_axes, shape_arg, shape_error
 from .facts import declare
+
+
+def _frozen(index):
+    """The index as a closure may keep it: its arrays as read-only copies, its lists copied (an edit of the caller's
+    index array between forward and backward must not move the gradient). Ints, slices, None, Ellipsis as they are."""
+    if type(index) is tuple:
+        return tuple([_frozen(part) for part in index])
+    if isinstance(index, np.ndarray):
+        if index.flags.writeable or not index.flags.owndata:  # a read-only view may still see its base change
+            index = index.copy()
+            index.setflags(write=False)
+        return index
+    if isinstance(index, list):
+        return [_frozen(part) for part in index]
+    return index
+
+
+# the keywords PyTorch users give the shape ops (the hints of keyword_error)
+TWO_AXES = dict.fromkeys(("dim0", "dim1"), "numpy's transpose(*axes) takes every axis in its new order; PyTorch's "
+                                           "transpose(dim0, dim1) is x.swapaxes(dim0, dim1) here")
+
+
+def _shape_given(op: str, *keywords: str) -> dict:
+    """{keyword: hint} for a shape given by name (reshape(shape=(3, 2))): PyTorch takes it so, we positionally."""
+    return dict.fromkeys(("shape", *keywords), f"give the shape positionally: x.{op}({{args}})")
+
 
 # index parts that select without repeats (numpy's basic indexing); anything else (lists, arrays, tuples, ranges)
 # may repeat an entry, so its gradient must accumulate (np.add.at)
@@ -37,8 +63,10 @@ class ShapeOps:
 
     RESHAPE = declare("reshape", "da = g reshaped back", moves_values=True, keeps_order=True)
 
-    def reshape(self, *shape):
+    def reshape(self, *shape, **pytorch_keywords):
         """The same values in a new shape (one axis may be -1), as numpy.reshape."""
+        if pytorch_keywords:  # shape=: say so (no wrapper on this hot op)
+            raise keyword_error("reshape", ShapeOps.reshape, pytorch_keywords, missing=_shape_given("reshape"))
         shape = shape_arg(shape)
         try:
             out = self._data.reshape(shape)
@@ -63,9 +91,13 @@ class ShapeOps:
         out = self._data.reshape(s[:start] + (int(np.prod(s[start:end + 1])),) + s[end + 1:])
         return self._reshaped(out, self.FLATTEN, start_dim=start_dim, end_dim=end_dim)
 
-    def view(self, *shape):
+    def view(self, *shape, **pytorch_keywords):
         """PyTorch's name for ``reshape``: the same values in a new shape (recorded as a reshape; the data is
         read-only, so whether it is shared cannot matter)."""
+        if pytorch_keywords:
+            raise keyword_error("view", ShapeOps.view, pytorch_keywords, missing={
+                **_shape_given("view"), "dtype": "PyTorch's view(dtype) reads the bits as another dtype; "
+                                                "x.astype(dtype) converts the values"})
         return self.reshape(*shape)
 
     @pytorch_args("unsqueeze", ("dim",))
@@ -97,10 +129,12 @@ class ShapeOps:
 
     TRANSPOSE = declare("transpose", "da = g with the axes put back", moves_values=True)
 
-    def transpose(self, *axes):
+    def transpose(self, *axes, **pytorch_keywords):
         """Permute axes (all reversed when none are given), as numpy.transpose: ``axes`` is every axis, in its new
         order. Given the identity order (``x.transpose(0, 1)`` of a 2-D x, PyTorch's swap of two axes) it warns that
         nothing changes, and points to ``swapaxes``."""
+        if pytorch_keywords:  # dim0=, dim1=: PyTorch's transpose is swapaxes here
+            raise keyword_error("transpose", ShapeOps.transpose, pytorch_keywords, missing=TWO_AXES)
         axes = shape_arg(axes)
         if len(axes) == self.ndim >= 2 and tuple(axes) == tuple(range(self.ndim)):
             given = ", ".join(str(a) for a in axes)
@@ -109,9 +143,12 @@ class ShapeOps:
                           UserWarning, stacklevel=2)
         return self.permute(*axes)
 
-    def permute(self, *axes):
+    def permute(self, *axes, **pytorch_keywords):
         """PyTorch's name for numpy's ``transpose(*axes)``: every axis in its new order (all reversed when none are
         given)."""
+        if pytorch_keywords:
+            raise keyword_error("permute", ShapeOps.permute, pytorch_keywords,
+                                missing={"dims": "give the axes positionally: x.permute({args})"})
         axes = shape_arg(axes) or tuple(reversed(range(self.ndim)))
         in_range = all(-self.ndim <= a < self.ndim for a in axes)
         if not in_range or sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
@@ -150,7 +187,7 @@ class ShapeOps:
             out = self._data[index]
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor shape {self.shape})") from None
-        shape = self.shape
+        shape, index = self.shape, _frozen(index)
 
         def _backward(g):
             if type(g) is not np.ndarray:
@@ -166,7 +203,7 @@ class ShapeOps:
         self: the shape of ``zeros(shape)[index]``. Its own backward is getitem (``g[index]``), so gradients of any
         order through indexing are these two ops.
         """
-        shape = tuple(int(n) for n in shape)
+        shape, index = tuple(int(n) for n in shape), _frozen(index)
         try:
             selected = np.empty(shape, dtype=np.bool_)[index]
         except IndexError as e:
@@ -226,9 +263,12 @@ class ShapeOps:
 
     BROADCAST_TO = declare("broadcast_to", "da = g summed over the broadcast axes", moves_values=True)
 
-    def broadcast_to(self, *shape):
+    def broadcast_to(self, *shape, **pytorch_keywords):
         """The values repeated along new leading axes and axes of length 1, as numpy.broadcast_to (what the backward
         of a sum or mean records): shape (d0, ...) -> ``shape``."""
+        if pytorch_keywords:
+            raise keyword_error("broadcast_to", ShapeOps.broadcast_to, pytorch_keywords,
+                                missing=_shape_given("broadcast_to", "size"))
         shape = shape_arg(shape)
         try:
             out = np.broadcast_to(self._data, shape)

@@ -42,8 +42,9 @@ def _finite(who: str, name: str, value) -> float:
 
 
 class LRScheduler:
-    """Base class: holds the optimizer, ``base_lrs`` (its lr when the schedule started, a list of one, as PyTorch)
-    and ``last_epoch`` (the number of ``step()`` calls; 0 after building); subclasses define ``_next_lr(lr)``."""
+    """Base class: holds the optimizer, ``base_lrs`` (a list of one, as PyTorch: the optimizer's ``initial_lr``, its lr
+    when the first scheduler on it was built, which that scheduler sets and later ones keep) and ``last_epoch`` (the
+    number of ``step()`` calls; 0 after building); subclasses define ``_next_lr(lr)``."""
 
     FIELDS: tuple = ()  # the subclass's own settings, saved by state_dict
 
@@ -52,7 +53,9 @@ class LRScheduler:
             raise TypeError(f"{type(self).__name__}: optimizer must be an Optimizer (optim.SGD, optim.Adam), got "
                             f"{type(optimizer).__name__}")
         self.optimizer = optimizer
-        self.base_lrs = [optimizer.lr]
+        if optimizer.initial_lr is None:  # PyTorch: group.setdefault("initial_lr", group["lr"])
+            optimizer.initial_lr = optimizer.lr
+        self.base_lrs = [optimizer.initial_lr]
         self.last_epoch, self._step_count = -1, 0
         self.step()
 

@@ -84,6 +84,7 @@ class Optimizer:
     def __init__(self, params):
         self.params = _check_params(type(self).__name__, params)
         self.state = [{} for _ in self.params]
+        self.initial_lr = None  # the lr the first lr scheduler started from (PyTorch's group["initial_lr"])
 
     @pytorch_args("zero_grad")
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -106,10 +107,13 @@ class Optimizer:
     # ------------------------------------------------------------------ state, as PyTorch lays it out
     def state_dict(self) -> dict:
         """``{"state": {index: {name: array or number}}, "param_groups": [{hyper-parameters..., "params": [0, 1,
-        ...]}]}``, PyTorch's layout (one group; a parameter that has no state yet is left out); arrays are copies."""
+        ...]}]}``, PyTorch's layout (one group; a parameter that has no state yet is left out; ``initial_lr`` once an lr
+        scheduler was built); arrays are copies."""
         state = {i: {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in s.items()}
                  for i, s in enumerate(self.state) if s}
         group = {name: getattr(self, name) for name in self.HYPER}
+        if self.initial_lr is not None:  # set by a scheduler, as PyTorch's group["initial_lr"]
+            group["initial_lr"] = self.initial_lr
         group["params"] = list(range(len(self.params)))
         return {"state": state, "param_groups": [group]}
 
@@ -125,6 +129,9 @@ class Optimizer:
         if not isinstance(groups, (list, tuple)) or len(groups) != 1 or not isinstance(groups[0], Mapping):
             raise ValueError(f"{who}: expected param_groups to be a list of one group, got {groups!r}")
         group = dict(groups[0])
+        initial_lr = group.pop("initial_lr", None)
+        if initial_lr is not None:
+            initial_lr = _check_number(type(self).__name__, "initial_lr", initial_lr)
         if set(group) != {*self.HYPER, "params"}:
             raise ValueError(f"{who}: the group holds {sorted(group)}, but {type(self).__name__} has "
                              f"{sorted({*self.HYPER, 'params'})} (a state of another optimizer?)")
@@ -142,7 +149,7 @@ class Optimizer:
         except (TypeError, ValueError):
             self._configure(**saved)
             raise
-        self.state = state
+        self.state, self.initial_lr = state, initial_lr
 
     def _checked_entries(self, who: str, i: int, entries) -> dict:
         """Parameter i's saved state, checked: this optimizer's names, arrays of the parameter's shape."""

@@ -1,12 +1,14 @@
-"""tinygrad_cnn.nn.utils.clip_grad_norm_ / clip_grad_value_ (issue 21, item 5): the gradients after clipping and the
-total norm returned, against torch.nn.utils; errors."""
+"""nn.utils (nn/utils.py): clip_grad_norm_ and clip_grad_value_, the gradients after clipping and the total norm
+returned, against torch.nn.utils; errors.
+"""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, nn
+from tinygrad_cnn import Tensor, grad, nn
 
 
 def _params(dtype, scale, seed=0):
@@ -80,3 +82,46 @@ def test_errors(call, error, message):
     p.grad = np.array([np.inf, 1.0])
     with pytest.raises(error, match=message):
         call([p])
+
+
+def test_clip_grad_norm_clips_when_given_a_generator():
+    """PyTorch users pass model.parameters() or itertools.chain(a.parameters(), b.parameters()): an iterator is read
+    once (reading it twice saw it exhausted the second time and clipped nothing)."""
+    a, b = nn.Linear(3, 2, seed=0), nn.Linear(2, 1, seed=1)
+    (b(a(Tensor(np.ones((4, 3))))) * 100).sum().backward()
+    total = float(nn.utils.clip_grad_norm_(itertools.chain(a.parameters(), b.parameters()), max_norm=1.0))
+    params = [*a.parameters(), *b.parameters()]
+    after = np.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in params))
+    assert total > 1.0
+    assert after == pytest.approx(1.0, rel=1e-4)
+    for p in params:
+        p.grad = np.full(p.shape, 2.0, p.dtype)
+    nn.utils.clip_grad_value_((p for p in params), 0.5)
+    assert all((p.grad == 0.5).all() for p in params)
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True:UserWarning")  # torch's, on the cycle
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_clipping_a_gradient_tensor_of_create_graph_keeps_it_in_the_graph(clip):
+    """After backward(create_graph=True) .grad is a Tensor: clipping replaces it with the clipped Tensor, recorded (the
+    norm's scale is a constant, as PyTorch computes it under no_grad), so it can still be differentiated; the values
+    are PyTorch's."""
+    torch = pytest.importorskip("torch")
+    w0 = np.array([1.0, -2.0, 0.5])
+    W = Tensor(w0, requires_grad=True)
+    (W * W * 5).sum().backward(create_graph=True)  # W.grad = 10 W
+    Wt = torch.tensor(w0, requires_grad=True)
+    (Wt * Wt * 5).sum().backward(create_graph=True)
+    if clip == "norm":
+        total = nn.utils.clip_grad_norm_([W], 1.0)
+        np.testing.assert_allclose(float(total), torch.nn.utils.clip_grad_norm_([Wt], 1.0).item(), rtol=1e-12)
+        expected_d = 10 / (np.linalg.norm(10 * w0) + 1e-6)  # d sum(scale * 10 W) / dW, scale a constant
+        expected_d = np.full(3, expected_d)
+    else:
+        assert nn.utils.clip_grad_value_([W], 4.0) is None
+        torch.nn.utils.clip_grad_value_([Wt], 4.0)
+        expected_d = np.where(np.abs(10 * w0) <= 4.0, 10.0, 0.0)  # the gradient passes where not clipped
+    assert isinstance(W.grad, Tensor) and W.grad.requires_grad
+    np.testing.assert_allclose(W.grad.data, Wt.grad.detach().numpy(), rtol=1e-12)
+    (d,) = grad(W.grad.sum(), W)
+    np.testing.assert_allclose(d.data, expected_d, rtol=1e-12)

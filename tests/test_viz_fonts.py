@@ -2,22 +2,20 @@
 checked in headless Chromium by tools/check_svg_fonts.py. Needs Chromium and DejaVu Sans (Debian packages
 chromium and fonts-dejavu-core, which .ci/run installs); skips only when they are absent."""
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT, load_file
 from tinygrad_cnn.viz import build
 
-TOOL = Path(__file__).resolve().parent.parent / "tools" / "check_svg_fonts.py"
+TOOL = ROOT / "tools" / "check_svg_fonts.py"
+pytestmark = pytest.mark.slow  # Chromium
 
 
 @pytest.fixture(scope="module")
 def check():
-    spec = importlib.util.spec_from_file_location("check_svg_fonts", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file(TOOL, "check_svg_fonts")
     if module.find_chromium() is None or not os.path.isdir(module.FONT_DIRS["DejaVu Sans"]):
         pytest.skip("needs chromium and fonts-dejavu-core (apt-get install -y chromium fonts-dejavu-core)")
     return module
