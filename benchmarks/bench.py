@@ -18,11 +18,13 @@ when importable, torch.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,24 +35,43 @@ from tinygrad_cnn.functional import cross_entropy
 from tinygrad_cnn.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from tinygrad_cnn.optim import Adam
 from tinygrad_cnn.tensor import Tensor
-from tinygrad_cnn.threads import get_num_threads
+from tinygrad_cnn.threads import get_num_threads, set_num_threads
 
-# name: (x shape, W shape, conv stride, conv pad, pool f, pool stride); pools run on the conv output's shape
+
+class Workload(NamedTuple):
+    """A conv2d (x, W, stride, pad, dilation, groups) and the pools (window f, stride) run on its output's shape;
+    pool_f None: a conv-only row."""
+    x: tuple
+    W: tuple
+    stride: int
+    pad: int
+    pool_f: int | None
+    pool_stride: int | None
+    dilation: int = 1
+    groups: int = 1
+
+
 WORKLOADS = {
-    "W1": ((2, 5, 7, 4), (3, 3, 4, 8), 2, 1, 3, 2),
-    "W2": ((64, 28, 28, 8), (3, 3, 8, 16), 1, 1, 2, 2),
-    "W3": ((32, 32, 32, 32), (3, 3, 32, 64), 1, 1, 2, 2),
-    "W4": ((16, 64, 64, 3), (5, 5, 3, 32), 2, 2, 2, 2),
+    "W1": Workload((2, 5, 7, 4), (3, 3, 4, 8), 2, 1, 3, 2),
+    "W2": Workload((64, 28, 28, 8), (3, 3, 8, 16), 1, 1, 2, 2),
+    "W3": Workload((32, 32, 32, 32), (3, 3, 32, 64), 1, 1, 2, 2),
+    "W4": Workload((16, 64, 64, 3), (5, 5, 3, 32), 2, 2, 2, 2),
+    "depthwise": Workload((32, 32, 32, 32), (3, 3, 1, 32), 1, 1, None, None, groups=32),
+    "dilated": Workload((32, 32, 32, 32), (3, 3, 32, 32), 1, 2, None, None, dilation=2),
+    "grouped": Workload((32, 32, 32, 32), (3, 3, 8, 64), 1, 1, None, None, groups=4),
 }
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.thread_time, the CPU time of the calling thread (with --threads 1)
+
+
 def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of fn() over `repeats` runs, after one warm-up run."""
+    """Median time of fn() over `repeats` runs, after one warm-up run."""
     return interleaved_medians([fn], repeats)[0]
 
 
 def interleaved_medians(fns, repeats: int) -> list:
-    """Median wall time of each fn, timed in turn (fn0, fn1, ..., fn0, fn1, ...), so that a slow spell of
+    """Median time (CLOCK) of each fn, timed in turn (fn0, fn1, ..., fn0, fn1, ...), so that a slow spell of
     a shared machine hits all of them alike. Each timed call follows an untimed call of the same fn: BLAS
     and OpenMP workers of the previous fn spin for a while after it returns, and on 2 cores that would
     slow the first call after it (a pause instead lets caches and thread pools go cold)."""
@@ -58,16 +79,30 @@ def interleaved_medians(fns, repeats: int) -> list:
     for _ in range(repeats):
         for fn, spent in zip(fns, times, strict=True):
             fn()
-            start = time.perf_counter()
+            start = CLOCK()
             fn()
-            spent.append(time.perf_counter() - start)
+            spent.append(CLOCK() - start)
     return [statistics.median(spent) for spent in times]
 
 
 def conv_flops(x_shape, W_shape, out_shape) -> int:
-    """Multiply-adds of one conv forward, times 2."""
+    """Multiply-adds of one conv forward, times 2 (C: the input channels per group)."""
     f_h, f_w, C, _ = W_shape
     return 2 * int(np.prod(out_shape)) * f_h * f_w * C
+
+
+def square_gemm_gflops(dtype, n=1024, repeats=5) -> float:
+    """The machine's rate for numpy's square n x n GEMM in dtype, fastest of `repeats` (each after an untimed
+    call): the limit the conv rows' GFLOP/s are a share of."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+    times = []
+    for _ in range(repeats):
+        np.matmul(a, b)
+        start = CLOCK()
+        np.matmul(a, b)
+        times.append(CLOCK() - start)
+    return 2 * n ** 3 / min(times) / 1e9
 
 
 def _fwd_bwd(op):
@@ -80,14 +115,16 @@ def _fwd_bwd(op):
 
 def _ops(x, W, b, pooled, spec, F):
     """{op name: fn(x, W, b, pooled) -> output} in library F's calling conventions (ours: the Tensor methods)."""
-    _, _, stride, pad, f, pool_stride = spec
+    f, pool_stride, conv_args = spec.pool_f, spec.pool_stride, {"dilation": spec.dilation, "groups": spec.groups}
     if F is None:
-        return {"conv2d": lambda x, W, b, p: x.conv2d(W, b, stride=stride, pad=pad),
-                "max_pool2d": lambda x, W, b, p: p.max_pool2d(f, pool_stride),
-                "avg_pool2d": lambda x, W, b, p: p.avg_pool2d(f, pool_stride)}
-    return {"conv2d": lambda x, W, b, p: F.conv2d(x, W, b, stride=stride, padding=pad),
-            "max_pool2d": lambda x, W, b, p: F.max_pool2d(p, f, pool_stride),
-            "avg_pool2d": lambda x, W, b, p: F.avg_pool2d(p, f, pool_stride)}
+        ops = {"conv2d": lambda x, W, b, p: x.conv2d(W, b, stride=spec.stride, pad=spec.pad, **conv_args),
+               "max_pool2d": lambda x, W, b, p: p.max_pool2d(f, pool_stride),
+               "avg_pool2d": lambda x, W, b, p: p.avg_pool2d(f, pool_stride)}
+    else:
+        ops = {"conv2d": lambda x, W, b, p: F.conv2d(x, W, b, stride=spec.stride, padding=spec.pad, **conv_args),
+               "max_pool2d": lambda x, W, b, p: F.max_pool2d(p, f, pool_stride),
+               "avg_pool2d": lambda x, W, b, p: F.avg_pool2d(p, f, pool_stride)}
+    return ops if f is not None else {"conv2d": ops["conv2d"]}
 
 
 USES = {"conv2d": (0, 1, 2), "max_pool2d": (3,), "avg_pool2d": (3,)}  # which of (x, W, b, pool input) each op reads
@@ -164,17 +201,18 @@ def _ratio(r) -> str:
 
 def make_data(spec, dtype, seed=0):
     """Random (x, W, b, pool input) for a workload, in `dtype`."""
-    x_shape, W_shape, stride, pad, _, _ = spec
+    x_shape, W_shape, stride, pad, d = spec.x, spec.W, spec.stride, spec.pad, spec.dilation
     rng = np.random.default_rng(seed)
-    n_H = (x_shape[1] - W_shape[0] + 2 * pad) // stride + 1
-    n_W = (x_shape[2] - W_shape[1] + 2 * pad) // stride + 1
+    n_H = (x_shape[1] - d * (W_shape[0] - 1) - 1 + 2 * pad) // stride + 1
+    n_W = (x_shape[2] - d * (W_shape[1] - 1) - 1 + 2 * pad) // stride + 1
     shapes = [x_shape, W_shape, (W_shape[3],), (x_shape[0], n_H, n_W, W_shape[3])]
     return [rng.standard_normal(s).astype(dtype) for s in shapes]
 
 
-def bench_workload(name, spec, dtype, runs, repeats):
+def bench_workload(name, spec, dtype, runs, repeats, gemm_gflops=None):
     """Rows (workload, op, dtype, fwd ms, reused f+b ms, its ratio, fresh sum f+b ms, torch's, fastest-run ratio,
-    median-run ratio, GFLOP/s of the fresh f+b)."""
+    median-run ratio, GFLOP/s of the fresh f+b (conv: three direct-conv GEMMs' worth, forward, dx and dW), its share
+    of gemm_gflops, the machine's square-GEMM rate)."""
     data = make_data(spec, dtype)
     ours, theirs = our_cases(data, spec), torch_cases(data, spec)
     rows = []
@@ -183,11 +221,13 @@ def bench_workload(name, spec, dtype, runs, repeats):
         t_fwd, _, _, _ = compare(fwd, None, 1, repeats)
         t_reused, _, r_reused, _ = compare(reused, other[1], 1, repeats)
         t_fresh, t_torch, fastest, median = compare(fresh, other[2], runs, repeats)
-        gflops = ""
+        gflops = share = ""
         if op == "conv2d":
-            gflops = f"{3 * conv_flops(spec[0], spec[1], fwd().shape) / t_fresh / 1e6:.1f}"
+            rate = 3 * conv_flops(spec.x, spec.W, fwd().shape) / t_fresh / 1e6
+            gflops = f"{rate:.1f}"
+            share = "" if gemm_gflops is None else f"{100 * rate / gemm_gflops:.0f}%"
         rows.append((name, op, np.dtype(dtype).name, _ms(t_fwd), _ms(t_reused), _ratio(r_reused), _ms(t_fresh),
-                     _ms(t_torch), _ratio(fastest), _ratio(median), gflops))
+                     _ms(t_torch), _ratio(fastest), _ratio(median), gflops, share))
     return rows
 
 
@@ -284,7 +324,7 @@ def train_step_rows(runs, repeats, steps=TRAIN_STEPS):
 def loop_cases(data, spec):
     """{op name: forward+backward fn} of the loop reference (reference.py) on the same data."""
     x, W, b, pooled = data
-    _, _, s, p, f, ps = spec
+    s, p, f, ps = spec.stride, spec.pad, spec.pool_f, spec.pool_stride
     stride, pads, window, pool_stride = (s, s), ((p, p), (p, p)), (f, f), (ps, ps)
 
     def conv():
@@ -299,7 +339,7 @@ def loop_cases(data, spec):
 
 def reference_speedups(repeats):
     """Rows (workload, op, loop ms, ours ms, speed-up): fwd+bwd of the loop reference vs the Tensor ops, float64."""
-    cut_w2 = ((2, 28, 28, 8), (3, 3, 8, 16), 1, 1, 2, 2)
+    cut_w2 = WORKLOADS["W2"]._replace(x=(2, 28, 28, 8))
     rows = []
     for name, spec in [("W1", WORKLOADS["W1"]), ("W2 (m=2)", cut_w2)]:
         data = make_data(spec, np.float64)
@@ -314,19 +354,20 @@ def conv_phase_ms(spec, dtype, repeats):
     """[(phase, ms)]: where a conv forward+backward spends its time, each kernel phase timed alone, then the
     whole fresh-tensor scalar-loss path (what bench_workload times) and what is left of it for the Tensor layer.
 
-    Phases: the forward (per batch block: pad, im2col, GEMM), of it im2col alone (pad and copy, whole batch), the
-    copy of the sum's broadcast gradient (checks.dense), dW (per block: im2col again, GEMM), dx (the kernel
-    conv.conv_path picks: col2im's GEMMs and strided adds, or a stride-1 conv of dout with the flipped kernel), db.
+    Phases: the forward (per batch block: pad, im2col, GEMM; Winograd: pad, transforms, 16 GEMMs), of it the path's
+    im2col alone (pad and copy, whole batch; Winograd and depthwise: the pad only), the copy of the sum's broadcast
+    gradient (checks.dense), dW (per block: im2col or transforms again, GEMM), dx (the kernel conv.conv_path picks:
+    col2im's GEMMs and strided adds, or a stride-1 conv of dout with the flipped kernel), db.
     """
     from tinygrad_cnn.kernels import checks, conv
     x, W, b, _ = make_data(spec, dtype)
-    _, _, stride, pad = spec[:4]
-    stride, pads = (stride, stride), ((pad, pad), (pad, pad))
-    out, saved = conv.conv2d_forward(x, W, b, stride, pads)
+    stride, pads = (spec.stride, spec.stride), ((spec.pad, spec.pad), (spec.pad, spec.pad))
+    conv_args = (spec.dilation, spec.groups)
+    out, saved = conv.conv2d_forward(x, W, b, stride, pads, *conv_args)
     view = np.broadcast_to(np.ones((), dtype), out.shape)
     dout = checks.dense(view)
     phases = {
-        "forward": lambda: conv.conv2d_forward(x, W, b, stride, pads),
+        "forward": lambda: conv.conv2d_forward(x, W, b, stride, pads, *conv_args),
         "of it im2col": lambda: np.ascontiguousarray(conv.conv2d_cols(saved)),
         "dense(sum grad)": lambda: checks.dense(view),
         "dW": lambda: conv.conv2d_weight_grad(dout, saved),
@@ -399,10 +440,18 @@ def chain_backward_us_per_op(lengths=(1_000, 10_000, 100_000)):
         y = x
         for _ in range(n):
             y = y * 1.0
-        start = time.perf_counter()
+        start = CLOCK()
         y.backward(np.ones(1))
-        rows.append((n, (time.perf_counter() - start) / n * 1e6))
+        rows.append((n, (CLOCK() - start) / n * 1e6))
     return rows
+
+
+def _load_average() -> list:
+    """The 1, 5 and 15 minute load averages, as text ("?" where the system has none)."""
+    try:
+        return [f"{load:.1f}" for load in os.getloadavg()]
+    except (AttributeError, OSError):
+        return ["?"]
 
 
 def print_table(header, rows):
@@ -420,34 +469,53 @@ def main(argv=None):
                         help="workloads to time (default: all; W1 and W2 with --quick)")
     parser.add_argument("--runs", type=int, default=None, help="runs per case (fastest and median run reported)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per run (its median is the run's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads on both sides: torch.set_num_threads(n) and tinygrad_cnn.set_num_threads(n) "
+                             "(default: PyTorch's own count, one per core, on both)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: time the calling thread's CPU time, which other jobs on a busy machine do not "
+                             "inflate; needs --threads 1 (all the work then runs on the calling thread)")
     args = parser.parse_args(argv)
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu needs --threads 1: with more threads the work runs on threads it does not see")
+    global CLOCK
+    CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
     runs = args.runs or (2 if args.quick else 5)
     repeats = args.repeats or (3 if args.quick else 7)
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
     names = args.work or (["W1", "W2"] if args.quick else list(WORKLOADS))
+    threads = args.threads
     try:
         import torch
+        threads = threads or torch.get_num_threads()
+        torch.set_num_threads(threads)
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
     except ImportError:
         print("torch not importable: no PyTorch comparison")
-    print(f"numpy {np.__version__} on {get_num_threads()} BLAS threads (TINYGRAD_CNN_NUM_THREADS sets them); "
-          f"{runs} runs of {repeats} timed calls, each after an untimed call; "
-          f"times in ms; ours and PyTorch's in turn\n")
+    if threads is not None:
+        set_num_threads(threads)
+    print(f"numpy {np.__version__}, tinygrad_cnn on {get_num_threads()} threads (BLAS's and the copies'); "
+          f"{runs} runs of {repeats} timed calls, each after an untimed call; {args.clock} clock, "
+          f"times in ms; ours and PyTorch's in turn; load average {' '.join(_load_average())}")
+    gemm = {dtype: square_gemm_gflops(dtype) for dtype in dtypes}
+    print("numpy's square 1024x1024 GEMM on this machine now: " + ", ".join(
+        f"{np.dtype(dtype).name} {rate:.0f} GFLOP/s" for dtype, rate in gemm.items()) + "\n")
 
     print("fwd+bwd on fresh tensors with a scalar loss, op(x).sum().backward(): ours and torch = fastest run; "
           "ratio = ours/torch of the fastest runs and of the median runs (fwd, and backward(ones) on reused "
           "tensors, one run):")
     rows = [row for dtype in dtypes for name in names
-            for row in bench_workload(name, WORKLOADS[name], dtype, runs, repeats)]
+            for row in bench_workload(name, WORKLOADS[name], dtype, runs, repeats, gemm[dtype])]
     print_table(["work", "op", "dtype", "fwd", "f+b(ones)", "/torch", "f+b sum", "torch", "fastest", "median",
-                 "GFLOP/s"], rows)
+                 "GFLOP/s", "of GEMM"], rows)
     print("one training step (fresh input, forward, cross-entropy, backward, Adam), same weights in PyTorch (NCHW):")
     steps = dict(list(TRAIN_STEPS.items())[:1]) if args.quick else TRAIN_STEPS
     print_table(["network", "dtype", "ours", "torch", "fastest", "median", "|loss diff| step 1"],
                 train_step_rows(runs, repeats, steps))
     if not args.quick:
         print("where conv2d fwd + .sum().backward() spends its time (ms; each phase timed alone, medians):")
-        split = {name: conv_phase_ms(WORKLOADS[name], dtypes[0], repeats) for name in names if name != "W1"}
+        split = {name: conv_phase_ms(WORKLOADS[name], dtypes[0], repeats) for name in names
+                 if name in ("W2", "W3", "W4")}
         phases = [phase for phase, _ in next(iter(split.values()))] if split else []
         print_table(["phase", *(f"{name} {np.dtype(dtypes[0]).name}" for name in split)],
                     [(phase, *(f"{dict(rows)[phase]:.2f}" for rows in split.values())) for phase in phases])
@@ -455,7 +523,8 @@ def main(argv=None):
     print_table(["work", "op", "loop ms", "ours ms", "speed-up"], reference_speedups(repeats))
     print("peak memory of conv2d fwd+bwd (tracemalloc); working = peak less output, its grad and the input grad:")
     print_table(["work", "dtype", "input MB", "peak MB", "peak/input", "working/input"],
-                [(name, np.dtype(d).name, *conv_peak_memory(WORKLOADS[name], d)) for d in dtypes for name in names])
+                [(name, np.dtype(d).name, *conv_peak_memory(WORKLOADS[name], d)) for d in dtypes for name in names
+                 if name in ("W1", "W2", "W3", "W4")])
     single, chained, bare, torch_chained = graph_overhead_us(n=2_000) if args.quick else graph_overhead_us()
     theirs = "" if torch_chained is None else f", PyTorch {torch_chained:.1f} us ({chained / torch_chained:.2f}x)"
     print(f"graph overhead on 4 elements: per op in a 1000-op chain with one backward(): ours {chained:.1f} us"

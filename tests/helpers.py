@@ -53,6 +53,39 @@ def conv_arrays(case, x_shape, W_shape, b_size, dtype):
     return x, W, None if b_size is None else rng.standard_normal(b_size).astype(dtype)
 
 
+FAST_PATH_TOL = {np.float64: 1e-10, np.float32: 2e-4}  # float32: relative to the largest entry
+
+
+def fast_path_arrays(x_shape, W_shape, bias, dtype, seed):
+    """(x, W, b) standard normal in float64 (b None without bias), and the three in dtype."""
+    rng = np.random.default_rng(seed)
+    x, W = rng.standard_normal(x_shape), rng.standard_normal(W_shape)
+    b = rng.standard_normal(W_shape[3]) if bias else None
+    return x, W, b, [a if a is None else a.astype(dtype) for a in (x, W, b)]
+
+
+def assert_close_to(actual, expected, dtype) -> None:
+    """actual, of dtype, equals expected (computed in float64) to dtype's tolerance, relative to the largest entry."""
+    assert actual.dtype == dtype
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=FAST_PATH_TOL[dtype] * scale)
+
+
+def assert_conv2d_path_matches(kernel, args, dZ, float64_inputs, dtype) -> None:
+    """kernels.conv.conv2d_forward(*args) runs ``kernel`` and, with its backward of dZ, equals reference.py's loops on
+    the float64 inputs. args: (x, W, b, stride, pads[, dilation, groups]) in dtype."""
+    from tinygrad_cnn import reference
+    from tinygrad_cnn.kernels import conv
+
+    geometry = args[3:]
+    Z, saved = conv.conv2d_forward(*args)
+    assert saved.path.forward is kernel
+    assert_close_to(Z, reference.conv_forward(*float64_inputs, *geometry), dtype)
+    grads = conv.conv2d_backward(dZ.astype(dtype), saved)
+    for grad, expected in zip(grads, reference.conv_backward(dZ, *float64_inputs[:2], *geometry), strict=True):
+        assert_close_to(grad, expected, dtype)
+
+
 def backprop(out: Tensor, seed=0) -> np.ndarray:
     """Backward a random output gradient through ``out``; return that gradient."""
     g = np.random.default_rng(seed).standard_normal(out.shape)

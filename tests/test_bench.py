@@ -20,18 +20,40 @@ def test_runs_as_a_script_from_anywhere_without_pythonpath(tmp_path):
     proc = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True, cwd=tmp_path,
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for option in ("--quick", "--dtype", "--work", "--runs", "--repeats"):
+    for option in ("--quick", "--dtype", "--work", "--runs", "--repeats", "--threads", "--clock"):
         assert option in proc.stdout
 
 
 @pytest.mark.slow  # the benchmark
-def test_quick_bench_prints_every_table(capsys):
-    bench.main(["--quick", "--work", "W1", "--runs", "1", "--repeats", "1", "--dtype", "float64"])
+def test_quick_bench_prints_every_table(capsys, monkeypatch):
+    set_threads = []
+    monkeypatch.setattr(bench, "set_num_threads", set_threads.append)  # the test process keeps its threads
+    bench.main(["--quick", "--work", "W1", "depthwise", "--runs", "1", "--repeats", "1", "--dtype", "float64"])
     out = capsys.readouterr().out
-    for heading in ("GFLOP/s", "sum().backward()", "fastest", "median", "training step", "digits CNN",
-                    "loop reference", "working = peak less output", "graph overhead", "chain of n ops"):
+    for heading in ("GFLOP/s", "of GEMM", "square 1024x1024 GEMM", "load average", "sum().backward()", "fastest",
+                    "median", "training step", "digits CNN", "loop reference", "working = peak less output",
+                    "graph overhead", "chain of n ops"):
         assert heading in out
-    assert "W1" in out and "conv2d" in out and "max_pool2d" in out and "avg_pool2d" in out
+    assert "W1" in out and "conv2d" in out and "max_pool2d" in out and "avg_pool2d" in out and "depthwise" in out
+    assert len(set_threads) == 1  # ours on as many threads as PyTorch's (or its default without torch)
+
+
+def test_the_cpu_clock_needs_one_thread(capsys, monkeypatch):
+    monkeypatch.setattr(bench, "set_num_threads", lambda n: None)
+    with pytest.raises(SystemExit):
+        bench.main(["--clock", "cpu", "--threads", "2"])
+    assert "--clock cpu needs --threads 1" in capsys.readouterr().err
+
+
+def test_the_conv_only_rows_run_dilation_and_groups_in_both_libraries():
+    pytest.importorskip("torch")
+    for name in ("depthwise", "dilated", "grouped"):
+        spec = bench.WORKLOADS[name]._replace(x=(2, 9, 9, bench.WORKLOADS[name].x[3]))
+        data = bench.make_data(spec, np.float64)
+        ours, theirs = bench.our_cases(data, spec), bench.torch_cases(data, spec)
+        assert list(ours) == ["conv2d"]
+        np.testing.assert_allclose(ours["conv2d"][0]().data,
+                                   theirs["conv2d"][0]().detach().numpy().transpose(0, 2, 3, 1), rtol=1e-10)
 
 
 def test_interleaved_medians_time_each_function(monkeypatch):

@@ -30,7 +30,7 @@ from tests.helpers import (
     torch,
 )
 from tinygrad_cnn import Tensor, gradcheck, nn, no_grad, reference
-from tinygrad_cnn.kernels import checks, conv, conv_fast
+from tinygrad_cnn.kernels import checks, conv, conv_depthwise, conv_fast, conv_winograd
 from tinygrad_cnn.ops import cnn as cnn_ops
 
 TOL = 1e-10
@@ -286,7 +286,7 @@ def test_the_channels_first_col2im_equals_the_canonical_one_everywhere(case):
     ((2, 9, 9, 3), (3, 3, 3, 8), (2, 1), ((1, 1), (1, 1)), 1, "canonical"),       # column stride 1
     ((2, 9, 9, 8), (3, 3, 8, 8), (2, 2), ((1, 1), (1, 1)), 1, "canonical"),       # C >= 8
     ((2, 6, 6, 8), (3, 3, 2, 8), (1, 1), ((1, 1), (1, 1)), 4, "grouped"),
-    ((2, 9, 9, 4), (3, 3, 1, 4), (2, 2), ((1, 1), (1, 1)), 4, "grouped"),         # depthwise, strided
+    ((2, 9, 9, 4), (3, 3, 2, 4), (2, 2), ((1, 1), (1, 1)), 2, "grouped"),         # strided (depthwise: its own)
 ])
 def test_conv_path_picks_each_kernel_where_documented(x_shape, W_shape, stride, pads, groups, dx_kernel):
     rng = np.random.default_rng(9)
@@ -306,6 +306,32 @@ def test_conv_path_picks_each_kernel_where_documented(x_shape, W_shape, stride, 
     ref_dx, ref_dW, _ = reference.conv_backward(dout, x, W, stride, pads, (1, 1), groups)
     np.testing.assert_allclose(dx, ref_dx, rtol=0, atol=TOL)
     np.testing.assert_allclose(dW, ref_dW, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("x_shape, W_shape, stride, dilation, groups, forward", [
+    ((2, 6, 6, 32), (3, 3, 32, 32), (1, 1), (1, 1), 1, conv_winograd.winograd_forward),
+    ((2, 6, 6, 64), (3, 3, 64, 32), (1, 1), (1, 1), 1, conv_winograd.winograd_forward),
+    ((2, 6, 6, 16), (3, 3, 16, 32), (1, 1), (1, 1), 1, conv.conv_forward),        # too few channels for Winograd
+    ((2, 6, 6, 32), (3, 3, 32, 32), (2, 2), (1, 1), 1, conv.conv_forward),        # strided
+    ((2, 6, 6, 32), (3, 3, 32, 32), (1, 1), (2, 2), 1, conv.conv_forward),        # dilated
+    ((2, 6, 6, 32), (5, 5, 32, 32), (1, 1), (1, 1), 1, conv.conv_forward),        # 5x5
+    ((2, 6, 6, 16), (3, 3, 1, 16), (1, 1), (1, 1), 16, conv_depthwise.depthwise_forward),
+    ((2, 9, 9, 4), (3, 3, 1, 4), (2, 2), (2, 1), 4, conv_depthwise.depthwise_forward),
+    ((2, 6, 6, 4), (3, 3, 1, 8), (1, 1), (1, 1), 4, conv_fast.grouped_forward),  # two filters per channel
+    ((2, 6, 6, 8), (3, 3, 2, 8), (1, 1), (1, 1), 4, conv_fast.grouped_forward),
+])
+def test_conv_path_picks_the_fast_paths_where_documented(x_shape, W_shape, stride, dilation, groups, forward):
+    rng = np.random.default_rng(9)
+    x, W = rng.standard_normal(x_shape), rng.standard_normal(W_shape)
+    pads = ((1, 1), (1, 1))
+    out, saved = conv.conv2d_forward(x, W, None, stride, pads, dilation, groups)
+    assert _kernel_of(saved.path.forward) is forward
+    dout = rng.standard_normal(out.shape)
+    dx, dW, _ = conv.conv2d_backward(dout, saved)
+    ref_dx, ref_dW, _ = reference.conv_backward(dout, x, W, stride, pads, dilation, groups)
+    np.testing.assert_allclose(out, reference.conv_forward(x, W, None, stride, pads, dilation, groups), atol=1e-10)
+    np.testing.assert_allclose(dx, ref_dx, atol=1e-10)
+    np.testing.assert_allclose(dW, ref_dW, atol=1e-10)
 
 
 def test_a_batch_larger_than_a_block_keeps_no_im2col(monkeypatch):

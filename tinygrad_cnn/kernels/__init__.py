@@ -12,6 +12,8 @@ also the updated running statistics) and the matching backward takes the output 
                   names; then the batch in blocks behind one dispatch (conv_path); then conv_transpose2d
     conv_fast.py  conv2d's measured fast paths that conv_path may pick: grouped GEMMs, dA_prev as a conv,
                   channels-first col2im
+    conv_winograd.py   the fast path for 3x3 stride-1 convs: Winograd F(2x2, 3x3), 16 batched GEMMs
+    conv_depthwise.py  the fast path for one filter per channel: shift-and-accumulate, no im2col
     pool.py       max and average pooling
     norm.py       batch norm, the dropout mask
 

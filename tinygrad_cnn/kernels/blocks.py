@@ -2,8 +2,8 @@
 
 Each kernel walks its images a block at a time. The copy kernels (pad, pool) take blocks of about BLOCK_BYTES of
 input, so their f_h * f_w strided passes over a block find it, and their output, in cache; conv2d takes blocks of
-about a megabyte of im2col matrix (conv.BLOCK_BYTES), so that matrix never grows with the batch, and runs them on
-the calling thread (its GEMMs run on BLAS's threads).
+about a megabyte of im2col matrix (conv.BLOCK_BYTES), or of transformed tiles (conv_winograd.BLOCK_BYTES), so that
+matrix never grows with the batch, and runs them on the calling thread (its GEMMs run on BLAS's threads).
 
 With set_num_threads(n >= 2) (threads.py sets num_threads here and BLAS's threads together), the copy kernels run
 their blocks on n threads once their input reaches PARALLEL_BYTES: each thread takes a contiguous share of the

@@ -21,6 +21,8 @@ TIES = ("first", "split", "all")  # max pooling's policies for a window with sev
 
 def _is_int(value) -> bool:
     """True for Python/numpy integers; bool is not an integer here."""
+    if type(value) is int:  # the common case, without the slower abstract-class check below
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
@@ -122,7 +124,7 @@ def check_images(op: str, name: str, x) -> None:
     """x must be a numeric 4-D NHWC ndarray (m, n_H, n_W, n_C)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{op}: {name} must be a numpy array, got {type(x).__name__}")
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+    if x.dtype.kind not in "iuf":  # np.number less complex (and bool, which is no np.number)
         raise TypeError(f"{op}: {name} must hold real numbers, got dtype {x.dtype}")
     if x.ndim != 4:
         hint = " (a single image? add the batch axis with x[None])" if x.ndim == 3 else ""

@@ -13,10 +13,11 @@ Read top to bottom:
    scattered back by col2im. No Python loop over rows, columns or channels.
 2. conv2d_forward / conv2d_backward, what the ops call: the batch in blocks, so the im2col matrix never grows with
    the batch, each phase run by the kernel that conv_path (the one dispatch) picks: the canonical one above, or a
-   measured fast path from conv_fast.py.
+   measured fast path from conv_fast.py, conv_winograd.py (3x3 stride 1) or conv_depthwise.py.
 3. conv_transpose2d, conv2d's adjoint, on the same kernels.
 
-May import: numpy and the sibling kernel modules (blocks, checks, conv_fast, pad). Tensors never appear here.
+May import: numpy and the sibling kernel modules (blocks, checks, conv_depthwise, conv_fast, conv_winograd, pad).
+Tensors never appear here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import conv_depthwise as depthwise
 from . import conv_fast as fast
+from . import conv_winograd as winograd
 from .blocks import batch_blocks, images_per_block
 from .checks import (
     as_int_pair,
@@ -117,13 +120,14 @@ def conv_dA_prev(dZ: np.ndarray, W: np.ndarray, A_prev_shape, stride, pads, dila
 # ---------------------------------------------------------------- 2. conv2d over a batch: blocks and the dispatch
 
 BLOCK_BYTES = 1 << 20  # the batch goes in blocks of about this much im2col matrix (peak memory stays bounded)
+WINOGRAD_MIN_CHANNELS = 32
 
 
 class ConvPath(NamedTuple):
     """The kernel that runs each phase of one conv2d (signatures as the canonical ones), and the block sizes."""
-    im2col: Callable        # (A_prev_pad, f, stride, dilation) -> cols
+    im2col: Callable | None  # (A_prev_pad, f, stride, dilation) -> cols; None: dW takes A_prev, unpadded
     forward: Callable       # (A_prev, W, b, stride, pads, dilation, Z) -> (Z, cols)
-    dW: Callable            # (cols, dZ, W_shape) -> dW
+    dW: Callable            # (cols, dZ, W_shape) -> dW (im2col None: (A_prev, dZ, W_shape), geometry bound)
     dA_prev: Callable       # (dZ, W, A_prev_shape, stride, pads, dilation) -> dA_prev
     block: int              # images per block for the forward and dW
     dx_block: int           # images per block for dA_prev
@@ -152,14 +156,29 @@ def conv_path(W_shape, x_shape, out_shape, stride, pads, dilation, groups, items
     block = images_per_block(out_shape[1] * out_shape[2] * f_h * f_w * C_g * groups * itemsize, BLOCK_BYTES)
     # The whole batch is one block (tiny inputs): the forward keeps its im2col matrix, so dW need not build it again.
     path = ConvPath(im2col, conv_forward, conv_dW, conv_dA_prev, block, block, keep_cols=block >= m)
+    # Winograd and depthwise walk the batch in blocks themselves, reusing their buffers from block to block (fresh
+    # memory costs a page fault per page), and their dW pads (or reads) the input itself: one block for conv.py.
+    whole = max(m, 1)
+    if depthwise.applies(W_shape, x_shape, groups):
+        # One filter per channel: no GEMM to run (it would contract f_h * f_w taps only), so each tap multiplies the
+        # view it reads and einsum accumulates the taps, no im2col; dA_prev the same over dZ, or a scatter.
+        return ConvPath(None, depthwise.depthwise_forward,
+                        partial(depthwise.depthwise_dW, stride=stride, pads=pads, dilation=dilation),
+                        depthwise.depthwise_dA_prev, whole, whole, keep_cols=False)
     if groups > 1:  # Groups: all groups' GEMMs as one batched matmul over a group-major im2col, not a loop of GEMMs.
         path = path._replace(im2col=partial(fast.grouped_im2col, groups=groups),
                              forward=partial(fast.grouped_forward, groups=groups),
                              dW=partial(fast.grouped_dW, groups=groups),
                              dA_prev=partial(fast.grouped_dA_prev, groups=groups))
     reach = [d * (k - 1) for k, d in zip((f_h, f_w), dilation, strict=True)]
-    if (stride == (1, 1) and groups == 1 and (n_C <= C or (C <= 8 and n_C <= 2 * C))
-            and all(p <= r for pair, r in zip(pads, reach, strict=True) for p in pair)):
+    fits_flipped = all(p <= r for pair, r in zip(pads, reach, strict=True) for p in pair)
+    if winograd.applies(W_shape, stride, dilation, groups) and min(C, n_C) >= WINOGRAD_MIN_CHANNELS:
+        # 3x3 stride 1 with enough channels: Winograd F(2x2, 3x3), 2.25x fewer multiplies for a few slicing adds;
+        # dA_prev as the flipped conv, itself a 3x3 stride-1 conv that runs by Winograd.
+        return ConvPath(None, winograd.winograd_forward, partial(winograd.winograd_dW, pads=pads),
+                        _dA_prev_as_conv if fits_flipped else conv_dA_prev, whole, whole if fits_flipped else block,
+                        keep_cols=False)
+    if (stride == (1, 1) and groups == 1 and (n_C <= C or (C <= 8 and n_C <= 2 * C)) and fits_flipped):
         # Stride 1 and n_C not much above n_C_prev: dA_prev as a conv of dZ with the flipped kernel, whose GEMM has
         # n_C columns per offset where col2im's strided adds move n_C_prev; that conv blocks the batch itself.
         path = path._replace(dA_prev=_dA_prev_as_conv, dx_block=max(m, 1))
@@ -214,9 +233,12 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1
 
 
 def conv2d_cols(saved: ConvSaved) -> np.ndarray:
-    """The im2col matrix of the whole saved input, as the chosen path builds it (kept, or built now)."""
+    """The im2col matrix of the whole saved input, as the chosen path builds it (kept, or built now); the padded
+    input for a path without one (Winograd, depthwise)."""
     if saved.cols is not None:
         return saved.cols
+    if saved.path.im2col is None:
+        return pad_forward(saved.x, saved.pads)
     return saved.path.im2col(pad_forward(saved.x, saved.pads), saved.W.shape[:2], saved.stride, saved.dilation)
 
 
@@ -225,6 +247,8 @@ def conv2d_weight_grad(dZ: np.ndarray, saved: ConvSaved) -> np.ndarray:
     path = saved.path
     if saved.cols is not None:
         return path.dW(saved.cols, dZ, saved.W.shape)
+    if path.im2col is None:  # the kernel pads (or needs no padding) and walks the batch itself
+        return path.dW(saved.x, dZ, saved.W.shape)
     dW = np.zeros(saved.W.shape, dtype=saved.W.dtype)
     for s in batch_blocks(saved.x_shape[0], path.block):
         dW += path.dW(path.im2col(pad_forward(saved.x[s], saved.pads), saved.W.shape[:2], saved.stride,
