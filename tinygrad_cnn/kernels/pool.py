@@ -20,6 +20,8 @@ from .blocks import run_blocks
 from .checks import dense, float_dtype, output_hw
 from .pad import offset_slice, window_offsets
 
+PARALLEL_BYTES = 8 << 20  # set_num_threads(n >= 2): the blocks on n threads from this much input (blocks.run_blocks)
+
 
 class PoolSaved(NamedTuple):
     """What the pool backwards need."""
@@ -63,7 +65,7 @@ def _reduce_windows(x, f, stride, combine, divisor=None):
             combine(part, col, out=part)
         if divisor is not None:
             part /= divisor
-    run_blocks(reduce_block, x.shape[0], x[:1].nbytes)
+    run_blocks(reduce_block, x.shape[0], x[:1].nbytes, PARALLEL_BYTES)
     return out
 
 
@@ -138,7 +140,7 @@ def _scatter_windows(dout, saved, weights_of):
                 target += np.multiply(dout_part, weight, out=contribution)
             else:
                 np.multiply(dout_part, weight, out=target)
-    run_blocks(scatter_block, dx.shape[0], dx[:1].nbytes)
+    run_blocks(scatter_block, dx.shape[0], dx[:1].nbytes, PARALLEL_BYTES)
     return dx
 
 
