@@ -35,7 +35,9 @@ from .checks import dilated_size, output_hw
 from .pad import offset_slice, unpad, window_offsets
 
 BLOCK_BYTES = 1 << 20  # the batch goes in blocks of about this much padded input
-PARALLEL_BYTES = 8 << 20  # set_num_threads(n >= 2): the batch on n threads from this much input (blocks.run_shares)
+# set_num_threads(n >= 2): the batch on n threads from this much input (blocks.run_shares); below it, handing a
+# share to a thread measured slower than the calling thread doing it.
+PARALLEL_BYTES = 1 << 20
 
 
 def applies(W_shape, x_shape, groups: int) -> bool:

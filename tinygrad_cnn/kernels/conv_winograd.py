@@ -39,7 +39,9 @@ from .blocks import batch_blocks, images_per_block, run_shares
 from .checks import output_hw
 
 BLOCK_BYTES = 1 << 20  # a block of images: about this much of Workspace
-PARALLEL_BYTES = 8 << 20  # set_num_threads(n >= 2): the batch on n threads from this much input (blocks.run_shares)
+# set_num_threads(n >= 2): the batch on n threads from this much input (blocks.run_shares), each share's GEMMs on
+# BLAS's threads as set (one BLAS thread per share measured the same); below it, the calling thread was faster.
+PARALLEL_BYTES = 1 << 19
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 GG = np.kron(G, G)  # (16, 9): entry (4 a + b, 3 i + j) is G[a, i] G[b, j], so U[a, b] = sum G[a, i] w[i, j] G[b, j]

@@ -16,11 +16,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .blocks import run_blocks
+from .blocks import BLOCK_BYTES, run_blocks
 from .checks import dense, float_dtype, output_hw
 from .pad import offset_slice, window_offsets
 
-PARALLEL_BYTES = 8 << 20  # set_num_threads(n >= 2): the blocks on n threads from this much input (blocks.run_blocks)
+# set_num_threads(n >= 2): the blocks on n threads (blocks.run_blocks) from four blocks of input; with two or three,
+# handing a share to a thread measured no faster than one thread walking them all.
+PARALLEL_BYTES = 4 * BLOCK_BYTES
 
 
 class PoolSaved(NamedTuple):
