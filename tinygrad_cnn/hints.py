@@ -14,6 +14,8 @@
   ``x.add_(y)``, ...); reading it on a tensor raises AttributeError saying what to write. ``add_unavailable(cls)``
   puts one on ``cls`` for each name of ATTRIBUTES and IN_PLACE. (Descriptors, not ``__getattr__``: a class that
   defines ``__getattr__`` pays for it on every attribute access.)
+* ``MODULE_ATTRIBUTES``: the same for a Module's PyTorch-only names (``model.to(device)``, ``model.double()``),
+  read by ``Module.__getattr__``.
 * ``Size``: the int ``x.size`` returns (numpy's meaning, the number of elements); calling it, PyTorch's
   ``x.size()``, raises TypeError pointing to ``x.shape``.
 
@@ -218,6 +220,17 @@ ATTRIBUTES = {
     "add": "x + y", "sub": "x - y", "mul": "x * y", "div": "x / y", "neg": "-x",
     "new_zeros": "Tensor.zeros(*shape)", "new_ones": "Tensor.ones(*shape)",
     "data_ptr": "x.data (a numpy array)",
+}
+
+# a Module's PyTorch-only names (Module.__getattr__ reads this when normal lookup fails)
+MODULE_ATTRIBUTES = {
+    "to": "numpy runs on the CPU only: drop .to(device); for a dtype, build the layers with dtype=",
+    "cuda": ATTRIBUTES["cuda"], "cpu": ATTRIBUTES["cpu"], "half": ATTRIBUTES["half"],
+    "double": "build the layers with dtype=np.float64, or call set_default_dtype(np.float64) before building them",
+    "float": "layers take the default dtype (float32 unless set_default_dtype); dtype= when building one",
+    "type": "build the layers with dtype=np.float64 (or np.float32)",
+    "register_parameter": "set the attribute: self.name = Tensor(array, requires_grad=True)",
+    "add_module": "set the attribute: self.name = module (or hold several in nn.ModuleList / nn.ModuleDict)",
 }
 
 
