@@ -117,6 +117,9 @@ def test_constructors_are_seedable():
     assert Tensor.zeros(2, 2).data.sum() == 0 and Tensor.ones(3).data.sum() == 3
     assert Tensor.zeros_like(a).shape == (2, 3) and Tensor.ones_like(a).data.sum() == 6
     assert Tensor.zeros(2, dtype=np.float64).dtype == np.float64
+    r = Tensor.rand(2, 3, seed=4)  # PyTorch's torch.rand: uniform in [0, 1)
+    np.testing.assert_array_equal(r.data, Tensor.uniform((2, 3), seed=4).data)
+    assert r.dtype == np.float32 and Tensor.rand(2, dtype=np.float64, requires_grad=True).requires_grad
 
 
 

@@ -1,4 +1,4 @@
-"""Tensor's constructors, a mixin: ``Tensor.zeros/ones/full/arange/eye/randn/uniform`` and ``zeros_like/ones_like``.
+"""Tensor's constructors, a mixin: ``Tensor.zeros/ones/full/arange/eye/randn/rand/uniform``, ``zeros_like/ones_like``.
 
 Each builds a numpy array in the default float dtype (``set_default_dtype``) unless ``dtype=`` says float32 or
 float64, then a leaf with ``cls(array, requires_grad, name)``. ``seed``: an int or a ``numpy.random.Generator``
@@ -61,6 +61,11 @@ class Creation:
         rng = generator(seed)
         data = rng.uniform(low, high, shape_arg(shape)).astype(dtype or get_default_dtype())
         return cls(data, requires_grad, name)
+
+    @classmethod
+    def rand(cls, *shape, seed=None, dtype=None, requires_grad=False, name=None):
+        """Uniform values in [0, 1), as ``torch.rand``: ``uniform`` with its defaults."""
+        return cls.uniform(*shape, seed=seed, dtype=dtype, requires_grad=requires_grad, name=name)
 
     @classmethod
     def zeros_like(cls, t, requires_grad=False, name=None):

@@ -220,6 +220,16 @@ ATTRIBUTES = {
     "add": "x + y", "sub": "x - y", "mul": "x * y", "div": "x / y", "neg": "-x",
     "new_zeros": "Tensor.zeros(*shape)", "new_ones": "Tensor.ones(*shape)",
     "data_ptr": "x.data (a numpy array)",
+    "repeat": "Tensor.concatenate([x] * n, axis) (in the graph)",
+    "chunk": "slices: x[:, :k], x[:, k:] (each in the graph)",
+    "split": "slices: x[:, :k], x[:, k:] (each in the graph)",
+    "masked_fill": "x * ~mask + np.where(mask, value, 0.0), mask a numpy bool array (value may be -np.inf)",
+    "where": "x * mask + y * ~mask, mask a numpy bool array",
+    "all": "(x.data != 0).all() (a numpy array; comparisons give numpy bools already)",
+    "any": "(x.data != 0).any() (a numpy array; comparisons give numpy bools already)",
+    "prod": "not an op here: np.prod(x.data, axis) outside the graph",
+    "cumsum": "not an op here: np.cumsum(x.data, axis) outside the graph",
+    "mT": "x.swapaxes(-2, -1)",
 }
 
 # a Module's PyTorch-only names (Module.__getattr__ reads this when normal lookup fails)
