@@ -187,6 +187,26 @@ def test_every_op_of_the_package_records_itself_with_facts_declared_beside_it():
     assert calls >= 30 and declared == len(REGISTRY) >= 35
 
 
+def test_no_reader_names_an_op_or_formula_the_library_does_not_declare():
+    """The readers ask an op's facts object, never a table of op-name strings: no module of the package looks an
+    op up in the registry by its name, and explain's own formulas (FORMULAS, and each ``.formula == "..."``) are
+    exactly the ones the ops declare, so renaming or dropping an op cannot leave a reader silently wrong."""
+    from tinygrad_cnn.explain import FORMULAS
+    declared = {f.formula for f in REGISTRY.values()} - {None}
+    assert set(FORMULAS) == declared
+    compared = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            key = (node.slice if isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "REGISTRY"
+                   else node.args[0] if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get"
+                   and getattr(node.func.value, "id", None) == "REGISTRY" else None)
+            by_name = isinstance(key, ast.Constant)
+            assert not by_name, f"{path.name}:{node.lineno} looks an op up by its name: use the op's facts object"
+            if isinstance(node, ast.Compare) and getattr(node.left, "attr", None) == "formula":
+                compared |= {c.value for c in node.comparators if isinstance(c, ast.Constant)}
+    assert compared and compared <= declared, compared - declared
+
+
 def test_an_op_declared_twice_is_refused():
     with pytest.raises(ValueError, match="declare: an op named 'conv2d' is declared twice"):
         declare("conv2d", "dA_prev = ...")
