@@ -4,6 +4,9 @@ it, the contract the op mixins rely on, methods and functions sharing one defini
 """
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +170,33 @@ def test_no_module_of_the_package_is_over_500_lines_and_each_says_what_it_holds(
         lines = path.read_text().count("\n")
         assert lines <= 500, f"{path.relative_to(PACKAGE)} has {lines} lines: split it (one sitting each)"
         assert ast.get_docstring(ast.parse(path.read_text())), f"{path.relative_to(PACKAGE)} has no docstring"
+
+
+# a time (0.7 ms, 30 us, 4 seconds), a speed ratio (4x faster, 5 to 80 times slower, speeds up ... by 1.6x), a load
+TIMING = re.compile(r"\b\d+(?:\.\d+)?\s*(?:ms|us|µs|ns|seconds?)\b|\b\d+(?:\.\d+)?\s*(?:x|times)\b[^.;]*\b(?:faster|"
+                    r"slower)\b|\b(?:faster|slower|speeds? up)\b[^.;]*?\b\d+(?:\.\d+)?\s*(?:x|times|%)(?!\w)"
+                    r"|\bat load \d|GFLOP", re.IGNORECASE)
+
+
+def _prose(path: Path):
+    """(line, text) of each comment and each docstring or other bare string of a module."""
+    text = path.read_text()
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.start[0], token.string
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            yield node.lineno, node.value.value
+
+
+def test_no_timing_figure_in_the_packages_comments_or_docstrings():
+    """A comment says why a path exists; figures age with the machine and the next change, so they live in the
+    README ("Speed"), docs/DESIGN.md and the benchmark."""
+    assert TIMING.search("dx 5.4 -> 4.6 ms") and TIMING.search("4x faster") and TIMING.search("80 times slower")
+    assert not TIMING.search("2.25x fewer multiplies") and not TIMING.search("im2col: as fast, and far less memory")
+    found = [f"{path.relative_to(PACKAGE)}:{line}: {match.group()!r}" for path in sorted(PACKAGE.rglob("*.py"))
+             for line, text in _prose(path) for match in TIMING.finditer(" ".join(text.split()))]
+    assert found == [], found
 
 
 # ----------------------------------------------------------------------------- op facts and the mixins' contract
