@@ -1,6 +1,7 @@
 """The package's structure: no import cycles, every module in a layer that imports only its own or lower ones (the
 engine and below know no Tensor user), each file under 500 lines with a docstring, each op's facts declared beside
-it, the contract the op mixins rely on, methods and functions sharing one definition, nn's public names.
+it, the contract the op mixins rely on, no timing figure in a comment, methods and functions sharing one definition,
+nn's public names; and that no test module imports another.
 """
 
 import ast
@@ -293,3 +294,22 @@ def test_nn_reexports_exactly_the_public_names_from_the_files_that_define_them()
     for name in nn.__all__:
         assert getattr(nn, name).__module__.startswith("tinygrad_cnn.nn."), name
     assert nn.summary is importlib.import_module("tinygrad_cnn.nn.module").summary
+
+
+# ----------------------------------------------------------------------------- the tests themselves
+def test_no_test_module_imports_another():
+    """Tests are one module per unit; what they share lives in modules that hold no tests (helpers.py, the *_cases.py
+    and check_*.py modules), so running or reading one test module never runs another's tests."""
+    tests = Path(__file__).parent
+    test_modules = {p.stem for p in tests.glob("test_*.py")}
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module or ''}.{a.name}".lstrip(".") for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            imported = set().union(*(n.split(".") for n in names))  # tests.test_pool, test_pool, .test_pool.X
+            assert not imported & test_modules, f"{path.name}:{node.lineno} imports {imported & test_modules}"
+        assert path.stem.startswith("test_") or "def test_" not in path.read_text(), f"{path.name} holds tests"
