@@ -82,7 +82,7 @@ def test_no_module_imports_one_that_imports_it_back():
 # Every module of the package, bottom layer first. A module imports only from its own layer or those below;
 # a package name (``kernels``) stands for all its modules. A new module must be placed here.
 LAYERS = [
-    ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts",
+    ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts", "ops.contract",
                                          "kernels", "threads", "reference", "hints", "arrays"]),
     ("anomaly checks", ["anomaly"]),
     ("the recording walk of create_graph (knows no Tensor: it calls the tensors' methods)", ["higher_order"]),
