@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import urllib.error
@@ -269,6 +270,21 @@ def test_a_large_graph_is_summarised_as_draw_does(browser, tmp_path):
     assert page.eval_on_selector_all("g.node[data-node]", "els => els.length") == 20
     assert "over max_nodes=20" in page.text_content("svg")
     page.close()
+
+
+@pytest.mark.slow  # Chromium
+def test_the_readme_screenshot_comes_from_the_same_playwright_setup(tmp_path):
+    """tools/explorer_screenshot.py (docs/explorer.png) runs as the README says: a PNG of the page, 1400x860."""
+    if load_tool().find_chromium() is None:
+        pytest.skip("needs chromium (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, str(TOOL), "--out", str(shot)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and f"wrote {shot}" in done.stdout, done.stderr
+    for png in (shot, ROOT / "docs" / "explorer.png"):
+        head = png.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1400, 860)
 
 
 # ----------------------------------------------------------------------------- the live page
