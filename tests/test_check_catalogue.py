@@ -132,3 +132,16 @@ def test_two_independent_mistakes_are_both_named():
     assert check(fn).tags == {"assign_not_add"}
     report = check(both)
     assert report.tags == {"assign_not_add"} and len(report.findings) == 2
+
+
+def test_a_mistake_made_in_one_output_only_is_named_for_that_output():
+    """dW's windows at h, w while dA_prev's are right: the stride_ignored reference gives exactly that dW."""
+    fn = with_bug("loops", "conv_backward", "dW[:,:,:,c] += a_slice * dZ[i, h, w, c]",
+                  "dW[:,:,:,c] += a_prev_pad[h:h+f, w:w+f, :] * dZ[i, h, w, c]")
+    report = check(fn)
+    assert report.tags == {"stride_ignored"}, str(report)
+    (finding,) = report.findings
+    assert "only dW has it (your dA_prev is right)" in finding.message
+    assert "`dW[:,:,:,c] += a_prev_pad[h:h+f, w:w+f, :] * dZ[i, h, w, c]`" in finding.message
+    entry = report.first_wrong
+    assert entry.output == "dW" and "The mistake stride_ignored explains it" in entry.diagnosis

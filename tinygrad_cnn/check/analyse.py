@@ -178,22 +178,37 @@ class Check:
         return wrong
 
     def mistakes(self) -> set:
-        """Name every catalogued mistake that reproduces the learner's outputs; the outputs they explain."""
+        """Name every catalogued mistake that reproduces the learner's outputs; the outputs they explain. Each output
+        the mistake changes must equal the mistake's on every case, or be right on every case (the mistake made in
+        the code of some outputs only, e.g. dW's windows at h, w and dA_prev's right); one output at least equal."""
         explained = set()
         for mistake in mistakes.CATALOGUE.get(self.name, ()):
             outcomes = [run.mistake_outcomes(self.name, mistake.key, n) for n in range(len(self.case_list))]
             changes = {o for o in range(len(self.spec.outputs)) for n, alts in enumerate(outcomes)
                        if not correct(alts[0], self.expected[n], o)}
-            if not changes or not all(any(run.same_outcome(self.outcomes[n], alt, o) for alt in alts)
-                                      for o in changes for n, alts in enumerate(outcomes)):
+            agree = {o for o in changes if all(any(run.same_outcome(self.outcomes[n], alt, o) for alt in alts)
+                                               for n, alts in enumerate(outcomes))}
+            right = {o for o in changes - agree if all(correct(out, exp, o) for out, exp in
+                                                       zip(self.outcomes, self.expected, strict=True))}
+            if not agree or agree | right != changes:
                 continue
             first = next(n for n, alts in enumerate(outcomes) if any(not correct(alts[0], self.expected[n], o)
-                                                                     for o in changes))
-            self.add(mistake.tag, mistake.message + find_line(self.fn, mistake.pattern), first)
-            explained |= changes
-            for o in changes:
+                                                                     for o in agree))
+            self.add(mistake.tag, mistake.message + self._only(agree, right) + find_line(self.fn, mistake.pattern),
+                     first)
+            explained |= agree
+            for o in agree:
                 self.named.setdefault(self.spec.outputs[o], mistake.tag)
         return explained
+
+    def _only(self, agree: set, right: set) -> str:
+        """" Here only dW has it (your dA_prev is right)." when the mistake is in some outputs only; else ""."""
+        if not right:
+            return ""
+        def names(found):
+            return " and ".join(self.spec.outputs[o] for o in sorted(found))
+        return (f" Here only {names(agree)} {'has' if len(agree) == 1 else 'have'} it (your {names(right)} "
+                f"{'is' if len(right) == 1 else 'are'} right).")
 
     def entries(self) -> None:
         """The first wrong entry of each output (same shape, wrong value), in case order."""
