@@ -145,3 +145,39 @@ def test_a_mistake_made_in_one_output_only_is_named_for_that_output():
     assert "`dW[:,:,:,c] += a_prev_pad[h:h+f, w:w+f, :] * dZ[i, h, w, c]`" in finding.message
     entry = report.first_wrong
     assert entry.output == "dW" and "The mistake stride_ignored explains it" in entry.diagnosis
+
+
+def test_conv_single_step_with_b_inside_the_sum_says_so():
+    report = check(with_bug("loops", "conv_single_step", "Z = Z + b.item()", "Z = np.sum(s + b)"))
+    assert report.tags == {"wrong"}
+    assert "your Z = -23.1602 is sum(a_slice_prev * W + b): b added to each of the 48 products; expected " \
+        "sum(a_slice_prev * W) + b = -6.99909." in report.first_wrong.diagnosis
+    off = check(with_bug("loops", "conv_single_step", "Z = Z + b.item()", "Z = Z + b.item() + 1"))
+    assert "your Z = -5.99909, expected -6.99909 (difference 1)." in off.first_wrong.diagnosis
+    assert "Z[]" not in str(report) + str(off)
+
+
+def test_distribute_value_divided_then_multiplied_is_named():
+    report = check(with_bug("loops", "distribute_value", "average = dz / (n_H * n_W)", "average = dz / n_H * n_W"))
+    assert report.tags == {"average_divisor"}
+    assert "dz / n_H * n_W is (dz / n_H) * n_W" in report.findings[0].message
+    assert "`average = dz / n_H * n_W`" in report.findings[0].message
+
+
+def test_a_backward_off_by_one_factor_everywhere_says_the_factor():
+    report = check(with_bug("loops", "conv_backward", "dW[:,:,:,c] += a_slice * dZ[i, h, w, c]",
+                            "dW[:,:,:,c] += a_slice * dZ[i, h, w, c] / m"))
+    assert report.tags == {"wrong"}
+    assert "on this case every entry of your dW is 0.1 times the expected one (1 / 10)" in report.first_wrong.diagnosis
+    report = check(with_bug("loops", "conv_backward", "W[:,:,:,c] * dZ[i, h, w, c]\n",
+                            "W[:,:,:,c] * dZ[i, h, w, c] / n_C\n"))
+    assert "on this case every entry of your dA_prev is 0.125 times the expected one (1 / 8)" in \
+        report.first_wrong.diagnosis
+
+
+def test_a_gradient_kept_across_examples_names_the_entry_added_in():
+    report = check(with_bug("loops", "conv_backward", "        da_prev_pad = dA_prev_pad[i]\n",
+                            "        da_prev_pad = dA_prev_pad[0]\n"))
+    assert report.tags == {"wrong"}
+    assert "your dA_prev[1,0,0,0] = 0.839651 is the expected 0.42364 plus the expected dA_prev[0,0,0,0] = " \
+        "0.416011" in report.first_wrong.diagnosis
