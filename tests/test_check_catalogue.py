@@ -69,8 +69,9 @@ def test_the_library_steps_pass():
         assert report.ok and report.first_wrong is None, str(report)
 
 
-def test_mask_ties_warns_for_the_notebooks_mask_and_not_for_the_first_maximum():
-    notebook_mask = check(solutions("loops"))  # x == np.max(x): every maximum of a tied window marked
+@pytest.mark.parametrize("style", ["loops", "slicing"])
+def test_mask_ties_warns_for_the_notebooks_mask_and_not_for_the_first_maximum(style):
+    notebook_mask = check(solutions(style))  # x == np.max(x) (a loop, or vectorized): every maximum marked
     first_mask = check(solutions("einsum"))  # the first maximum only, as PyTorch
     for name in ("create_mask_from_window", "pool_backward"):
         report = notebook_mask[name]
