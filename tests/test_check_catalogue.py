@@ -182,3 +182,14 @@ def test_a_gradient_kept_across_examples_names_the_entry_added_in():
     assert report.tags == {"wrong"}
     assert "your dA_prev[1,0,0,0] = 0.839651 is the expected 0.42364 plus the expected dA_prev[0,0,0,0] = " \
         "0.416011" in report.first_wrong.diagnosis
+
+
+def test_a_wrong_finding_counts_the_cases_that_returned_not_those_that_raised():
+    window = "a_slice = a_prev_pad[vert_start:vert_end, horiz_start:horiz_end, "
+    report = check(with_bug("loops", "conv_backward", window + ":]", window + "c]"))  # channel c only
+    assert report.tags == {"crash", "wrong"}
+    assert [f.message.split(":")[0] for f in report.findings if f.tag == "crash"] == [
+        "conv_backward raised ValueError", "conv_backward raised IndexError"]
+    assert sum(c.passed for c in report.cases) == 0 and sum(c.outcome.crashed for c in report.cases) == 5
+    (wrong,) = [f for f in report.findings if f.tag == "wrong"]
+    assert wrong.message.startswith("dW is wrong on 1 of 6 cases and matches no known mistake")

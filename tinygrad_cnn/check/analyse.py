@@ -231,7 +231,8 @@ class Check:
             if entry is None:
                 continue  # only crashes or wrong shapes: their findings say it
             n = self.results.index(entry.case)
-            count = sum(not correct(out, exp, o) for out, exp in zip(self.outcomes, self.expected, strict=True))
+            count = sum(out.outputs is not None and not correct(out, exp, o)  # crashes are counted as crashes
+                        for out, exp in zip(self.outcomes, self.expected, strict=True))
             tag = "mask" if self.spec.mask else "wrong"
             self.add(tag, f"{entry.output} is wrong on {self.count(count)} and matches no known mistake: "
                      f"{entry.diagnosis}", n)
