@@ -126,6 +126,8 @@ class Check:
         for (kind, where), ns in seen.items():
             error = self.outcomes[ns[0]].error
             line = f" at {_file(where[0])} line {where[1]} in {where[2]}: `{where[3]}`" if where else ""
+            caller = self.outcomes[ns[0]].called_from
+            line += f" (called from line {caller[1]} in {caller[2]}: `{caller[3]}`)" if caller else ""
             hint = f". {FLOAT_HINT}" if kind == "TypeError" and where and "float(" in where[3] else ""
             self.add("crash", f"{self.name} raised {kind}: {error}{line}, on {self.count(len(ns))}{hint}.", ns[0])
 
