@@ -3,8 +3,8 @@
 In order: crashes (the exception, the case, the learner's line, a hint for known ones); results that are not the
 notebook's return value; output shapes (with the formula) and dtypes; arguments changed in place; the known
 mistakes that reproduce the learner's outputs exactly (check.mistakes: every output a mistake changes equals the
-learner's on every case, a crash counting as equal to a crash of the same exception type and message, numbers and
-shapes aside); then, for each wrong
+learner's on every case, or is right on every case when the learner made the mistake in some outputs only; a crash
+counting as equal to a crash of the same exception type and message, numbers and shapes aside); then, for each wrong
 output no mistake explains, a ``wrong`` finding with the diagnosis of its first wrong entry; last the ``mask_ties``
 warning. Imports inspect, io, re, tokenize, numpy and the check package's cases, mistakes, run, diagnose and report.
 """

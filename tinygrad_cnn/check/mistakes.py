@@ -3,7 +3,8 @@ catalogue that names the mistakes: a tag (part of the API), what is wrong and wh
 that finds the line that makes it in the learner's code.
 
 check names a mistake only when running this code with the mistake injected reproduces the learner's outputs
-(every output the mistake changes, on every case), so a diagnosis is a fact, not a guess.
+(every output the mistake changes, on every case; or some of them, the others right), so a diagnosis is a fact,
+not a guess.
 ``mistake=None`` is the correct function; a test checks it against tinygrad_cnn.reference on every case.
 Imports numpy only.
 """
