@@ -264,6 +264,17 @@ def test_a_crash_matches_a_crash_of_the_same_type_and_message_only():
     assert not run.same_outcome(a, run.Outcome(outputs=(np.zeros(2),)), 0)
 
 
+def test_a_crash_inside_a_helper_names_the_line_that_called_it():
+    """conv_forward's window is cut too narrow; the multiply that raises is in the (right) conv_single_step."""
+    report = check(with_bug("loops", "conv_forward", "horiz_end = horiz_start + f", "horiz_end = vert_start + f"))
+    (crash,) = report.findings
+    assert crash.tag == "crash" and "line 43 in conv_single_step: `s = np.multiply(a_slice_prev, W)`" in crash.message
+    assert "called from line 107 in conv_forward: `Z[i, h, w, c] = conv_single_step(a_slice_prev, weights, " \
+        "biases)`" in crash.message
+    (own,) = check(with_bug("loops", "conv_single_step", "Z = Z + b.item()", "Z = Z + float(b)")).findings
+    assert "called from" not in own.message
+
+
 def test_check_names_unpad_only_for_the_unpad_crash():
     """A learner's own ValueError at pad 0 is a crash, not the [pad:-pad] mistake their code does not contain (a crash
     of the same type on the same cases was taken for it)."""
