@@ -188,6 +188,17 @@ def test_a_wrong_return_value_says_what_the_notebook_returns():
     assert "returned an array of shape (2, 3, 4, 8); the notebook's returns (Z, cache)" in report.findings[0].message
 
 
+def test_outputs_returned_in_another_order_are_named_as_swapped():
+    def conv_backward(dZ, cache):
+        dA_prev, dW, db = solutions("slicing")["conv_backward"](dZ, cache)
+        return dW, dA_prev, db  # the notebook returns (dA_prev, dW, db)
+    report = check(conv_backward)
+    assert not report.ok and report.tags == {"shape"}
+    messages = " ".join(f.message for f in report.findings)
+    assert "yours has the shape of dW (the notebook returns dA_prev, dW, db in that order)" in messages
+    assert "yours has the shape of dA_prev (the notebook returns dA_prev, dW, db in that order)" in messages
+
+
 def test_a_missing_return_is_said():
     def distribute_value(dz, shape):
         np.ones(shape) * dz / (shape[0] * shape[1])

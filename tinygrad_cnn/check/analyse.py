@@ -143,11 +143,13 @@ class Check:
         for n, (case, outcome) in enumerate(zip(self.case_list, self.outcomes, strict=True)):
             if outcome.outputs is None:
                 continue
-            for o, ((shape, formula), got, raw) in enumerate(zip(self.spec.shapes(case), outcome.outputs,
+            expected_shapes = self.spec.shapes(case)
+            for o, ((shape, formula), got, raw) in enumerate(zip(expected_shapes, outcome.outputs,
                                                                  outcome.raw, strict=True)):
                 output = self.spec.outputs[o]
                 if got.shape != tuple(shape):
                     self.fail(n, f"{output} shape")
+                    formula += self.swapped_hint(got.shape, expected_shapes)
                     shapes.setdefault(output, []).append((n, got.shape, tuple(shape), formula))
                 dtype = np.asarray(raw).dtype
                 if not (dtype.kind in "biuf" if self.spec.mask else dtype == np.float64):
@@ -160,6 +162,14 @@ class Check:
         for output, (n, dtype) in dtypes.items():
             self.add("dtype", f"{output} has dtype {dtype}; the inputs are float64 and so must {output} be "
                      "(np.zeros(shape) is float64; no dtype= or astype).", n)
+
+    def swapped_hint(self, got: tuple, expected_shapes: list) -> str:
+        """When an output has the shape another output should have, ask about the notebook's order."""
+        others = [self.spec.outputs[k] for k, (shape, _) in enumerate(expected_shapes) if tuple(shape) == got]
+        if not others:
+            return ""
+        order = ", ".join(self.spec.outputs)
+        return f"; yours has the shape of {others[0]} (the notebook returns {order} in that order)"
 
     def mutations(self) -> None:
         for n, changed in enumerate(self.changed):
