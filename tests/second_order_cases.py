@@ -111,9 +111,11 @@ def _torch_pads(pad):
     return left, right, top, bottom
 
 
-def _conv2d(rng):
-    groups, stride, dilation = pick(rng, [1, 2]), pick(rng, [1, 2, (2, 1)]), pick(rng, [1, 2, (1, 2)])
-    pad = _pads(rng)
+def _conv2d(rng, **fixed):
+    """fixed: hyper-parameters to use instead of the drawn ones (drawn all the same, so a seed's draws stay)."""
+    drawn = {"groups": pick(rng, [1, 2]), "stride": pick(rng, [1, 2, (2, 1)]), "dilation": pick(rng, [1, 2, (1, 2)]),
+             "pad": _pads(rng)}
+    groups, stride, dilation, pad = ((drawn | fixed)[k] for k in ("groups", "stride", "dilation", "pad"))
     C, n_C = 2 * groups, pick(rng, [2, 4])
     f = (int(rng.integers(1, 3)), int(rng.integers(1, 4)))
     x = rng.standard_normal((2, 5, 6, C))
@@ -127,9 +129,10 @@ def _conv2d(rng):
             theirs)
 
 
-def _conv_transpose2d(rng):
-    groups, stride, dilation = pick(rng, [1, 2]), pick(rng, [1, 2, (2, 1)]), pick(rng, [1, 2])
-    pad = pick(rng, [0, 1])
+def _conv_transpose2d(rng, **fixed):
+    drawn = {"groups": pick(rng, [1, 2]), "stride": pick(rng, [1, 2, (2, 1)]), "dilation": pick(rng, [1, 2]),
+             "pad": pick(rng, [0, 1])}
+    groups, stride, dilation, pad = ((drawn | fixed)[k] for k in ("groups", "stride", "dilation", "pad"))
     s = stride if isinstance(stride, tuple) else (stride, stride)
     output_padding = tuple(int(rng.integers(0, k)) for k in s)
     x, W, b = rng.standard_normal((2, 3, 3, 4)), rng.standard_normal((2, 3, 4 // groups, 4)), rng.standard_normal(4)
@@ -172,6 +175,30 @@ def _max_pool2d_ties(rng):
     f, stride = _pool_args(rng)
     return ([_tied_image(rng)], lambda x: x.max_pool2d(f, stride, ties="first"),
             lambda x: nhwc(_torch()[1].max_pool2d(nchw(x), f, stride)))
+
+
+def _max_pool2d_tied_copies(ties: str):
+    return lambda rng: _max_pool2d_tied_copies_case(rng, ties)
+
+
+def _max_pool2d_tied_copies_case(rng, ties: str):
+    """Each entry of v repeated over a 2 x 2 block, then pooled: its copies tie in every window they share, and
+    still tie when v moves (all copies move together), so the ties policy is checked numerically too. Squared, so
+    the second derivative with respect to v goes through the recorded backward. PyTorch's policy is "first".
+    "all" is not squared: it gives each of k tied copies the whole gradient, so its first gradient is k times the
+    derivative (the notebook's mask), and the square's second derivative would apply that rule again (k * k)
+    where central differences of the first gradient see k."""
+    f, stride = _pool_args(rng)
+    power = 1 if ties == "all" else 2
+
+    def ours(v):
+        copies = v.reshape(2, 3, 1, 3, 1, 2).broadcast_to(2, 3, 2, 3, 2, 2).reshape(2, 6, 6, 2)
+        return copies.max_pool2d(f, stride, ties=ties) ** power
+
+    def theirs(v):
+        copies = v[:, :, None, :, None, :].expand(2, 3, 2, 3, 2, 2).reshape(2, 6, 6, 2)
+        return nhwc(_torch()[1].max_pool2d(nchw(copies), f, stride)) ** power
+    return [rng.standard_normal((2, 3, 3, 2))], ours, theirs if ties == "first" else None
 
 
 def _avg_pool2d(rng):
@@ -243,19 +270,25 @@ def _conv2d_weight_grad(rng):
             lambda x, dZ: x.conv2d_weight_grad(dZ, (2, 3), stride, pad, dilation, groups), None)
 
 
+TIES = ("first", "split", "all")
+
+
 def _max_pool2d_backward(rng):
+    """Every ties policy, on a tied image: products of scatters, so the second derivative is not 0."""
     f, stride = _pool_args(rng)
-    ties = pick(rng, ["first", "split", "all"])
     x = Tensor(_tied_image(rng))
     dA = rng.standard_normal(x.max_pool2d(f, stride).shape)
-    return [dA], lambda dA: dA.max_pool2d_backward(x, f, stride, ties) * dA.max_pool2d_backward(x, f, stride), None
+
+    def ours(dA):
+        first, split, all_ = (dA.max_pool2d_backward(x, f, stride, ties) for ties in TIES)
+        return first * split + all_ * all_
+    return [dA], ours, None
 
 
 def _max_pool2d_gather(rng):
     f, stride = _pool_args(rng)
-    ties = pick(rng, ["first", "split", "all"])
     x = Tensor(_tied_image(rng))
-    return [rng.standard_normal(x.shape)], lambda a: a.max_pool2d_gather(x, f, stride, ties) ** 2, None
+    return [rng.standard_normal(x.shape)], lambda a: sum(a.max_pool2d_gather(x, f, stride, t) ** 2 for t in TIES), None
 
 
 def _avg_pool2d_backward(rng):
@@ -326,9 +359,16 @@ CASES = {
     "broadcast_to": _broadcast_to,
     "pad2d": _pad2d,
     "conv2d": _conv2d,
+    "conv2d strided, dilated, grouped": lambda rng: _conv2d(rng, groups=2, stride=(2, 1), dilation=(2, 2),
+                                                            pad=((1, 0), (0, 2))),
     "conv_transpose2d": _conv_transpose2d,
+    "conv_transpose2d strided, dilated, grouped": lambda rng: _conv_transpose2d(rng, groups=2, stride=(2, 1),
+                                                                                dilation=2, pad=1),
     "max_pool2d": _max_pool2d,
     "max_pool2d ties first": _max_pool2d_ties,
+    "max_pool2d tied copies, first": _max_pool2d_tied_copies("first"),
+    "max_pool2d tied copies, split": _max_pool2d_tied_copies("split"),
+    "max_pool2d tied copies, all": _max_pool2d_tied_copies("all"),
     "avg_pool2d": _avg_pool2d,
     "batch_norm2d training": _batch_norm2d(True),
     "batch_norm2d eval": _batch_norm2d(False),

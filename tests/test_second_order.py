@@ -95,3 +95,26 @@ def test_the_conv_ops_on_more_drawn_hyper_parameters(name, seed):
 def test_second_order_gradcheck(name):
     arrays, ours, *_ = _inputs(name, seed=3)
     assert gradgradcheck(ours, *[Tensor(a, requires_grad=True) for a in arrays], **NUMERIC_OPTIONS.get(name, {}))
+
+
+@pytest.mark.parametrize("ties", ["first", "split", "all"])
+def test_at_tied_windows_the_recorded_max_pool_backward_keeps_the_ties_policy(ties):
+    """Where a max is tied no numerical check applies (moving x breaks the tie): the first gradient recorded by
+    create_graph is plain backward()'s, and its derivative with respect to the output gradient w is the Jacobian
+    that plain backward() gives one output entry at a time. (The tied-copies cases check the policies numerically
+    where the tie stays; there "first" and "split" agree, so this is what tells them apart.)"""
+    x = Tensor(np.array([[2.0, 2, 1, 0], [2, 1, 2, 2], [0, 2, 2, 1], [1, 1, 0, 2]]).reshape(1, 4, 4, 1),
+               requires_grad=True)
+    rng = np.random.default_rng(4)
+    w, u = Tensor(rng.standard_normal((1, 3, 3, 1)), requires_grad=True), rng.standard_normal(x.shape)
+    g, = grad((x.max_pool2d(2, 1, ties=ties) * w).sum(), x, create_graph=True)
+    assert g.op == "max_pool2d_backward"
+    x.max_pool2d(2, 1, ties=ties).backward(w.data)
+    np.testing.assert_array_equal(g.data, x.grad)
+    rows = []
+    for index in np.ndindex(w.shape):
+        x.grad = None
+        x.max_pool2d(2, 1, ties=ties).backward(np.eye(1, w.size, np.ravel_multi_index(index, w.shape)).reshape(w.shape))
+        rows.append(np.sum(x.grad * u))
+    dw, = grad((g * Tensor(u)).sum(), w)
+    np.testing.assert_allclose(dw.data, np.reshape(rows, w.shape), rtol=1e-12)
