@@ -118,3 +118,52 @@ def test_at_tied_windows_the_recorded_max_pool_backward_keeps_the_ties_policy(ti
         rows.append(np.sum(x.grad * u))
     dw, = grad((g * Tensor(u)).sum(), w)
     np.testing.assert_allclose(dw.data, np.reshape(rows, w.shape), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- third order
+THIRD_ORDER = ["tanh", "sigmoid", "div", "pow", "softmax", "log_softmax", "cross_entropy",
+               "conv2d strided, dilated, grouped", "conv_transpose2d strided, dilated, grouped",
+               "max_pool2d tied copies, first", "batch_norm2d training", "batch_norm2d eval",
+               "conv, pool, batch norm, cross-entropy"]
+CHAIN = "conv, pool, batch norm, cross-entropy"
+
+
+def _third(grad_fn, lift, program, arrays, w, us, vs):
+    """Third derivatives, with grad_fn(output, inputs, create_graph) -> gradients (None if unused) and lift(array,
+    requires_grad) -> a tensor: g = grad(<program, w>), s = <g, u> + |g_0|^2 / 2, h = grad(s, inputs and w),
+    returns grad(<h, v> + |h_0|^2 / 2, inputs and w)."""
+    xs, tw = [lift(a, True) for a in arrays], lift(w, True)
+    gs = grad_fn((program(*xs) * tw).sum(), xs, True)
+    s = sum([(g * lift(u, False)).sum() for g, u in zip(gs, us, strict=True) if g is not None], (gs[0] ** 2).sum() / 2)
+    hs = grad_fn(s, [*xs, tw], True)
+    s = sum([(h * lift(v, False)).sum() for h, v in zip(hs, vs, strict=True) if h is not None], (hs[0] ** 2).sum() / 2)
+    return grad_fn(s, [*xs, tw], False)
+
+
+@pytest.mark.parametrize("name", THIRD_ORDER)
+def test_third_derivatives_are_pytorchs(name, monkeypatch):
+    torch = pytest.importorskip("torch")
+    import tests.second_order_cases as cases
+    monkeypatch.setattr(cases, "torch_batch_norm", cases.batch_norm_from_primitives)
+    arrays, ours, theirs, w, us = _inputs(name, seed=0)
+    vs = [np.random.default_rng(5).standard_normal(a.shape) for a in [*arrays, w]]
+    got = _third(lambda o, i, c: grad(o, i, create_graph=c, allow_unused=True),
+                 lambda a, r: Tensor(a, requires_grad=r), ours, arrays, w, us, vs)
+    expected = _third(lambda o, i, c: torch.autograd.grad(o, i, create_graph=c, allow_unused=True),
+                      lambda a, r: torch.tensor(a, requires_grad=r), theirs, arrays, w, us, vs)
+    for i, (g, t) in enumerate(zip(got, expected, strict=True)):
+        shape = (arrays + [w])[i].shape
+        _close(np.zeros(shape) if g is None else g.data, None if t is None else t.numpy(),
+               f"{name}: third derivative, input {i} (the last: w)")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == CHAIN else n for n in THIRD_ORDER])
+def test_third_order_gradcheck(name):
+    """gradgradcheck of x -> |d<program(x), w>/dx|^2: second derivatives of a function of the first gradient, so
+    the recorded backward of the recorded backward against central differences."""
+    arrays, ours, _, w, _ = _inputs(name, seed=3)
+
+    def squared_first_gradient(*xs):
+        gs = grad((ours(*xs) * Tensor(w)).sum(), xs, create_graph=True, allow_unused=True)
+        return sum(((g * g).sum() for g in gs[1:] if g is not None), (gs[0] * gs[0]).sum())
+    assert gradgradcheck(squared_first_gradient, *[Tensor(a, requires_grad=True) for a in arrays])
