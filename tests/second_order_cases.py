@@ -273,6 +273,28 @@ def _conv_pool_norm_loss(rng):
              positive(rng, 3), rng.standard_normal(3), rng.standard_normal(((n // 2) ** 2 * 3, 3))], ours, theirs)
 
 
+def _transpose_conv_pool_norm_loss(rng):
+    """conv_transpose (stride 2) -> tanh -> conv (dilation 2, groups 2) -> avg pool -> batch norm (eval) -> dropout ->
+    flatten -> matmul -> cross-entropy with probabilities: the other ops of a CNN, chained."""
+    mean, var, targets = rng.standard_normal(4), rng.uniform(0.5, 2, 4), rng.dirichlet(np.ones(3), size=2)
+    seed = int(rng.integers(1000))
+    mask = F.dropout(np.ones((2, 2, 2, 4)), 0.5, rng=seed).data
+
+    def ours(x, Wt, W, gamma, beta, V):
+        a = x.conv_transpose2d(Wt, stride=2).tanh().conv2d(W, dilation=2, groups=2).avg_pool2d(2)
+        a = a.batch_norm2d(gamma, beta, running_mean=mean.copy(), running_var=var.copy(), training=False)
+        return F.cross_entropy(a.dropout(0.5, rng=seed).flatten(1) @ V, targets)
+
+    def theirs(x, Wt, W, gamma, beta, V):
+        torch, TF = _torch()
+        a = torch.tanh(TF.conv_transpose2d(nchw(x), Wt.permute(3, 2, 0, 1), stride=2))
+        a = TF.avg_pool2d(TF.conv2d(a, W.permute(3, 2, 0, 1), dilation=2, groups=2), 2)
+        a = torch_batch_norm(a, torch.tensor(mean), torch.tensor(var), gamma, beta, False)
+        return TF.cross_entropy((nhwc(a) * torch.tensor(mask)).flatten(1) @ V, torch.tensor(targets))
+    return ([rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((2, 2, 4, 2)), rng.standard_normal((2, 2, 2, 4)),
+             positive(rng, 4), rng.standard_normal(4), rng.standard_normal((16, 3))], ours, theirs)
+
+
 def _conv2d_weight_grad(rng):
     stride, pad, dilation = pick(rng, [1, 2]), pick(rng, [0, 1]), pick(rng, [1, 2])
     groups = pick(rng, [1, 2])
@@ -388,6 +410,8 @@ CASES = {
     "cross_entropy": _cross_entropy,
     "mse_loss": _mse_loss,
     "conv, pool, batch norm, cross-entropy": _conv_pool_norm_loss,
+    "conv_transpose, dilated grouped conv, avg pool, batch norm eval, dropout, cross-entropy":
+        _transpose_conv_pool_norm_loss,
     "conv2d_weight_grad": _conv2d_weight_grad,
     "max_pool2d_backward": _max_pool2d_backward,
     "max_pool2d_gather": _max_pool2d_gather,
