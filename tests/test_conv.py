@@ -334,6 +334,20 @@ def test_conv_path_picks_the_fast_paths_where_documented(x_shape, W_shape, strid
     np.testing.assert_allclose(dW, ref_dW, atol=1e-10)
 
 
+def test_each_choice_of_conv_path_says_when_and_why_in_one_line():
+    """Every branch of the one dispatch (each `if` / `elif`) opens with one comment line, on the `if` line or alone
+    above its body: when the fast path is chosen, and why it is faster there."""
+    import ast
+    import inspect
+    lines = inspect.getsource(conv.conv_path).splitlines()
+    branches = [n for n in ast.walk(ast.parse("\n".join(lines))) if isinstance(n, ast.If)]
+    assert len(branches) >= 5
+    for branch in branches:
+        header, between = lines[branch.lineno - 1], lines[branch.lineno:branch.body[0].lineno - 1]
+        comments = [line.strip() for line in between] + ([header[header.index("#"):]] if "#" in header else [])
+        assert len(comments) == 1 and comments[0].startswith("# ") and ": " in comments[0], (header, between)
+
+
 def test_a_batch_larger_than_a_block_keeps_no_im2col(monkeypatch):
     monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
     rng = np.random.default_rng(10)
