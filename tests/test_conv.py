@@ -667,6 +667,15 @@ def test_a_weight_that_fits_both_layouts_warns():
 
 
 
+def test_a_weight_whose_window_only_fits_in_pytorchs_layout_says_so():
+    """(8, 3, 3, 3) on a 5x5 image: our 8x3 window does not fit, PyTorch's 3x3 does: the error names both layouts."""
+    x = Tensor.randn(1, 5, 5, 3, seed=0)
+    with pytest.raises(ValueError, match=r"conv2d: window 8x3 is larger than the padded input 5x5 .*; conv2d: W of "
+                                         r"shape \(8, 3, 3, 3\) is read as ours .* in PyTorch's layout it would be "
+                                         r"8 filters of 3x3: then pass W\.transpose\(2, 3, 1, 0\)"):
+        x.conv2d(np.zeros((8, 3, 3, 3)))
+
+
 def test_the_layout_warning_is_back_after_a_create_graph_walk_that_raised():
     """The walk marks itself in a per-thread switch (modes.recording_walk), restored when it ends, even by an error."""
     from tinygrad_cnn.modes import recording_walk

@@ -83,7 +83,7 @@ def test_no_module_imports_one_that_imports_it_back():
 # a package name (``kernels``) stands for all its modules. A new module must be placed here.
 LAYERS = [
     ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts", "ops.contract",
-                                         "kernels", "threads", "reference", "hints", "arrays"]),
+                                         "kernels", "threads", "reference", "hints", "arrays", "seeding"]),
     ("anomaly checks", ["anomaly"]),
     ("the recording walk of create_graph (knows no Tensor: it calls the tensors' methods)", ["higher_order"]),
     ("the ops (mixins of Tensor)", ["ops.elementwise", "ops.reduce", "ops.shape", "ops.cnn", "ops.cnn_grad",
