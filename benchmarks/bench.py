@@ -18,6 +18,7 @@ when importable, torch.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -30,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the clone's tinygrad_cnn, installed or not
 
-from tinygrad_cnn import reference
+from tinygrad_cnn import profile, reference
 from tinygrad_cnn.functional import cross_entropy
 from tinygrad_cnn.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from tinygrad_cnn.optim import Adam
@@ -446,6 +447,38 @@ def chain_backward_us_per_op(lengths=(1_000, 10_000, 100_000)):
     return rows
 
 
+def profiler_accuracy(runs: int = 9):
+    """``profile()`` on the CIFAR-sized CNN (batch 32), as tests/test_profile.py checks it: the ops' share of the
+    profiled wall time of forward+backward, one per run (each loss outlives its profile: freeing its graph is not in
+    it), and (the profile's saved bytes, what tracemalloc sees the forward's graph keep)."""
+    rng = np.random.default_rng(0)
+    model = cifar_cnn(rng)
+    x, y = rng.standard_normal((32, 32, 32, 3)).astype(np.float32), rng.integers(0, 10, 32)
+
+    def step():
+        loss = cross_entropy(model(Tensor(x)), y)
+        loss.backward()
+        model.zero_grad()
+        return loss
+    step()  # warm up
+    shares = []
+    for _ in range(runs):
+        with profile() as prof:
+            loss = step()
+        shares.append(prof.op_time / prof.total)
+        del loss
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, graph = tracemalloc.get_traced_memory()[0], []
+        with profile() as prof:
+            graph.append(cross_entropy(model(Tensor(x)), y))  # its loss alive while measured
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return shares, prof.saved_bytes, kept
+
+
 def _load_average() -> list:
     """The 1, 5 and 15 minute load averages, as text ("?" where the system has none)."""
     try:
@@ -475,6 +508,9 @@ def main(argv=None):
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: time the calling thread's CPU time, which other jobs on a busy machine do not "
                              "inflate; needs --threads 1 (all the work then runs on the calling thread)")
+    parser.add_argument("--profile", action="store_true",
+                        help="only the profiler's figures: on the CIFAR-sized CNN, the ops' share of the profiled "
+                             "wall time and the saved bytes against tracemalloc")
     args = parser.parse_args(argv)
     if args.clock == "cpu" and args.threads != 1:
         parser.error("--clock cpu needs --threads 1: with more threads the work runs on threads it does not see")
@@ -497,6 +533,13 @@ def main(argv=None):
     print(f"numpy {np.__version__}, tinygrad_cnn on {get_num_threads()} threads (BLAS's and the copies'); "
           f"{runs} runs of {repeats} timed calls, each after an untimed call; {args.clock} clock, "
           f"times in ms; ours and PyTorch's in turn; load average {' '.join(_load_average())}")
+    if args.profile:
+        shares, saved, kept = profiler_accuracy()
+        print(f"profile() on the CIFAR-size CNN m=32, forward+backward: the ops add up to "
+              f"{statistics.median(shares):.1%} of the profiled wall time (median of {len(shares)} runs, "
+              f"{min(shares):.1%} to {max(shares):.1%}); saved bytes {saved / 2**20:.2f} MB, tracemalloc sees the "
+              f"forward's graph keep {kept / 2**20:.2f} MB ({saved / kept:.1%})")
+        return
     gemm = {dtype: square_gemm_gflops(dtype) for dtype in dtypes}
     print("numpy's square 1024x1024 GEMM on this machine now: " + ", ".join(
         f"{np.dtype(dtype).name} {rate:.0f} GFLOP/s" for dtype, rate in gemm.items()) + "\n")

@@ -111,11 +111,12 @@ def _torch_pads(pad):
     return left, right, top, bottom
 
 
-def _conv2d(rng):
-    groups, stride, dilation = pick(rng, [1, 2]), pick(rng, [1, 2, (2, 1)]), pick(rng, [1, 2, (1, 2)])
-    pad = _pads(rng)
-    C, n_C = 2 * groups, pick(rng, [2, 4])
-    f = (int(rng.integers(1, 3)), int(rng.integers(1, 4)))
+def _conv2d(rng, **fixed):
+    """fixed: hyper-parameters to use instead of the drawn ones (drawn all the same, so a seed's draws stay)."""
+    drawn = {"groups": pick(rng, [1, 2]), "stride": pick(rng, [1, 2, (2, 1)]), "dilation": pick(rng, [1, 2, (1, 2)]),
+             "pad": _pads(rng), "n_C": pick(rng, [2, 4]), "f": (int(rng.integers(1, 3)), int(rng.integers(1, 4)))}
+    groups, stride, dilation, pad, n_C, f = (drawn | fixed).values()
+    C = 2 * groups
     x = rng.standard_normal((2, 5, 6, C))
     W, b = rng.standard_normal((*f, C // groups, n_C)), rng.standard_normal(n_C)
 
@@ -127,9 +128,10 @@ def _conv2d(rng):
             theirs)
 
 
-def _conv_transpose2d(rng):
-    groups, stride, dilation = pick(rng, [1, 2]), pick(rng, [1, 2, (2, 1)]), pick(rng, [1, 2])
-    pad = pick(rng, [0, 1])
+def _conv_transpose2d(rng, **fixed):
+    drawn = {"groups": pick(rng, [1, 2]), "stride": pick(rng, [1, 2, (2, 1)]), "dilation": pick(rng, [1, 2]),
+             "pad": pick(rng, [0, 1])}
+    groups, stride, dilation, pad = (drawn | fixed).values()
     s = stride if isinstance(stride, tuple) else (stride, stride)
     output_padding = tuple(int(rng.integers(0, k)) for k in s)
     x, W, b = rng.standard_normal((2, 3, 3, 4)), rng.standard_normal((2, 3, 4 // groups, 4)), rng.standard_normal(4)
@@ -174,10 +176,47 @@ def _max_pool2d_ties(rng):
             lambda x: nhwc(_torch()[1].max_pool2d(nchw(x), f, stride)))
 
 
+def _max_pool2d_tied_copies(ties: str):
+    return lambda rng: _max_pool2d_tied_copies_case(rng, ties)
+
+
+def _max_pool2d_tied_copies_case(rng, ties: str):
+    """Each entry of v repeated over a 2 x 2 block, then pooled: its copies tie in every window they share, and
+    still tie when v moves (all copies move together), so the ties policy is checked numerically too. Squared, so
+    the second derivative with respect to v goes through the recorded backward. PyTorch's policy is "first".
+    "all" is not squared: it gives each of k tied copies the whole gradient, so its first gradient is k times the
+    derivative (the notebook's mask), and the square's second derivative would apply that rule again (k * k)
+    where central differences of the first gradient see k."""
+    f, stride = _pool_args(rng)
+    power = 1 if ties == "all" else 2
+
+    def ours(v):
+        copies = v.reshape(2, 3, 1, 3, 1, 2).broadcast_to(2, 3, 2, 3, 2, 2).reshape(2, 6, 6, 2)
+        return copies.max_pool2d(f, stride, ties=ties) ** power
+
+    def theirs(v):
+        copies = v[:, :, None, :, None, :].expand(2, 3, 2, 3, 2, 2).reshape(2, 6, 6, 2)
+        return nhwc(_torch()[1].max_pool2d(nchw(copies), f, stride)) ** power
+    return [rng.standard_normal((2, 3, 3, 2))], ours, theirs if ties == "first" else None
+
+
 def _avg_pool2d(rng):
     f, stride = _pool_args(rng)
     return ([rng.standard_normal((2, 5, 6, 2))], lambda x: x.avg_pool2d(f, stride),
             lambda x: nhwc(_torch()[1].avg_pool2d(nchw(x), f, stride)))
+
+
+def torch_batch_norm(x, running_mean, running_var, gamma, beta, training: bool):
+    """PyTorch's batch norm of NCHW x (the fused op); the third-order test swaps in batch_norm_from_primitives."""
+    return _torch()[1].batch_norm(x, running_mean, running_var, gamma, beta, training=training)
+
+
+def batch_norm_from_primitives(x, running_mean, running_var, gamma, beta, training: bool, eps: float = 1e-5):
+    """The same batch norm made of PyTorch's elementary ops. The fused op's third derivatives in training are wrong
+    (its double backward takes the batch statistics as constants: pytorch/pytorch#186256, torch 2.13 included)."""
+    mean = x.mean((0, 2, 3), keepdim=True) if training else running_mean.view(1, -1, 1, 1)
+    var = ((x - mean) ** 2).mean((0, 2, 3), keepdim=True) if training else running_var.view(1, -1, 1, 1)
+    return (x - mean) / (var + eps).sqrt() * gamma.view(1, -1, 1, 1) + beta.view(1, -1, 1, 1)
 
 
 def _batch_norm2d(training: bool):
@@ -191,8 +230,8 @@ def _batch_norm2d_case(rng, training: bool):
         return x.batch_norm2d(gamma, beta, running_mean=mean.copy(), running_var=var.copy(), training=training)
 
     def theirs(x, gamma, beta):
-        torch, TF = _torch()
-        return nhwc(TF.batch_norm(nchw(x), torch.tensor(mean), torch.tensor(var), gamma, beta, training=training))
+        torch = _torch()[0]
+        return nhwc(torch_batch_norm(nchw(x), torch.tensor(mean), torch.tensor(var), gamma, beta, training))
     return [rng.standard_normal((3, 2, 3, 3)) * 2 + 1, positive(rng, 3), rng.standard_normal(3)], ours, theirs
 
 
@@ -227,11 +266,33 @@ def _conv_pool_norm_loss(rng):
     def theirs(x, W, b, gamma, beta, V):
         torch, TF = _torch()
         a = torch.tanh(TF.conv2d(nchw(x), W.permute(3, 2, 0, 1), b, stride=stride, padding=pad))
-        a = TF.batch_norm(TF.max_pool2d(a, 2), None, None, gamma, beta, training=True)
+        a = torch_batch_norm(TF.max_pool2d(a, 2), None, None, gamma, beta, True)
         return TF.cross_entropy(nhwc(a).flatten(1) @ V, torch.tensor(labels))
     n = (6 + 2 * pad - 3) // stride + 1
     return ([rng.standard_normal((3, 6, 6, 2)), rng.standard_normal((3, 3, 2, 3)), rng.standard_normal(3),
              positive(rng, 3), rng.standard_normal(3), rng.standard_normal(((n // 2) ** 2 * 3, 3))], ours, theirs)
+
+
+def _transpose_conv_pool_norm_loss(rng):
+    """conv_transpose (stride 2) -> tanh -> conv (dilation 2, groups 2) -> avg pool -> batch norm (eval) -> dropout ->
+    flatten -> matmul -> cross-entropy with probabilities: the other ops of a CNN, chained."""
+    mean, var, targets = rng.standard_normal(4), rng.uniform(0.5, 2, 4), rng.dirichlet(np.ones(3), size=2)
+    seed = int(rng.integers(1000))
+    mask = F.dropout(np.ones((2, 2, 2, 4)), 0.5, rng=seed).data
+
+    def ours(x, Wt, W, gamma, beta, V):
+        a = x.conv_transpose2d(Wt, stride=2).tanh().conv2d(W, dilation=2, groups=2).avg_pool2d(2)
+        a = a.batch_norm2d(gamma, beta, running_mean=mean.copy(), running_var=var.copy(), training=False)
+        return F.cross_entropy(a.dropout(0.5, rng=seed).flatten(1) @ V, targets)
+
+    def theirs(x, Wt, W, gamma, beta, V):
+        torch, TF = _torch()
+        a = torch.tanh(TF.conv_transpose2d(nchw(x), Wt.permute(3, 2, 0, 1), stride=2))
+        a = TF.avg_pool2d(TF.conv2d(a, W.permute(3, 2, 0, 1), dilation=2, groups=2), 2)
+        a = torch_batch_norm(a, torch.tensor(mean), torch.tensor(var), gamma, beta, False)
+        return TF.cross_entropy((nhwc(a) * torch.tensor(mask)).flatten(1) @ V, torch.tensor(targets))
+    return ([rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((2, 2, 4, 2)), rng.standard_normal((2, 2, 2, 4)),
+             positive(rng, 4), rng.standard_normal(4), rng.standard_normal((16, 3))], ours, theirs)
 
 
 def _conv2d_weight_grad(rng):
@@ -243,19 +304,25 @@ def _conv2d_weight_grad(rng):
             lambda x, dZ: x.conv2d_weight_grad(dZ, (2, 3), stride, pad, dilation, groups), None)
 
 
+TIES = ("first", "split", "all")
+
+
 def _max_pool2d_backward(rng):
+    """Every ties policy, on a tied image: products of scatters, so the second derivative is not 0."""
     f, stride = _pool_args(rng)
-    ties = pick(rng, ["first", "split", "all"])
     x = Tensor(_tied_image(rng))
     dA = rng.standard_normal(x.max_pool2d(f, stride).shape)
-    return [dA], lambda dA: dA.max_pool2d_backward(x, f, stride, ties) * dA.max_pool2d_backward(x, f, stride), None
+
+    def ours(dA):
+        first, split, all_ = (dA.max_pool2d_backward(x, f, stride, ties) for ties in TIES)
+        return first * split + all_ * all_
+    return [dA], ours, None
 
 
 def _max_pool2d_gather(rng):
     f, stride = _pool_args(rng)
-    ties = pick(rng, ["first", "split", "all"])
     x = Tensor(_tied_image(rng))
-    return [rng.standard_normal(x.shape)], lambda a: a.max_pool2d_gather(x, f, stride, ties) ** 2, None
+    return [rng.standard_normal(x.shape)], lambda a: sum(a.max_pool2d_gather(x, f, stride, t) ** 2 for t in TIES), None
 
 
 def _avg_pool2d_backward(rng):
@@ -326,9 +393,16 @@ CASES = {
     "broadcast_to": _broadcast_to,
     "pad2d": _pad2d,
     "conv2d": _conv2d,
+    "conv2d strided, dilated, grouped": lambda rng: _conv2d(rng, groups=2, stride=(2, 1), dilation=(2, 2),
+                                                            pad=((1, 0), (0, 2)), f=(2, 3)),
     "conv_transpose2d": _conv_transpose2d,
+    "conv_transpose2d strided, dilated, grouped": lambda rng: _conv_transpose2d(rng, groups=2, stride=(2, 1),
+                                                                                dilation=2, pad=1),
     "max_pool2d": _max_pool2d,
     "max_pool2d ties first": _max_pool2d_ties,
+    "max_pool2d tied copies, first": _max_pool2d_tied_copies("first"),
+    "max_pool2d tied copies, split": _max_pool2d_tied_copies("split"),
+    "max_pool2d tied copies, all": _max_pool2d_tied_copies("all"),
     "avg_pool2d": _avg_pool2d,
     "batch_norm2d training": _batch_norm2d(True),
     "batch_norm2d eval": _batch_norm2d(False),
@@ -336,6 +410,8 @@ CASES = {
     "cross_entropy": _cross_entropy,
     "mse_loss": _mse_loss,
     "conv, pool, batch norm, cross-entropy": _conv_pool_norm_loss,
+    "conv_transpose, dilated grouped conv, avg pool, batch norm eval, dropout, cross-entropy":
+        _transpose_conv_pool_norm_loss,
     "conv2d_weight_grad": _conv2d_weight_grad,
     "max_pool2d_backward": _max_pool2d_backward,
     "max_pool2d_gather": _max_pool2d_gather,

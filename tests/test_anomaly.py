@@ -120,6 +120,18 @@ def test_padding_with_minus_inf_before_a_max_pool_is_no_anomaly():
     assert np.isfinite(out.data).all() and np.isfinite(x.grad).all()
 
 
+def test_an_op_that_spreads_the_minus_inf_of_a_pad_is_caught():
+    """pad2d(value=-inf) is for a max-pool: an avg-pool or a product over its -inf is the mistake, named there."""
+    x = Tensor(np.random.default_rng(0).normal(size=(1, 4, 4, 2)), requires_grad=True)
+    with detect_anomaly(), pytest.raises(AnomalyError, match=r"avg_pool2d.* spread the non-finite values of pad2d"
+                                                             r".*its own constant value=-inf.*test_anomaly\.py"):
+        x.pad2d(1, value=-np.inf).avg_pool2d(3, stride=1)
+    with detect_anomaly(), pytest.raises(AnomalyError, match=r"mul.* spread the non-finite values of pad2d"):
+        x.pad2d(1, value=-np.inf) * 0.0
+    with detect_anomaly(), pytest.raises(AnomalyError, match=r"mul.* spread the non-finite values of pad2d"):
+        x.pad2d(1, value=-np.inf).reshape(1, 6, 12) * 0.0  # through an op that only moves values
+
+
 def test_clip_with_non_finite_bounds_is_no_anomaly():
     x = Tensor([1.0, -2.0, 3.0], requires_grad=True)
     with detect_anomaly():

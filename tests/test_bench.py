@@ -20,7 +20,7 @@ def test_runs_as_a_script_from_anywhere_without_pythonpath(tmp_path):
     proc = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True, cwd=tmp_path,
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    for option in ("--quick", "--dtype", "--work", "--runs", "--repeats", "--threads", "--clock"):
+    for option in ("--quick", "--dtype", "--work", "--runs", "--repeats", "--threads", "--clock", "--profile"):
         assert option in proc.stdout
 
 
@@ -36,6 +36,18 @@ def test_quick_bench_prints_every_table(capsys, monkeypatch):
         assert heading in out
     assert "W1" in out and "conv2d" in out and "max_pool2d" in out and "avg_pool2d" in out and "depthwise" in out
     assert len(set_threads) == 1  # ours on as many threads as PyTorch's (or its default without torch)
+
+
+@pytest.mark.slow  # nine profiled steps of the CIFAR-sized CNN
+def test_the_profile_option_prints_the_profilers_figures_only(capsys, monkeypatch):
+    """README's command for the profiler's accuracy (tests/test_profile.py checks the same two figures)."""
+    monkeypatch.setattr(bench, "set_num_threads", lambda n: None)
+    bench.main(["--profile"])
+    out = capsys.readouterr().out
+    line = out.splitlines()[-1]
+    assert line.startswith("profile() on the CIFAR-size CNN m=32, forward+backward: the ops add up to ")
+    assert "of the profiled wall time (median of 9 runs, " in line and "tracemalloc sees the forward's graph" in line
+    assert "GFLOP/s" not in out
 
 
 def test_the_cpu_clock_needs_one_thread(capsys, monkeypatch):

@@ -188,6 +188,17 @@ def test_a_wrong_return_value_says_what_the_notebook_returns():
     assert "returned an array of shape (2, 3, 4, 8); the notebook's returns (Z, cache)" in report.findings[0].message
 
 
+def test_outputs_returned_in_another_order_are_named_as_swapped():
+    def conv_backward(dZ, cache):
+        dA_prev, dW, db = solutions("slicing")["conv_backward"](dZ, cache)
+        return dW, dA_prev, db  # the notebook returns (dA_prev, dW, db)
+    report = check(conv_backward)
+    assert not report.ok and report.tags == {"shape"}
+    messages = " ".join(f.message for f in report.findings)
+    assert "yours has the shape of dW (the notebook returns dA_prev, dW, db in that order)" in messages
+    assert "yours has the shape of dA_prev (the notebook returns dA_prev, dW, db in that order)" in messages
+
+
 def test_a_missing_return_is_said():
     def distribute_value(dz, shape):
         np.ones(shape) * dz / (shape[0] * shape[1])
@@ -262,6 +273,17 @@ def test_a_crash_matches_a_crash_of_the_same_type_and_message_only():
     assert not run.same_outcome(a, run.Outcome(error=ValueError("I only handle padded convolutions")), 0)
     assert not run.same_outcome(a, run.Outcome(error=TypeError(str(a.error))), 0)
     assert not run.same_outcome(a, run.Outcome(outputs=(np.zeros(2),)), 0)
+
+
+def test_a_crash_inside_a_helper_names_the_line_that_called_it():
+    """conv_forward's window is cut too narrow; the multiply that raises is in the (right) conv_single_step."""
+    report = check(with_bug("loops", "conv_forward", "horiz_end = horiz_start + f", "horiz_end = vert_start + f"))
+    (crash,) = report.findings
+    assert crash.tag == "crash" and "line 43 in conv_single_step: `s = np.multiply(a_slice_prev, W)`" in crash.message
+    assert "called from line 107 in conv_forward: `Z[i, h, w, c] = conv_single_step(a_slice_prev, weights, " \
+        "biases)`" in crash.message
+    (own,) = check(with_bug("loops", "conv_single_step", "Z = Z + b.item()", "Z = Z + float(b)")).findings
+    assert "called from" not in own.message
 
 
 def test_check_names_unpad_only_for_the_unpad_crash():

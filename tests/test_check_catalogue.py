@@ -69,8 +69,9 @@ def test_the_library_steps_pass():
         assert report.ok and report.first_wrong is None, str(report)
 
 
-def test_mask_ties_warns_for_the_notebooks_mask_and_not_for_the_first_maximum():
-    notebook_mask = check(solutions("loops"))  # x == np.max(x): every maximum of a tied window marked
+@pytest.mark.parametrize("style", ["loops", "slicing"])
+def test_mask_ties_warns_for_the_notebooks_mask_and_not_for_the_first_maximum(style):
+    notebook_mask = check(solutions(style))  # x == np.max(x) (a loop, or vectorized): every maximum marked
     first_mask = check(solutions("einsum"))  # the first maximum only, as PyTorch
     for name in ("create_mask_from_window", "pool_backward"):
         report = notebook_mask[name]
@@ -132,3 +133,63 @@ def test_two_independent_mistakes_are_both_named():
     assert check(fn).tags == {"assign_not_add"}
     report = check(both)
     assert report.tags == {"assign_not_add"} and len(report.findings) == 2
+
+
+def test_a_mistake_made_in_one_output_only_is_named_for_that_output():
+    """dW's windows at h, w while dA_prev's are right: the stride_ignored reference gives exactly that dW."""
+    fn = with_bug("loops", "conv_backward", "dW[:,:,:,c] += a_slice * dZ[i, h, w, c]",
+                  "dW[:,:,:,c] += a_prev_pad[h:h+f, w:w+f, :] * dZ[i, h, w, c]")
+    report = check(fn)
+    assert report.tags == {"stride_ignored"}, str(report)
+    (finding,) = report.findings
+    assert "only dW has it (your dA_prev is right)" in finding.message
+    assert "`dW[:,:,:,c] += a_prev_pad[h:h+f, w:w+f, :] * dZ[i, h, w, c]`" in finding.message
+    entry = report.first_wrong
+    assert entry.output == "dW" and "The mistake stride_ignored explains it" in entry.diagnosis
+
+
+def test_conv_single_step_with_b_inside_the_sum_says_so():
+    report = check(with_bug("loops", "conv_single_step", "Z = Z + b.item()", "Z = np.sum(s + b)"))
+    assert report.tags == {"wrong"}
+    assert "your Z = -23.1602 is sum(a_slice_prev * W + b): b added to each of the 48 products; expected " \
+        "sum(a_slice_prev * W) + b = -6.99909." in report.first_wrong.diagnosis
+    off = check(with_bug("loops", "conv_single_step", "Z = Z + b.item()", "Z = Z + b.item() + 1"))
+    assert "your Z = -5.99909, expected -6.99909 (difference 1)." in off.first_wrong.diagnosis
+    assert "Z[]" not in str(report) + str(off)
+
+
+def test_distribute_value_divided_then_multiplied_is_named():
+    report = check(with_bug("loops", "distribute_value", "average = dz / (n_H * n_W)", "average = dz / n_H * n_W"))
+    assert report.tags == {"average_divisor"}
+    assert "dz / n_H * n_W is (dz / n_H) * n_W" in report.findings[0].message
+    assert "`average = dz / n_H * n_W`" in report.findings[0].message
+
+
+def test_a_backward_off_by_one_factor_everywhere_says_the_factor():
+    report = check(with_bug("loops", "conv_backward", "dW[:,:,:,c] += a_slice * dZ[i, h, w, c]",
+                            "dW[:,:,:,c] += a_slice * dZ[i, h, w, c] / m"))
+    assert report.tags == {"wrong"}
+    assert "on this case every entry of your dW is 0.1 times the expected one (1 / 10)" in report.first_wrong.diagnosis
+    report = check(with_bug("loops", "conv_backward", "W[:,:,:,c] * dZ[i, h, w, c]\n",
+                            "W[:,:,:,c] * dZ[i, h, w, c] / n_C\n"))
+    assert "on this case every entry of your dA_prev is 0.125 times the expected one (1 / 8)" in \
+        report.first_wrong.diagnosis
+
+
+def test_a_gradient_kept_across_examples_names_the_entry_added_in():
+    report = check(with_bug("loops", "conv_backward", "        da_prev_pad = dA_prev_pad[i]\n",
+                            "        da_prev_pad = dA_prev_pad[0]\n"))
+    assert report.tags == {"wrong"}
+    assert "your dA_prev[1,0,0,0] = 0.839651 is the expected 0.42364 plus the expected dA_prev[0,0,0,0] = " \
+        "0.416011" in report.first_wrong.diagnosis
+
+
+def test_a_wrong_finding_counts_the_cases_that_returned_not_those_that_raised():
+    window = "a_slice = a_prev_pad[vert_start:vert_end, horiz_start:horiz_end, "
+    report = check(with_bug("loops", "conv_backward", window + ":]", window + "c]"))  # channel c only
+    assert report.tags == {"crash", "wrong"}
+    assert [f.message.split(":")[0] for f in report.findings if f.tag == "crash"] == [
+        "conv_backward raised ValueError", "conv_backward raised IndexError"]
+    assert sum(c.passed for c in report.cases) == 0 and sum(c.outcome.crashed for c in report.cases) == 5
+    (wrong,) = [f for f in report.findings if f.tag == "wrong"]
+    assert wrong.message.startswith("dW is wrong on 1 of 6 cases and matches no known mistake")

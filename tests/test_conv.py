@@ -334,6 +334,20 @@ def test_conv_path_picks_the_fast_paths_where_documented(x_shape, W_shape, strid
     np.testing.assert_allclose(dW, ref_dW, atol=1e-10)
 
 
+def test_each_choice_of_conv_path_says_when_and_why_in_one_line():
+    """Every branch of the one dispatch (each `if` / `elif`) opens with one comment line, on the `if` line or alone
+    above its body: when the fast path is chosen, and why it is faster there."""
+    import ast
+    import inspect
+    lines = inspect.getsource(conv.conv_path).splitlines()
+    branches = [n for n in ast.walk(ast.parse("\n".join(lines))) if isinstance(n, ast.If)]
+    assert len(branches) >= 5
+    for branch in branches:
+        header, between = lines[branch.lineno - 1], lines[branch.lineno:branch.body[0].lineno - 1]
+        comments = [line.strip() for line in between] + ([header[header.index("#"):]] if "#" in header else [])
+        assert len(comments) == 1 and comments[0].startswith("# ") and ": " in comments[0], (header, between)
+
+
 def test_a_batch_larger_than_a_block_keeps_no_im2col(monkeypatch):
     monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
     rng = np.random.default_rng(10)
@@ -456,6 +470,7 @@ def test_good_inputs_normalize():
 
 
 # ----------------------------------------------------------------------------- conv2d, the Tensor op
+@pytest.mark.filterwarnings("ignore:conv2d. W of shape:UserWarning")  # drawn shapes that fit PyTorch's layout too
 @pytest.mark.parametrize("case", conv_grid(12, seed=3, max_f=3, max_extra=2, max_batch=2, max_channels=3))
 def test_conv2d_gradcheck_and_reference(case):
     stride, pads = case[6], case[7]
@@ -653,6 +668,15 @@ def test_a_weight_that_fits_both_layouts_warns():
 
 
 
+def test_a_weight_whose_window_only_fits_in_pytorchs_layout_says_so():
+    """(8, 3, 3, 3) on a 5x5 image: our 8x3 window does not fit, PyTorch's 3x3 does: the error names both layouts."""
+    x = Tensor.randn(1, 5, 5, 3, seed=0)
+    with pytest.raises(ValueError, match=r"conv2d: window 8x3 is larger than the padded input 5x5 .*; conv2d: W of "
+                                         r"shape \(8, 3, 3, 3\) is read as ours .* in PyTorch's layout it would be "
+                                         r"8 filters of 3x3: then pass W\.transpose\(2, 3, 1, 0\)"):
+        x.conv2d(np.zeros((8, 3, 3, 3)))
+
+
 def test_the_layout_warning_is_back_after_a_create_graph_walk_that_raised():
     """The walk marks itself in a per-thread switch (modes.recording_walk), restored when it ends, even by an error."""
     from tinygrad_cnn.modes import recording_walk
@@ -701,6 +725,7 @@ def conv_pool_configs(draw):
     return x_shape, (*f, *channels), stride, pad, pool_f, pool_stride
 
 
+@pytest.mark.filterwarnings("ignore:conv2d. W of shape:UserWarning")  # drawn shapes that fit PyTorch's layout too
 @settings(max_examples=25, deadline=None)
 @given(config=conv_pool_configs(), seed=st.integers(0, 2**16), pool=st.sampled_from(["max", "avg"]))
 def test_random_conv_relu_pool_chains_pass_gradcheck(config, seed, pool):

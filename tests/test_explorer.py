@@ -4,7 +4,11 @@ nothing is downloaded). Skips only when Chromium or Playwright is absent (.ci/ru
 One browser for the module; the graph is one profiled training step of the digits CNN (random images)."""
 
 import json
+import os
+import re
 import socket
+import struct
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -19,6 +23,11 @@ from tinygrad_cnn.explorer import node_names, nodes
 from tinygrad_cnn.functional import cross_entropy
 
 TOOL = ROOT / "tools" / "explorer_screenshot.py"
+# the hooks issue 19 names (the page keeps them; README.md and the explorer's docstring list them)
+PANEL_FIELDS = ("op", "rule", "created-at", "shape", "dtype", "value-mean", "value-std", "grad-norm", "forward-ms",
+                "backward-ms", "saved-bytes")
+HOOKS = ("data-node", "#panel", "data-field", "data-value", "data-entry", "data-explained", "#explain", "data-total",
+         "data-grad")
 
 
 def load_tool():
@@ -111,6 +120,7 @@ def test_every_node_of_the_digits_cnn_shows_pythons_numbers(saved_page, step):
         if stats is None:
             assert t.is_leaf and fields["created-at"][0] == ""
             continue
+        assert set(PANEL_FIELDS) <= set(fields)  # an op's panel, profiled: every field the issue names
         assert fields["created-at"][0] == stats.where and "test_explorer.py:" in stats.where
         assert float(fields["forward-ms"][1]) == pytest.approx(stats.forward * 1e3, rel=1e-12)
         assert float(fields["backward-ms"][1]) == pytest.approx(stats.backward * 1e3, rel=1e-12)
@@ -169,6 +179,39 @@ def test_an_entry_not_precomputed_shows_the_python_line(saved_page):
     assert page.get_attribute("#explain", "data-total") is None
 
 
+MAP_CELLS = """kind => [...document.querySelectorAll(`[data-map="${kind}"] .cell`)].map(
+  cell => [cell.dataset.entry, Number(cell.title.split(" = ")[1])])"""
+
+
+@pytest.mark.slow  # Chromium
+def test_heat_maps_show_each_entry_where_its_index_says_one_map_per_channel_capped(saved_page, step):
+    """Every cell of each node's value and gradient maps holds the entry its data-entry names (float32); an NHWC
+    tensor shows one map per channel of the image chosen, at most 16 ("showing first 16 of 32 channels"); a 0-D,
+    1-D or 2-D tensor one map, its rows and columns capped at 64 with a note."""
+    page, _ = saved_page
+    channels = set()
+    for name, t in step.nodes.items():
+        page.click(f'g.node[data-node="{name}"]')
+        for kind, a in (("value", t.data), ("grad", t.grad)):
+            cells = page.evaluate(MAP_CELLS, kind)
+            assert (cells == []) == (a is None)
+            for entry, shown in cells:
+                index = tuple(int(i) for i in entry.split(",")) if entry else ()
+                assert shown == float(np.float32(a[index])), (name, kind, entry)
+        maps = page.eval_on_selector_all('[data-map="value"] .map', "els => els.length")
+        notes = page.eval_on_selector_all("#panel .notes", "els => els.map(e => e.textContent)")
+        if t.ndim == 4 and t.op == "relu":  # an NHWC image batch
+            m, H, W, C = t.shape
+            assert maps == min(C, 16) and notes == ([f"showing first 16 of {C} channels"] if C > 16 else [])
+            assert {entry for entry, _ in page.evaluate(MAP_CELLS, "value")} == {
+                f"0,{h},{w},{c}" for h in range(H) for w in range(W) for c in range(min(C, 16))}
+            channels.add(C)
+        elif t.ndim <= 2:
+            sides = zip(t.shape, ("row", "column")[2 - t.ndim:], strict=True)
+            assert maps == 1 and notes == [f"showing first 64 of {n} {what}s" for n, what in sides if n > 64]
+    assert channels == {16, 32}
+
+
 @pytest.mark.slow  # Chromium
 def test_the_saved_page_requests_nothing_but_itself(saved_page, saved, step):
     page, requests = saved_page
@@ -198,7 +241,11 @@ def test_the_keyboard_reaches_every_node_and_explains_an_entry(saved_page, step)
     page.focus('g.node[data-node="conv2.W"]')
     page.keyboard.press("Enter")
     assert page.get_attribute("#panel", "data-node") == "conv2.W"
-    page.focus('[data-map="grad"] .cell[tabindex="0"]')
+    for _ in range(80):  # on from the node, no mouse: the nodes after it, the panel's buttons, each map's first cell
+        page.keyboard.press("Tab")
+        if page.evaluate("""document.activeElement.matches('[data-map="grad"] .cell')"""):
+            break
+    assert page.evaluate("document.activeElement.dataset.entry") == "0,0,0,0"
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
@@ -223,6 +270,21 @@ def test_a_large_graph_is_summarised_as_draw_does(browser, tmp_path):
     assert page.eval_on_selector_all("g.node[data-node]", "els => els.length") == 20
     assert "over max_nodes=20" in page.text_content("svg")
     page.close()
+
+
+@pytest.mark.slow  # Chromium
+def test_the_readme_screenshot_comes_from_the_same_playwright_setup(tmp_path):
+    """tools/explorer_screenshot.py (docs/explorer.png) runs as the README says: a PNG of the page, 1400x860."""
+    if load_tool().find_chromium() is None:
+        pytest.skip("needs chromium (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, str(TOOL), "--out", str(shot)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and f"wrote {shot}" in done.stdout, done.stderr
+    for png in (shot, ROOT / "docs" / "explorer.png"):
+        head = png.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1400, 860)
 
 
 # ----------------------------------------------------------------------------- the live page
@@ -358,3 +420,41 @@ def test_a_closed_server_keeps_nothing_alive():
     del server
     gc.collect()
     assert running() is None and graph() is None
+
+
+def test_the_page_draws_what_draw_draws_stale_marks_included(tmp_path):
+    """The page's SVG is draw()'s (labels, rules, profile rows, stale marks), with the hooks added to each node."""
+    from tinygrad_cnn.optim import SGD
+    W = Tensor(np.array([[1.0, -2.0], [3.0, 4.0]]), requires_grad=True, name="W")
+    with profile() as prof:
+        loss = (Tensor(np.array([[1.0, -1.0]]), name="x") @ W).relu().sum()
+        loss.backward()
+    SGD([W], lr=0.1).step()  # W changes after the forward: stale in the drawing
+    html = Path(save_html(loss, tmp_path / "page.html", profile=prof)).read_text()
+    shown = re.sub(r' data-node="[^"]*" tabindex="0" role="button" aria-label="[^"]*"', "",
+                   html[html.index("<svg"):html.index("</svg>")])
+    drawn = loss.draw(show_rule=True, profile=prof).pipe(format="svg", encoding="utf-8")
+    assert shown == drawn[drawn.index("<svg"):drawn.index("</svg>")]
+    assert "stale: data replaced after use (version 0 &#45;&gt; 1)" in shown and " ms, bwd " in shown
+
+
+def test_the_server_stops_when_the_process_ends(tmp_path):
+    """A script that never calls close() still exits (the server's thread is a daemon), and its port is free."""
+    script = tmp_path / "serve.py"
+    script.write_text("from tinygrad_cnn import Tensor, explore\n"
+                      "x = Tensor([1.0, 2.0], requires_grad=True)\n"
+                      "loss = (x * x).sum()\nloss.backward()\n"
+                      "print(explore(loss, open_browser=False).port, flush=True)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(done.stdout)), timeout=5).close()
+
+
+def test_the_hooks_are_listed_in_the_readme_and_the_explorers_docstring():
+    import tinygrad_cnn.explorer as explorer
+    for doc in ((ROOT / "README.md").read_text(), explorer.__doc__):
+        listed = re.search(r'data-field="([^"]+)"', doc)
+        assert listed and set(PANEL_FIELDS) <= set(re.sub(r"\s", "", listed.group(1)).split("|"))
+        assert [hook for hook in HOOKS if hook not in doc] == []

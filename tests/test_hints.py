@@ -171,6 +171,10 @@ ATTRIBUTES = [
     ("cuda", "CPU only"), ("to", "CPU only"), ("retain_grad", "keep their .grad after backward"),
     ("grad_fn", r"x\.op"), ("clone", r"x \* 1"), ("clamp", r"x\.clip"), ("add_", r"no in-place ops \(x\.add_"),
     ("mul_", "no in-place ops"), ("zero_", "no in-place"), ("amax", r"x\.max\(axis\)"), ("long", "astype"),
+    ("repeat", r"Tensor\.concatenate\(\[x\] \* n, axis\)"), ("chunk", r"slices: x\[:, :k\], x\[:, k:\]"),
+    ("split", r"slices"), ("masked_fill", r"x \* ~mask \+ np\.where\(mask, value, 0\.0\)"),
+    ("where", r"x \* mask \+ y \* ~mask"), ("all", r"\(x\.data != 0\)\.all\(\)"), ("any", r"\.any\(\)"),
+    ("prod", r"np\.prod\(x\.data"), ("cumsum", r"np\.cumsum\(x\.data"), ("mT", r"x\.swapaxes\(-2, -1\)"),
 ]
 
 

@@ -251,3 +251,77 @@ def test_plain_containers_of_modules_or_tensors_are_refused(value, words):
     with pytest.raises(TypeError, match=words):
         Holder(value)
     assert Holder([1, 2]).layers == [1, 2] and Holder({}).parameters() == []  # plain data is fine
+
+
+# ----------------------------------------------------------------------------- PyTorch's Module habits
+def _tree():
+    """A Sequential holding a Sequential, the same Linear twice (listed once, as PyTorch)."""
+    shared = nn.Linear(2, 2, seed=0)
+    return nn.Sequential(nn.Linear(3, 2, seed=1), nn.Sequential(shared, nn.ReLU(), shared), nn.Tanh())
+
+
+def _torch_tree(torch):
+    shared = torch.nn.Linear(2, 2)
+    return torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Sequential(shared, torch.nn.ReLU(), shared),
+                               torch.nn.Tanh())
+
+
+def test_modules_and_apply_visit_in_pytorchs_order():
+    """modules(): itself first, depth first, a shared module once; apply(fn): children before their parent (the
+    order of ``model.apply(init_weights)``), returning the model."""
+    torch = pytest.importorskip("torch")
+    ours, theirs = _tree(), _torch_tree(torch)
+    assert [type(m).__name__ for m in ours.modules()] == [type(m).__name__ for m in theirs.modules()]
+    ours_seen, theirs_seen = [], []
+    assert ours.apply(lambda m: ours_seen.append(type(m).__name__)) is ours
+    theirs.apply(lambda m: theirs_seen.append(type(m).__name__))
+    assert ours_seen == theirs_seen
+
+
+def test_apply_initialises_the_weights_as_in_pytorch():
+    model = _tree()
+
+    def init(m):
+        if isinstance(m, nn.Linear):
+            m.W.data = np.full(m.W.shape, 0.5)
+    model.apply(init)
+    assert all((p.data == 0.5).all() for n, p in model.named_parameters() if n.endswith("W"))
+
+
+def test_requires_grad_false_freezes_a_part_of_the_model():
+    model = nn.Sequential(nn.Linear(3, 2, seed=0), nn.Linear(2, 1, seed=1))
+    assert model[0].requires_grad_(False) is model[0]
+    before = model[0].W.data.copy()
+    model(Tensor.randn(4, 3, seed=2)).sum().backward()
+    assert model[0].W.grad is None and model[0].b.grad is None and model[1].W.grad is not None
+    from tinygrad_cnn import optim
+    optim.SGD(model.parameters(), lr=0.1).step()
+    np.testing.assert_array_equal(model[0].W.data, before)
+    model.requires_grad_()
+    assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda m: m.to("cpu"), r"'Sequential' object has no attribute 'to': numpy runs on the CPU only: drop "
+                            r"\.to\(device\); for a dtype, build the layers with dtype="),
+    (lambda m: m.cuda(), r"no attribute 'cuda': numpy runs on the CPU only: drop \.cuda\(\)"),
+    (lambda m: m.cpu(), r"no attribute 'cpu': numpy runs on the CPU only: drop \.cpu\(\)"),
+    (lambda m: m.double(), r"no attribute 'double': build the layers with dtype=np\.float64, or call "
+                           r"set_default_dtype\(np\.float64\) before building them"),
+    (lambda m: m.float(), r"no attribute 'float': layers take the default dtype \(float32 unless "
+                          r"set_default_dtype\); dtype= when building one"),
+    (lambda m: m.half(), r"no attribute 'half': tensors hold float32 or float64 only"),
+    (lambda m: m.load_state_dict({}, strict=False), r"load_state_dict: strict= \(PyTorch's\) is not supported here: "
+                                                    r"the keys must match exactly; load the ones this model has: "
+                                                    r"model\.load_state_dict\(\{k: state\[k\] for k in "
+                                                    r"model\.state_dict\(\)\}\)"),
+])
+def test_pytorch_only_module_names_say_what_to_write(call, words):
+    model = nn.Sequential(nn.Linear(2, 2, seed=0))
+    with pytest.raises((AttributeError, TypeError), match=words):
+        call(model)
+
+
+def test_other_missing_module_attributes_stay_plain():
+    with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'nothing_here'$"):
+        nn.Sequential().nothing_here  # noqa: B018

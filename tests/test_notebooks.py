@@ -51,6 +51,9 @@ def test_notebook_runs_and_draws(name, this_python_kernel):
     for cell in drawings:  # a cell ending in loss.draw() shows the graph as SVG
         svg = [out["data"]["image/svg+xml"] for out in cell.outputs if "image/svg+xml" in out.get("data", {})]
         assert svg and "<svg" in svg[0], cell.source
+    for cell in [cell for cell in notebook.cells if cell.cell_type == "code" and "explore(" in cell.source]:
+        html = [out["data"]["text/html"] for out in cell.outputs if "text/html" in out.get("data", {})]
+        assert html and re.search(r'<iframe[^>]* src="http://127\.0\.0\.1:\d+/\?token=', html[0]), cell.source
     if name in TARGET_ACCURACY:  # the training cell prints "<seconds> s; test accuracy <accuracy>"
         printed = "".join(out.text for out in outputs if out.output_type == "stream" and out.name == "stdout")
         accuracy = float(re.search(r"s; test accuracy ([0-9.]+)", printed).group(1))

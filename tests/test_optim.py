@@ -261,6 +261,10 @@ P = Tensor(np.ones(1), requires_grad=True)
      r"SGD: params must be an iterable of Tensors, got a dict: pass list\(d.values\(\)\) or model.parameters\(\)"),
     (lambda: SGD([P, nn.Linear(1, 1)], lr=0.1), TypeError,
      r"SGD: params\[1\] is a Linear \(a Module\), not a Tensor: pass model.parameters\(\)"),
+    # PyTorch's parameter groups: one optimizer per group instead
+    (lambda: SGD([{"params": [P]}, {"params": [P * 1], "lr": 0.01}], lr=0.1), TypeError,
+     r"SGD: params\[0\] is a dict: parameter groups \(PyTorch's per-group options\) are not supported here; make "
+     r"one optimizer per group, e.g. SGD\(model.fc.parameters\(\), lr=0.01\), and step each"),
     (lambda: SGD([P * 2], lr=0.1), ValueError,
      r"SGD: params\[0\] is not a leaf Tensor \(it is the result of 'mul'\); optimize the leaf Tensors it "
      r"was computed from"),
@@ -268,3 +272,13 @@ P = Tensor(np.ones(1), requires_grad=True)
 def test_bad_hyper_parameters(make, error, words):
     with pytest.raises(error, match=words):
         make()
+
+
+@pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1), lambda p: Adam(p)])
+def test_param_groups_says_the_options_are_the_optimizers_attributes(make):
+    """PyTorch's ``for g in opt.param_groups: g["lr"] = ...``: one group here, its options are attributes."""
+    opt = make([Tensor(np.ones(1), requires_grad=True)])
+    with pytest.raises(AttributeError, match=r"'(SGD|Adam)' object has no attribute 'param_groups': one group here, "
+                                             r"its options are attributes: opt\.lr = 0\.01 \(an lr scheduler sets "
+                                             r"opt\.lr\); state_dict\(\)\['param_groups'\] is PyTorch's layout"):
+        opt.param_groups  # noqa: B018

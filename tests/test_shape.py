@@ -38,6 +38,19 @@ def test_transpose_with_the_identity_order_warns_and_points_to_swapaxes():
         assert x.permute(0, 1).shape == (3, 4)  # PyTorch's permute means the same as numpy's transpose: no warning
 
 
+@pytest.mark.parametrize("axes", [(-2, -1), (0, -1), (-2, 1)])
+def test_transpose_with_negative_axes_of_the_identity_order_warns_too(axes):
+    """PyTorch's k.transpose(-2, -1) swaps; numpy's is the identity on 2-D: warned, never silently nothing."""
+    x = Tensor.randn(3, 4, seed=0)
+    given = ", ".join(str(a) for a in axes)
+    with pytest.warns(UserWarning, match=rf"transpose\({given}\) on a 2-D tensor changes nothing: .* write "
+                                         rf"x\.swapaxes\({given}\) \(or x\.T for 2-D\)"):
+        assert x.transpose(*axes).shape == (3, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert x.transpose(-1, -2).shape == x.transpose(-1, 0).shape == (4, 3)
+
+
 def test_transpose_of_two_axes_of_a_3d_tensor_says_numpys_meaning():
     x = Tensor.randn(2, 3, 4, seed=0)
     with pytest.raises(ValueError, match=r"transpose: axes \(0, 1\) are not a permutation of the 3 axes of shape "

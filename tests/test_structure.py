@@ -1,9 +1,13 @@
 """The package's structure: no import cycles, every module in a layer that imports only its own or lower ones (the
 engine and below know no Tensor user), each file under 500 lines with a docstring, each op's facts declared beside
-it, the contract the op mixins rely on, methods and functions sharing one definition, nn's public names.
+it, the contract the op mixins rely on, no timing figure in a comment, methods and functions sharing one definition,
+nn's public names; and that no test module imports another.
 """
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +82,8 @@ def test_no_module_imports_one_that_imports_it_back():
 # Every module of the package, bottom layer first. A module imports only from its own layer or those below;
 # a package name (``kernels``) stands for all its modules. A new module must be placed here.
 LAYERS = [
-    ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts",
-                                         "kernels", "threads", "reference", "hints", "arrays"]),
+    ("numpy helpers, below everything", ["graph", "modes", "dtypes", "ops", "ops.common", "ops.facts", "ops.contract",
+                                         "kernels", "threads", "reference", "hints", "arrays", "seeding"]),
     ("anomaly checks", ["anomaly"]),
     ("the recording walk of create_graph (knows no Tensor: it calls the tensors' methods)", ["higher_order"]),
     ("the ops (mixins of Tensor)", ["ops.elementwise", "ops.reduce", "ops.shape", "ops.cnn", "ops.cnn_grad",
@@ -169,6 +173,33 @@ def test_no_module_of_the_package_is_over_500_lines_and_each_says_what_it_holds(
         assert ast.get_docstring(ast.parse(path.read_text())), f"{path.relative_to(PACKAGE)} has no docstring"
 
 
+# a time (0.7 ms, 30 us, 4 seconds), a speed ratio (4x faster, 5 to 80 times slower, speeds up ... by 1.6x), a load
+TIMING = re.compile(r"\b\d+(?:\.\d+)?\s*(?:ms|us|µs|ns|seconds?)\b|\b\d+(?:\.\d+)?\s*(?:x|times)\b[^.;]*\b(?:faster|"
+                    r"slower)\b|\b(?:faster|slower|speeds? up)\b[^.;]*?\b\d+(?:\.\d+)?\s*(?:x|times|%)(?!\w)"
+                    r"|\bat load \d|GFLOP", re.IGNORECASE)
+
+
+def _prose(path: Path):
+    """(line, text) of each comment and each docstring or other bare string of a module."""
+    text = path.read_text()
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.start[0], token.string
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            yield node.lineno, node.value.value
+
+
+def test_no_timing_figure_in_the_packages_comments_or_docstrings():
+    """A comment says why a path exists; figures age with the machine and the next change, so they live in the
+    README ("Speed"), docs/DESIGN.md and the benchmark."""
+    assert TIMING.search("dx 5.4 -> 4.6 ms") and TIMING.search("4x faster") and TIMING.search("80 times slower")
+    assert not TIMING.search("2.25x fewer multiplies") and not TIMING.search("im2col: as fast, and far less memory")
+    found = [f"{path.relative_to(PACKAGE)}:{line}: {match.group()!r}" for path in sorted(PACKAGE.rglob("*.py"))
+             for line, text in _prose(path) for match in TIMING.finditer(" ".join(text.split()))]
+    assert found == [], found
+
+
 # ----------------------------------------------------------------------------- op facts and the mixins' contract
 def test_every_op_of_the_package_records_itself_with_facts_declared_beside_it():
     """No from_op call in the package names its op by a string: each passes the OpFacts declared for it (a
@@ -185,6 +216,26 @@ def test_every_op_of_the_package_records_itself_with_facts_declared_beside_it():
                 assert isinstance(text, str) and len(text) > 3, f"{path.name}:{node.lineno} declares no rule"
                 declared += 1
     assert calls >= 30 and declared == len(REGISTRY) >= 35
+
+
+def test_no_reader_names_an_op_or_formula_the_library_does_not_declare():
+    """The readers ask an op's facts object, never a table of op-name strings: no module of the package looks an
+    op up in the registry by its name, and explain's own formulas (FORMULAS, and each ``.formula == "..."``) are
+    exactly the ones the ops declare, so renaming or dropping an op cannot leave a reader silently wrong."""
+    from tinygrad_cnn.explain import FORMULAS
+    declared = {f.formula for f in REGISTRY.values()} - {None}
+    assert set(FORMULAS) == declared
+    compared = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            key = (node.slice if isinstance(node, ast.Subscript) and getattr(node.value, "id", None) == "REGISTRY"
+                   else node.args[0] if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "get"
+                   and getattr(node.func.value, "id", None) == "REGISTRY" else None)
+            by_name = isinstance(key, ast.Constant)
+            assert not by_name, f"{path.name}:{node.lineno} looks an op up by its name: use the op's facts object"
+            if isinstance(node, ast.Compare) and getattr(node.left, "attr", None) == "formula":
+                compared |= {c.value for c in node.comparators if isinstance(c, ast.Constant)}
+    assert compared and compared <= declared, compared - declared
 
 
 def test_an_op_declared_twice_is_refused():
@@ -243,3 +294,22 @@ def test_nn_reexports_exactly_the_public_names_from_the_files_that_define_them()
     for name in nn.__all__:
         assert getattr(nn, name).__module__.startswith("tinygrad_cnn.nn."), name
     assert nn.summary is importlib.import_module("tinygrad_cnn.nn.module").summary
+
+
+# ----------------------------------------------------------------------------- the tests themselves
+def test_no_test_module_imports_another():
+    """Tests are one module per unit; what they share lives in modules that hold no tests (helpers.py, the *_cases.py
+    and check_*.py modules), so running or reading one test module never runs another's tests."""
+    tests = Path(__file__).parent
+    test_modules = {p.stem for p in tests.glob("test_*.py")}
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module or ''}.{a.name}".lstrip(".") for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            imported = set().union(*(n.split(".") for n in names))  # tests.test_pool, test_pool, .test_pool.X
+            assert not imported & test_modules, f"{path.name}:{node.lineno} imports {imported & test_modules}"
+        assert path.stem.startswith("test_") or "def test_" not in path.read_text(), f"{path.name} holds tests"

@@ -6,6 +6,7 @@ mode (per thread) and backward from several threads.
 import copy
 import gc
 import pickle
+import re
 import sys
 import threading
 
@@ -13,7 +14,17 @@ import numpy as np
 import pytest
 
 from tests.helpers import leaf, rand
-from tinygrad_cnn import Tensor, enable_grad, is_grad_enabled, no_grad, set_default_dtype, set_grad_enabled
+from tinygrad_cnn import (
+    Tensor,
+    enable_grad,
+    is_grad_enabled,
+    manual_seed,
+    nn,
+    no_grad,
+    set_default_dtype,
+    set_grad_enabled,
+)
+from tinygrad_cnn.data import batches
 from tinygrad_cnn.tensor import get_default_dtype, topo_order
 
 
@@ -106,7 +117,45 @@ def test_constructors_are_seedable():
     assert Tensor.zeros(2, 2).data.sum() == 0 and Tensor.ones(3).data.sum() == 3
     assert Tensor.zeros_like(a).shape == (2, 3) and Tensor.ones_like(a).data.sum() == 6
     assert Tensor.zeros(2, dtype=np.float64).dtype == np.float64
+    r = Tensor.rand(2, 3, seed=4)  # PyTorch's torch.rand: uniform in [0, 1)
+    np.testing.assert_array_equal(r.data, Tensor.uniform((2, 3), seed=4).data)
+    assert r.dtype == np.float32 and Tensor.rand(2, dtype=np.float64, requires_grad=True).requires_grad
 
+
+
+@pytest.fixture
+def unseeded():
+    """manual_seed's generator is global: put fresh entropy back after the test."""
+    yield
+    manual_seed(None)
+
+
+def test_manual_seed_makes_every_unseeded_draw_reproducible_as_torch_manual_seed(unseeded):
+    """PyTorch's torch.manual_seed(0) at the top of a script: randn, uniform, the layers' weights, dropout's masks and
+    the batches' order, none given a seed, repeat run for run (numpy's np.random.seed does not reach them)."""
+    def run():
+        manual_seed(0)
+        drawn = [Tensor.randn(2, 3), Tensor.uniform(4), nn.Linear(3, 2).W, nn.Conv2d(1, 2, 3).W,
+                 nn.ConvTranspose2d(1, 2, 3).W, nn.Dropout(0.5)(Tensor.ones(20)), Tensor.ones(20).dropout(0.5)]
+        order = [y for _, y in batches(np.arange(6), np.arange(6), 2)]
+        return [t.data.copy() for t in drawn] + order
+    first, second = run(), run()
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    manual_seed(1)
+    assert not np.array_equal(Tensor.randn(2, 3).data, first[0])
+    manual_seed(0)
+    np.testing.assert_array_equal(Tensor.randn(3, seed=5).data, np.random.default_rng(5).standard_normal(3)
+                                  .astype(np.float32))  # seed= wins
+    manual_seed(None)  # fresh entropy again, as before any manual_seed
+    assert not np.array_equal(Tensor.randn(8).data, Tensor.randn(8).data)
+
+
+@pytest.mark.parametrize("seed", ["0", 1.5, True])
+def test_manual_seed_takes_an_int(unseeded, seed):
+    with pytest.raises(TypeError, match=re.escape(f"manual_seed: seed must be an int (or None for fresh entropy), "
+                                                  f"got {seed!r}")):
+        manual_seed(seed)
 
 def test_is_grad_enabled_and_tensor_from_tensor():
     from tinygrad_cnn import is_grad_enabled

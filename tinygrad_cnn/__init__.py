@@ -8,6 +8,7 @@ from .explorer import explore, save_html
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .io import load, save
 from .profile import Profile, profile  # the function profile() is tinygrad_cnn.profile (its module: sys.modules)
+from .seeding import manual_seed
 from .tensor import (
     Tensor,
     enable_grad,
@@ -23,6 +24,7 @@ from .viz import draw_graph, save_graph
 
 __all__ = [
     "Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "set_default_dtype", "get_default_dtype",
+    "manual_seed",
     "grad", "gradcheck", "gradgradcheck", "GradcheckError", "functional", "draw_graph", "save_graph",
     "nn", "optim", "io", "interop", "save", "load", "steps", "data", "plot",
     "explain", "Explanation", "detect_anomaly", "is_anomaly_enabled", "AnomalyError",

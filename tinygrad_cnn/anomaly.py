@@ -7,7 +7,8 @@ tracebacks say), and:
 * forward: the first op whose inputs are all finite but whose output is not (and which was not given a non-finite
   constant of its own: ``pad2d(value=-inf)`` before a max-pool, ``clip`` bounds) raises :class:`AnomalyError`
   naming the op, its output, that line, how many entries went bad, the first one and what the inputs held
-  there (``log got 0.0 at (0, 3)``);
+  there (``log got 0.0 at (0, 3)``); so does an op that passes such a constant on instead of dropping it
+  (an avg-pool or a product over ``pad2d(value=-inf)``'s padding; a max-pool drops it);
 * backward: the first backward closure that returns a non-finite gradient from a finite one raises the same
   error, naming the input of the op and the line that created the op;
 * numpy's RuntimeWarnings raised inside this package are silenced (the error says it better); those raised by
@@ -163,19 +164,39 @@ def check_forward(data: np.ndarray, parents: tuple, facts, op: str, op_args: dic
     """Raise AnomalyError if ``data`` (op's output) holds NaN/inf while every input is finite and the op was given no
     non-finite constant of its own (``pad2d(value=-inf)``). facts: the op's OpFacts (``ops/facts.GENERIC`` for a
     user's op), for its label."""
-    if _is_finite(data) or not all(_is_finite(p.data) for p in parents):
+    if _is_finite(data) or any(_holds_non_finite(v) for v in op_args.values()):
         return
-    if any(_holds_non_finite(v) for v in op_args.values()):
-        return
+    non_finite = [p for p in parents if not _is_finite(p.data)]
+    sources = [_constant_source(p) for p in non_finite]
+    if any(s is None for s in sources) or (sources and facts.moves_values):
+        return  # non-finite inputs that no op's own constant made (checked where made), or only moved here
     label = facts.label(op_args) if facts.name == op else op_label(op, op_args)
     count, first = _bad_entries(data)
     names = [p.name for p in parents if p.name]
     output = f"{op}({', '.join(names)})" if names else f"the output of {op}"
+    if sources:
+        source = sources[0]
+        constant = ", ".join(f"{k}={_num(np.asarray(v).ravel()[0]) if np.ndim(v) else _num(v)}"
+                             for k, v in source.op_args.items() if _holds_non_finite(v))
+        raise AnomalyError(
+            f"{label} spread the non-finite values of {source.op} (its own constant {constant}, meant for an op "
+            f"that drops them, as a max-pool does) into its output, at {where}: {output}, shape "
+            f"{tuple(data.shape)}, has {count} of {data.size} entries NaN or inf, the first {_num(data[first])} at "
+            f"{first}"
+        )
     raise AnomalyError(
         f"{label} made non-finite values from finite inputs, at {where}: {output}, shape {tuple(data.shape)}, "
         f"has {count} of {data.size} entries NaN or inf, the first {_num(data[first])} at {first}; "
         f"{_what_inputs_held(op, parents, data.shape, first)}"
     )
+
+
+def _constant_source(t):
+    """The op whose own non-finite constant made t's non-finite entries (``pad2d(value=-inf)``), followed back
+    through ops that only move values; None when t's came from elsewhere (a leaf, an op's arithmetic)."""
+    while t.facts is not None and t.facts.moves_values and len(t.parents) == 1:
+        t = t.parents[0]
+    return t if any(_holds_non_finite(v) for v in t.op_args.values()) else None
 
 
 def check_backward(t, g: np.ndarray, grads: tuple) -> None:

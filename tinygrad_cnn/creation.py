@@ -1,9 +1,10 @@
-"""Tensor's constructors, a mixin: ``Tensor.zeros/ones/full/arange/eye/randn/uniform`` and ``zeros_like/ones_like``.
+"""Tensor's constructors, a mixin: ``Tensor.zeros/ones/full/arange/eye/randn/rand/uniform``, ``zeros_like/ones_like``.
 
 Each builds a numpy array in the default float dtype (``set_default_dtype``) unless ``dtype=`` says float32 or
-float64, then a leaf with ``cls(array, requires_grad, name)``. ``seed``: an int or a ``numpy.random.Generator``.
+float64, then a leaf with ``cls(array, requires_grad, name)``. ``seed``: an int or a ``numpy.random.Generator``
+(None: ``manual_seed``'s generator, else fresh entropy).
 
-Imports numpy, dtypes.py and ops/common.py; never tensor.py (Tensor inherits this class).
+Imports numpy, dtypes.py, seeding.py and ops/common.py; never tensor.py (Tensor inherits this class).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 
 from .dtypes import get_default_dtype
 from .ops.common import shape_arg
+from .seeding import generator
 
 
 class Creation:
@@ -50,15 +52,20 @@ class Creation:
     @classmethod
     def randn(cls, *shape, seed=None, dtype=None, requires_grad=False, name=None):
         """Standard normal values; ``seed`` is an int or a ``numpy.random.Generator``."""
-        rng = np.random.default_rng(seed)
+        rng = generator(seed)
         return cls(rng.standard_normal(shape_arg(shape)).astype(dtype or get_default_dtype()), requires_grad, name)
 
     @classmethod
     def uniform(cls, *shape, low=0.0, high=1.0, seed=None, dtype=None, requires_grad=False, name=None):
         """Uniform values in [low, high); ``seed`` is an int or a ``numpy.random.Generator``."""
-        rng = np.random.default_rng(seed)
+        rng = generator(seed)
         data = rng.uniform(low, high, shape_arg(shape)).astype(dtype or get_default_dtype())
         return cls(data, requires_grad, name)
+
+    @classmethod
+    def rand(cls, *shape, seed=None, dtype=None, requires_grad=False, name=None):
+        """Uniform values in [0, 1), as ``torch.rand``: ``uniform`` with its defaults."""
+        return cls.uniform(*shape, seed=seed, dtype=dtype, requires_grad=requires_grad, name=name)
 
     @classmethod
     def zeros_like(cls, t, requires_grad=False, name=None):

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .seeding import generator
+
 __all__ = ["batches"]
 
 
@@ -27,7 +29,7 @@ def _order(n: int, shuffle: bool, seed) -> np.ndarray:
         raise TypeError(f"batches: seed must be None, an int or a numpy.random.Generator, got {seed!r}")
     if not shuffle:
         return np.arange(n)
-    return np.random.default_rng(seed).permutation(n)
+    return generator(seed).permutation(n)
 
 
 def batches(X, y, batch_size: int, shuffle: bool = True, seed=None,
@@ -39,9 +41,9 @@ def batches(X, y, batch_size: int, shuffle: bool = True, seed=None,
         y: targets, shape (m, ...), e.g. labels (m,).
         batch_size: samples per batch, a positive int.
         shuffle: visit the samples in a random order (else in order 0..m-1).
-        seed: None (fresh randomness every call), an int (the same order every call) or a
-            ``numpy.random.Generator`` (its next permutation: one Generator gives a new order each epoch
-            and the same sequence of orders each run).
+        seed: None (``manual_seed``'s generator, else fresh randomness every call), an int (the same
+            order every call) or a ``numpy.random.Generator`` (its next permutation: one Generator gives a
+            new order each epoch and the same sequence of orders each run).
         drop_last: leave out the last batch when it has fewer than ``batch_size`` samples (those
             samples are then not seen this epoch). Default False: the last batch holds the
             ``m % batch_size`` samples left over.

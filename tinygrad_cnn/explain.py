@@ -233,10 +233,10 @@ FORMULAS = {"conv2d": _conv2d_terms, "pool": _pool_terms, "matmul": _matmul_term
 def _formula(out: Tensor):
     """The terms function of out's own formula, or None for the generic search (a conv2d with dilation or groups:
     the formula is the notebook's plain conv)."""
-    name = facts_of(out).formula
-    if name == "conv2d" and (out.op_args["dilation"] != (1, 1) or out.op_args["groups"] != 1):
+    facts = facts_of(out)
+    if facts.formula == "conv2d" and (out.op_args["dilation"] != (1, 1) or out.op_args["groups"] != 1):
         return None
-    return FORMULAS.get(name)
+    return FORMULAS.get(facts.formula)
 
 
 # ----------------------------------------------------------------------------- explain

@@ -18,7 +18,8 @@ for each row j the column of PyTorch's weight it becomes (None when the order is
   flatten, rows of two images interleaved, a flatten reached through an op whose row order is unknown, such as a sum
   of pairs or your own op) ValueError names the ops on the way: no reordering would make the twin exact.
 
-Reads any graph (``.parents``, ``.op``, ``.facts``, ``._backward``); imports no Tensor.
+Reads any graph (``.parents``, ``.op``, ``.facts``, ``._backward``); imports no Tensor, only the op mixins whose
+facts it compares with (getitem, broadcast_to, matmul).
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import topo_order
-from .ops.facts import GENERIC, REGISTRY, facts_of
+from .ops.elementwise import ElementwiseOps
+from .ops.facts import GENERIC, facts_of
+from .ops.shape import ShapeOps
 
 
 def _is_move(t) -> bool:
     """t's op moves each value to one place (its declared facts say it moves values; indexing selects); not
     broadcast_to, which copies a value to many (its backward sums)."""
     facts = facts_of(t)
-    return t.op is not None and facts is not REGISTRY.get("broadcast_to") and (
-        facts.moves_values or facts is REGISTRY.get("getitem"))
+    return t.op is not None and facts is not ShapeOps.BROADCAST_TO and (
+        facts.moves_values or facts is ShapeOps.GETITEM)
 
 
 def _path(via: tuple) -> str:
@@ -73,7 +76,7 @@ def _passed_back(t, labels: np.ndarray, via: tuple, who: str):
     facts, via = facts_of(t), via + (t.op_label,)
     if _is_move(t):
         grads = t._backward(labels.astype(np.float64))
-        if facts is REGISTRY.get("getitem"):
+        if facts is ShapeOps.GETITEM:
             counts = t._backward(np.ones(labels.shape, np.float64))[0]
             if (np.asarray(counts) > 1).any():
                 raise ValueError(f"interop: {who}'s input repeats entries through {_path(via)}: no order of its "
@@ -127,7 +130,7 @@ def _refuse_flatten_behind(t, via: tuple, who: str) -> None:
     stack, seen = [t], set()
     while stack:
         u = stack.pop()
-        if id(u) in seen or u.op is None or facts_of(u) is REGISTRY.get("matmul"):
+        if id(u) in seen or u.op is None or facts_of(u) is ElementwiseOps.MATMUL:
             continue
         seen.add(id(u))
         images = [p for p in u.parents if p.ndim == 4]

@@ -14,6 +14,8 @@
   ``x.add_(y)``, ...); reading it on a tensor raises AttributeError saying what to write. ``add_unavailable(cls)``
   puts one on ``cls`` for each name of ATTRIBUTES and IN_PLACE. (Descriptors, not ``__getattr__``: a class that
   defines ``__getattr__`` pays for it on every attribute access.)
+* ``MODULE_ATTRIBUTES``: the same for a Module's PyTorch-only names (``model.to(device)``, ``model.double()``),
+  read by ``Module.__getattr__``.
 * ``Size``: the int ``x.size`` returns (numpy's meaning, the number of elements); calling it, PyTorch's
   ``x.size()``, raises TypeError pointing to ``x.shape``.
 
@@ -218,6 +220,27 @@ ATTRIBUTES = {
     "add": "x + y", "sub": "x - y", "mul": "x * y", "div": "x / y", "neg": "-x",
     "new_zeros": "Tensor.zeros(*shape)", "new_ones": "Tensor.ones(*shape)",
     "data_ptr": "x.data (a numpy array)",
+    "repeat": "Tensor.concatenate([x] * n, axis) (in the graph)",
+    "chunk": "slices: x[:, :k], x[:, k:] (each in the graph)",
+    "split": "slices: x[:, :k], x[:, k:] (each in the graph)",
+    "masked_fill": "x * ~mask + np.where(mask, value, 0.0), mask a numpy bool array (value may be -np.inf)",
+    "where": "x * mask + y * ~mask, mask a numpy bool array",
+    "all": "(x.data != 0).all() (a numpy array; comparisons give numpy bools already)",
+    "any": "(x.data != 0).any() (a numpy array; comparisons give numpy bools already)",
+    "prod": "not an op here: np.prod(x.data, axis) outside the graph",
+    "cumsum": "not an op here: np.cumsum(x.data, axis) outside the graph",
+    "mT": "x.swapaxes(-2, -1)",
+}
+
+# a Module's PyTorch-only names (Module.__getattr__ reads this when normal lookup fails)
+MODULE_ATTRIBUTES = {
+    "to": "numpy runs on the CPU only: drop .to(device); for a dtype, build the layers with dtype=",
+    "cuda": ATTRIBUTES["cuda"], "cpu": ATTRIBUTES["cpu"], "half": ATTRIBUTES["half"],
+    "double": "build the layers with dtype=np.float64, or call set_default_dtype(np.float64) before building them",
+    "float": "layers take the default dtype (float32 unless set_default_dtype); dtype= when building one",
+    "type": "build the layers with dtype=np.float64 (or np.float32)",
+    "register_parameter": "set the attribute: self.name = Tensor(array, requires_grad=True)",
+    "add_module": "set the attribute: self.name = module (or hold several in nn.ModuleList / nn.ModuleDict)",
 }
 
 

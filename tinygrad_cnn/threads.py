@@ -15,9 +15,9 @@ The default: with TINYGRAD_CNN_NUM_THREADS set, importing tinygrad_cnn calls set
 (apply_default). Without it, importing the library changes nothing in the process: BLAS keeps the threads it chose
 itself (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS, else one per core) and get_num_threads() reports
 them, while the kernels above run on one thread. On a machine other jobs keep busy, BLAS's threads wait for taken cores
-and a training step ran 5 to 80 times slower than on one thread: there, set TINYGRAD_CNN_NUM_THREADS=1 (or call
-set_num_threads(1)); on an idle machine two threads speed up large convs and pools by up to about 1.6x
-(README.md, "Speed").
+and a training step runs many times slower than on one thread: there, set TINYGRAD_CNN_NUM_THREADS=1 (or call
+set_num_threads(1)); on an idle machine two threads speed up large convs and pools (the figures: README.md,
+"Speed").
 
 May import: the standard library, threadpoolctl (a dependency) and kernels/blocks.
 """

@@ -3,8 +3,8 @@
 In order: crashes (the exception, the case, the learner's line, a hint for known ones); results that are not the
 notebook's return value; output shapes (with the formula) and dtypes; arguments changed in place; the known
 mistakes that reproduce the learner's outputs exactly (check.mistakes: every output a mistake changes equals the
-learner's on every case, a crash counting as equal to a crash of the same exception type and message, numbers and
-shapes aside); then, for each wrong
+learner's on every case, or is right on every case when the learner made the mistake in some outputs only; a crash
+counting as equal to a crash of the same exception type and message, numbers and shapes aside); then, for each wrong
 output no mistake explains, a ``wrong`` finding with the diagnosis of its first wrong entry; last the ``mask_ties``
 warning. Imports inspect, io, re, tokenize, numpy and the check package's cases, mistakes, run, diagnose and report.
 """
@@ -126,6 +126,8 @@ class Check:
         for (kind, where), ns in seen.items():
             error = self.outcomes[ns[0]].error
             line = f" at {_file(where[0])} line {where[1]} in {where[2]}: `{where[3]}`" if where else ""
+            caller = self.outcomes[ns[0]].called_from
+            line += f" (called from line {caller[1]} in {caller[2]}: `{caller[3]}`)" if caller else ""
             hint = f". {FLOAT_HINT}" if kind == "TypeError" and where and "float(" in where[3] else ""
             self.add("crash", f"{self.name} raised {kind}: {error}{line}, on {self.count(len(ns))}{hint}.", ns[0])
 
@@ -141,11 +143,13 @@ class Check:
         for n, (case, outcome) in enumerate(zip(self.case_list, self.outcomes, strict=True)):
             if outcome.outputs is None:
                 continue
-            for o, ((shape, formula), got, raw) in enumerate(zip(self.spec.shapes(case), outcome.outputs,
+            expected_shapes = self.spec.shapes(case)
+            for o, ((shape, formula), got, raw) in enumerate(zip(expected_shapes, outcome.outputs,
                                                                  outcome.raw, strict=True)):
                 output = self.spec.outputs[o]
                 if got.shape != tuple(shape):
                     self.fail(n, f"{output} shape")
+                    formula += self.swapped_hint(got.shape, expected_shapes)
                     shapes.setdefault(output, []).append((n, got.shape, tuple(shape), formula))
                 dtype = np.asarray(raw).dtype
                 if not (dtype.kind in "biuf" if self.spec.mask else dtype == np.float64):
@@ -158,6 +162,14 @@ class Check:
         for output, (n, dtype) in dtypes.items():
             self.add("dtype", f"{output} has dtype {dtype}; the inputs are float64 and so must {output} be "
                      "(np.zeros(shape) is float64; no dtype= or astype).", n)
+
+    def swapped_hint(self, got: tuple, expected_shapes: list) -> str:
+        """When an output has the shape another output should have, ask about the notebook's order."""
+        others = [self.spec.outputs[k] for k, (shape, _) in enumerate(expected_shapes) if tuple(shape) == got]
+        if not others:
+            return ""
+        order = ", ".join(self.spec.outputs)
+        return f"; yours has the shape of {others[0]} (the notebook returns {order} in that order)"
 
     def mutations(self) -> None:
         for n, changed in enumerate(self.changed):
@@ -178,22 +190,37 @@ class Check:
         return wrong
 
     def mistakes(self) -> set:
-        """Name every catalogued mistake that reproduces the learner's outputs; the outputs they explain."""
+        """Name every catalogued mistake that reproduces the learner's outputs; the outputs they explain. Each output
+        the mistake changes must equal the mistake's on every case, or be right on every case (the mistake made in
+        the code of some outputs only, e.g. dW's windows at h, w and dA_prev's right); one output at least equal."""
         explained = set()
         for mistake in mistakes.CATALOGUE.get(self.name, ()):
             outcomes = [run.mistake_outcomes(self.name, mistake.key, n) for n in range(len(self.case_list))]
             changes = {o for o in range(len(self.spec.outputs)) for n, alts in enumerate(outcomes)
                        if not correct(alts[0], self.expected[n], o)}
-            if not changes or not all(any(run.same_outcome(self.outcomes[n], alt, o) for alt in alts)
-                                      for o in changes for n, alts in enumerate(outcomes)):
+            agree = {o for o in changes if all(any(run.same_outcome(self.outcomes[n], alt, o) for alt in alts)
+                                               for n, alts in enumerate(outcomes))}
+            right = {o for o in changes - agree if all(correct(out, exp, o) for out, exp in
+                                                       zip(self.outcomes, self.expected, strict=True))}
+            if not agree or agree | right != changes:
                 continue
             first = next(n for n, alts in enumerate(outcomes) if any(not correct(alts[0], self.expected[n], o)
-                                                                     for o in changes))
-            self.add(mistake.tag, mistake.message + find_line(self.fn, mistake.pattern), first)
-            explained |= changes
-            for o in changes:
+                                                                     for o in agree))
+            self.add(mistake.tag, mistake.message + self._only(agree, right) + find_line(self.fn, mistake.pattern),
+                     first)
+            explained |= agree
+            for o in agree:
                 self.named.setdefault(self.spec.outputs[o], mistake.tag)
         return explained
+
+    def _only(self, agree: set, right: set) -> str:
+        """" Here only dW has it (your dA_prev is right)." when the mistake is in some outputs only; else ""."""
+        if not right:
+            return ""
+        def names(found):
+            return " and ".join(self.spec.outputs[o] for o in sorted(found))
+        return (f" Here only {names(agree)} {'has' if len(agree) == 1 else 'have'} it (your {names(right)} "
+                f"{'is' if len(right) == 1 else 'are'} right).")
 
     def entries(self) -> None:
         """The first wrong entry of each output (same shape, wrong value), in case order."""
@@ -216,7 +243,8 @@ class Check:
             if entry is None:
                 continue  # only crashes or wrong shapes: their findings say it
             n = self.results.index(entry.case)
-            count = sum(not correct(out, exp, o) for out, exp in zip(self.outcomes, self.expected, strict=True))
+            count = sum(out.outputs is not None and not correct(out, exp, o)  # crashes are counted as crashes
+                        for out, exp in zip(self.outcomes, self.expected, strict=True))
             tag = "mask" if self.spec.mask else "wrong"
             self.add(tag, f"{entry.output} is wrong on {self.count(count)} and matches no known mistake: "
                      f"{entry.diagnosis}", n)

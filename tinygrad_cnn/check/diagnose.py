@@ -19,7 +19,7 @@ from .report import number
 
 
 def _where(output: str, index: tuple) -> str:
-    return f"{output}[{','.join(map(str, index))}]"
+    return f"{output}[{','.join(map(str, index))}]" if index else output
 
 
 def _near(a: float, b: float, scale: float) -> bool:
@@ -74,7 +74,8 @@ def _conv_single_step(args, index, got):
     a, W, b = args
     s, bias = float(np.sum(a * W)), float(np.sum(b))
     for words, value in (("sum(a_slice_prev * W) without b", s), ("sum(a_slice_prev * W) - b", s - bias),
-                         ("sum(a_slice_prev * W) + 2 * b", s + 2 * bias), ("b alone", bias)):
+                         ("sum(a_slice_prev * W) + 2 * b", s + 2 * bias), ("b alone", bias),
+                         (f"sum(a_slice_prev * W + b): b added to each of the {a.size} products", s + a.size * bias)):
         if _near(value, got, abs(s) + abs(bias)):
             return f"your Z = {number(got)} is {words}; expected sum(a_slice_prev * W) + b = {number(s + bias)}."
     return None
@@ -96,15 +97,41 @@ def _distribute_value(args, index, got):
     return None
 
 
-def _elsewhere(output, index, got, expected_array):
-    """The sentence for an entry that equals the expected value of another entry, or is off by a simple factor."""
+def _other_entry(expected_array, value, index):
+    """The index of the one other entry whose expected value is ``value``, or None (none, or several)."""
     scale = float(np.max(np.abs(expected_array))) if expected_array.size else 1.0
-    hits = [tuple(int(v) for v in k) for k in np.argwhere(np.abs(expected_array - got) <= 1e-9 * max(1.0, scale))]
+    hits = [tuple(int(v) for v in k) for k in np.argwhere(np.abs(expected_array - value) <= 1e-9 * max(1.0, scale))]
     hits = [k for k in hits if k != tuple(index)]
+    return hits[0] if len(hits) == 1 and value != 0 else None
+
+
+def _one_factor(got_array, expected_array):
+    """The factor r when got_array is r * expected_array in every entry (r not 0 or 1), else None."""
+    nonzero = expected_array != 0
+    if not nonzero.any() or np.any(got_array[~nonzero] != 0):
+        return None
+    ratios = got_array[nonzero] / expected_array[nonzero]
+    r = float(ratios[0])
+    return r if r not in (0.0, 1.0) and np.all(np.abs(ratios - r) <= 1e-9 * abs(r)) else None
+
+
+def _elsewhere(output, index, got, expected_array, got_array=None):
+    """The sentence for an entry that equals the expected value of another entry, or that plus its own, or for an
+    output off by one factor everywhere, or an entry off by a simple factor."""
     expected = float(expected_array[tuple(index)])
-    if len(hits) == 1 and got != 0:
-        return (f"your {_where(output, index)} = {number(got)} is the expected value of {_where(output, hits[0])}: "
+    other = _other_entry(expected_array, got, index)
+    if other is not None:
+        return (f"your {_where(output, index)} = {number(got)} is the expected value of {_where(output, other)}: "
                 "an index or a window in the wrong place?")
+    other = _other_entry(expected_array, got - expected, index) if expected != 0 else None
+    if other is not None:
+        return (f"your {_where(output, index)} = {number(got)} is the expected {number(expected)} plus the expected "
+                f"{_where(output, other)} = {number(got - expected)}: another entry's terms added in (an array not "
+                "reset between examples, or an index in the wrong place?)")
+    factor = None if got_array is None or got_array.ndim == 0 else _one_factor(got_array, expected_array)
+    if factor is not None:
+        inverse = f" (1 / {round(1 / factor)})" if abs(1 / factor - round(1 / factor)) <= 1e-9 else ""
+        return f"on this case every entry of your {output} is {number(factor)} times the expected one{inverse}."
     if expected != 0:
         ratio = got / expected
         for factor in (-1, 2, 0.5, 4, 0.25, 3, 1 / 3, 9, 1 / 9):
@@ -120,13 +147,13 @@ def diagnose(name: str, output: str, args: tuple, index: tuple, got_array: np.nd
     if name in ("conv_backward", "pool_backward"):
         summary, table = terms.diagnose(name, args, output, index, got, expected)
         if "not a sum" in summary:
-            summary = _elsewhere(output, index, got, expected_array) or summary
+            summary = _elsewhere(output, index, got, expected_array, got_array) or summary
         return summary, table
     found = {"conv_forward": lambda: _conv_forward(args, index, got),
              "pool_forward": lambda: _pool_forward(args, index, got),
              "conv_single_step": lambda: _conv_single_step(args, index, got),
              "create_mask_from_window": lambda: _mask(args, index, got_array),
              "distribute_value": lambda: _distribute_value(args, index, got)}.get(name, lambda: None)()
-    found = found or _elsewhere(output, index, got, expected_array)
+    found = found or _elsewhere(output, index, got, expected_array, got_array)
     return found or (f"your {_where(output, index)} = {number(got)}, expected {number(expected)} "
                      f"(difference {number(got - expected)})."), []

@@ -3,7 +3,8 @@ catalogue that names the mistakes: a tag (part of the API), what is wrong and wh
 that finds the line that makes it in the learner's code.
 
 check names a mistake only when running this code with the mistake injected reproduces the learner's outputs
-(every output the mistake changes, on every case), so a diagnosis is a fact, not a guess.
+(every output the mistake changes, on every case; or some of them, the others right), so a diagnosis is a fact,
+not a guess.
 ``mistake=None`` is the correct function; a test checks it against tinygrad_cnn.reference on every case.
 Imports numpy only.
 """
@@ -134,7 +135,8 @@ def create_mask_from_window(x, mistake=None, ties="all"):
 
 def distribute_value(dz, shape, mistake=None):
     n_H, n_W = shape
-    divisor = {"divisor_n_H": n_H, "divisor_none": 1, "divisor_sum": n_H + n_W}.get(mistake, n_H * n_W)
+    divisor = {"divisor_n_H": n_H, "divisor_none": 1, "divisor_sum": n_H + n_W,
+               "divisor_then_times": n_H / n_W}.get(mistake, n_H * n_W)
     return np.ones(shape) * (dz / divisor)
 
 
@@ -303,5 +305,8 @@ CATALOGUE = {
                 "dz / (n_H * n_W)."),
         Mistake("divisor_sum", "average_divisor", "dz is divided by n_H + n_W: each of the n_H * n_W entries gets "
                 "dz / (n_H * n_W)."),
+        Mistake("divisor_then_times", "average_divisor", "dz / n_H * n_W is (dz / n_H) * n_W: / and * go left to "
+                "right, so dz is divided by n_H and multiplied by n_W. Write dz / (n_H * n_W).",
+                r"/\s*n_H\s*\*\s*n_W"),
     ),
 }

@@ -28,13 +28,16 @@ RTOL = 1e-10  # relative to the largest entry of the expected array
 class Outcome:
     """What one call gave: ``outputs`` (float64 arrays, one per output name) and ``raw`` (as returned), or
     ``error`` (the exception) with ``where`` (file, line, function, code: the innermost line of the learner's
-    code), or ``structure`` (what came back when it was not the notebook's return value)."""
+    code) and ``called_from`` (the line of the function checked that led there, when ``where`` is in another
+    function, e.g. a helper it calls; else None), or ``structure`` (what came back when it was not the notebook's
+    return value)."""
 
     outputs: tuple | None = None
     raw: tuple | None = None
     error: BaseException | None = None
     where: tuple | None = None
     structure: str | None = None
+    called_from: tuple | None = None
 
     @property
     def crashed(self) -> bool:
@@ -52,16 +55,16 @@ def _library_dirs() -> tuple:
 LIBRARY = _library_dirs()
 
 
-def learner_line(error: BaseException):
-    """(file, line number, function, code) of the innermost frame of the traceback outside the library, numpy
-    and Python's own modules; None when there is none."""
-    found = None
+def learner_lines(error: BaseException) -> list:
+    """[(file, line number, function, code)] of the frames of the traceback outside the library, numpy and
+    Python's own modules, outermost first."""
+    found = []
     for frame in traceback.extract_tb(error.__traceback__):
         filename = frame.filename
         if filename.startswith(LIBRARY) or filename.startswith("<frozen"):
             continue
         code = (frame.line or linecache.getline(filename, frame.lineno)).strip()
-        found = (filename, frame.lineno, frame.name, code)
+        found.append((filename, frame.lineno, frame.name, code))
     return found
 
 
@@ -75,7 +78,9 @@ def call(fn, spec: cases.Spec, args: tuple) -> Outcome:
         with contextlib.redirect_stdout(io.StringIO()):
             result = fn(*args)
     except (Exception, SystemExit) as error:  # the learner's code: any exception is a finding, sys.exit() too
-        return Outcome(error=error, where=learner_line(error))  # (KeyboardInterrupt stops the check)
+        lines = learner_lines(error)  # (KeyboardInterrupt stops the check)
+        return Outcome(error=error, where=lines[-1] if lines else None,
+                       called_from=lines[0] if len(lines) > 1 and lines[0][2] != lines[-1][2] else None)
     if result is None:
         return Outcome(structure="returned None (is the return statement missing?)")
     try:

@@ -131,12 +131,13 @@ def check_images(op: str, name: str, x) -> None:
         raise ValueError(f"{op}: {name} must be 4-D NHWC (m, n_H, n_W, n_C), got shape {x.shape}{hint}")
 
 
-def _check_window_fits(op: str, x_shape, f, pads) -> None:
-    """The (f_h, f_w) window (dilated: its span) must fit in the padded input."""
+def _check_window_fits(op: str, x_shape, f, pads, layout: str | None = None) -> None:
+    """The (f_h, f_w) window (dilated: its span) must fit in the padded input. layout: check_weight_layout's text
+    when W also reads as PyTorch's layout, added to the error (then it is most likely the mistake)."""
     padded = (x_shape[1] + sum(pads[0]), x_shape[2] + sum(pads[1]))
     if f[0] > padded[0] or f[1] > padded[1]:
         raise ValueError(f"{op}: window {f[0]}x{f[1]} is larger than the padded input {padded[0]}x{padded[1]} "
-                         f"(x.shape={tuple(x_shape)}, pad={pads})")
+                         f"(x.shape={tuple(x_shape)}, pad={pads}){'; ' + layout if layout else ''}")
 
 
 def check_weight_layout(op: str, channels: int, W_shape: tuple, groups: int) -> str | None:
@@ -189,8 +190,9 @@ def check_conv2d_args(x, W, b, stride, pad, dilation=1, groups=1):
                          f"got {getattr(W, 'shape', type(W).__name__)}")
     if W.shape[3] == 0:
         raise ValueError(f"conv2d: W has 0 filters (n_C = W.shape[3] = 0, W.shape={W.shape}); it needs at least one")
+    layout = None
     if isinstance(groups, numbers.Integral) and groups > 0:
-        check_weight_layout("conv2d", x.shape[3], W.shape, int(groups))
+        layout = check_weight_layout("conv2d", x.shape[3], W.shape, int(groups))
     check_groups("conv2d", groups, {"n_C_prev": x.shape[3], "n_C": W.shape[3]}, f"x.shape={x.shape}, W.shape={W.shape}")
     if x.shape[3] != W.shape[2] * groups:
         hint = ""
@@ -204,7 +206,7 @@ def check_conv2d_args(x, W, b, stride, pad, dilation=1, groups=1):
     dilation = as_positive_pair("conv2d", "dilation", dilation)
     f = dilated_size(W.shape[:2], dilation)
     pads = as_pads("conv2d", pad, x.shape[1:3], f, stride)
-    _check_window_fits("conv2d", x.shape, f, pads)
+    _check_window_fits("conv2d", x.shape, f, pads, layout)
     return stride, pads
 
 

@@ -150,7 +150,8 @@ class ConvSaved(NamedTuple):
 
 
 def conv_path(W_shape, x_shape, out_shape, stride, pads, dilation, groups, itemsize) -> ConvPath:
-    """The one dispatch: the canonical kernels, unless a measured fast path applies (each choice says when, why)."""
+    """The one dispatch: the canonical kernels, unless a measured fast path applies (each choice says when and why
+    in one line; the figures of what each gained are in docs/DESIGN.md)."""
     f_h, f_w, C_g, n_C = W_shape
     m, C = x_shape[0], x_shape[3]
     block = images_per_block(out_shape[1] * out_shape[2] * f_h * f_w * C_g * groups * itemsize, BLOCK_BYTES)
@@ -160,8 +161,7 @@ def conv_path(W_shape, x_shape, out_shape, stride, pads, dilation, groups, items
     # memory costs a page fault per page), and their dW pads (or reads) the input itself: one block for conv.py.
     whole = max(m, 1)
     if depthwise.applies(W_shape, x_shape, groups):
-        # One filter per channel: no GEMM to run (it would contract f_h * f_w taps only), so each tap multiplies the
-        # view it reads and einsum accumulates the taps, no im2col; dA_prev the same over dZ, or a scatter.
+        # One filter per channel: a GEMM would contract only f_h * f_w taps, so each tap's view times its weights.
         return ConvPath(None, depthwise.depthwise_forward,
                         partial(depthwise.depthwise_dW, stride=stride, pads=pads, dilation=dilation),
                         depthwise.depthwise_dA_prev, whole, whole, keep_cols=False)
@@ -173,18 +173,15 @@ def conv_path(W_shape, x_shape, out_shape, stride, pads, dilation, groups, items
     reach = [d * (k - 1) for k, d in zip((f_h, f_w), dilation, strict=True)]
     fits_flipped = all(p <= r for pair, r in zip(pads, reach, strict=True) for p in pair)
     if winograd.applies(W_shape, stride, dilation, groups) and min(C, n_C) >= WINOGRAD_MIN_CHANNELS:
-        # 3x3 stride 1 with enough channels: Winograd F(2x2, 3x3), 2.25x fewer multiplies for a few slicing adds;
-        # dA_prev as the flipped conv, itself a 3x3 stride-1 conv that runs by Winograd.
+        # 3x3, stride 1, many channels (see the line above): Winograd F(2x2, 3x3), 2.25x fewer multiplies, dA_prev too.
         return ConvPath(None, winograd.winograd_forward, partial(winograd.winograd_dW, pads=pads),
                         _dA_prev_as_conv if fits_flipped else conv_dA_prev, whole, whole if fits_flipped else block,
                         keep_cols=False)
     if (stride == (1, 1) and groups == 1 and (n_C <= C or (C <= 8 and n_C <= 2 * C)) and fits_flipped):
-        # Stride 1 and n_C not much above n_C_prev: dA_prev as a conv of dZ with the flipped kernel, whose GEMM has
-        # n_C columns per offset where col2im's strided adds move n_C_prev; that conv blocks the batch itself.
+        # Stride 1, n_C not far above n_C_prev: dA_prev as dZ's conv with the flipped W, not col2im's strided adds.
         path = path._replace(dA_prev=_dA_prev_as_conv, dx_block=max(m, 1))
     elif stride[1] > 1 and C < 8 and groups == 1:
-        # A column stride > 1 and few channels: col2im's adds would run n_C_prev entries long, so it scatters into
-        # channels-first memory instead (runs along rows), in blocks of dZ bytes (more images per pass over a plane).
+        # Column stride > 1, n_C_prev < 8: col2im's adds would be n_C_prev long; channels-first adds run along rows.
         path = path._replace(dA_prev=fast.dA_prev_channels_first, dx_block=images_per_block(
             out_shape[1] * out_shape[2] * n_C * itemsize, fast.CHANNELS_FIRST_BLOCK_BYTES))
     return path

@@ -2,7 +2,7 @@
 xavier_uniform_), and what the layers build on them: ``init_weight`` (a parameter Tensor drawn by name, "he" or
 "glorot") and ``rng_from_seed`` (the seeded Generator a layer draws from).
 
-Imports: numpy and tensor.py only.
+Imports: numpy, seeding.py and tensor.py only.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from ..seeding import generator
 from ..tensor import Tensor
 
 __all__ = ["INITS", "he_init", "glorot_init", "init_weight", "rng_from_seed"]
@@ -40,7 +41,8 @@ def init_weight(layer: str, init: str, shape, fan_in: int, fan_out: int, seed, d
 
 
 def rng_from_seed(layer: str, seed) -> np.random.Generator:
-    """A numpy Generator from ``seed``: None (fresh entropy), an int, or a Generator (used as it is)."""
+    """A numpy Generator from ``seed``: None (``manual_seed``'s generator, else fresh entropy), an int, or a Generator
+    (used as it is)."""
     if seed is not None and not isinstance(seed, (numbers.Integral, np.random.Generator)):
         raise TypeError(f"{layer}: seed must be None, an int or a numpy.random.Generator, got {seed!r}")
-    return np.random.default_rng(seed)
+    return generator(seed)

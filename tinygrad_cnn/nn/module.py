@@ -19,8 +19,8 @@ names (``conv1.W``, ``conv1.b``, ``fc.W``). When a module is set as a child, eac
 ``Tensor.name`` becomes that dotted name, so a drawn graph (``tinygrad_cnn.viz``) labels the leaf
 ``conv1.W`` instead of leaving it anonymous.
 
-Imports: numpy, tensor.py and tracing.py (which runs a model for ``summary`` without importing this module); no
-layer and no container.
+Imports: numpy, hints.py, tensor.py and tracing.py (which runs a model for ``summary`` without importing this
+module); no layer and no container.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..hints import MODULE_ATTRIBUTES, pytorch_args
 from ..tensor import Tensor
 from .tracing import summary_text
 
@@ -67,7 +68,8 @@ class Module:
         modules = self.__dict__.get("_modules", {})
         if name in modules:
             return modules[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        hint = f": {MODULE_ATTRIBUTES[name]}" if name in MODULE_ATTRIBUTES else ""
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}{hint}")
 
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
@@ -108,6 +110,25 @@ class Module:
 
     def children(self):
         return (m for _, m in self.named_children())
+
+    def modules(self):
+        """This module and every descendant, depth first, a shared one once (as PyTorch's ``modules()``)."""
+        return (m for _, m in self.named_modules())
+
+    def apply(self, fn) -> "Module":
+        """Call ``fn(module)`` on every child (recursively; a child held twice here, once), then on this module, as
+        PyTorch's ``apply`` (e.g. ``model.apply(init_weights)``); return this module."""
+        for child in {id(m): m for m in self.children()}.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Set ``requires_grad`` of every parameter (``False`` freezes them: no gradient, the optimizers skip them);
+        return this module."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
 
     def named_modules(self, prefix: str = "", remove_duplicate: bool = True):
         """(dotted name, module) for this module ("" for itself) and every descendant, depth first.
@@ -201,6 +222,9 @@ class Module:
         return {name: np.array(v.data if isinstance(v, Tensor) else v, copy=True)
                 for name, v in self._named_state().items()}
 
+    @pytorch_args("load_state_dict", missing={"strict": "the keys must match exactly; load the ones this model has: "
+                                                        "model.load_state_dict({k: state[k] for k in "
+                                                        "model.state_dict()})"})
     def load_state_dict(self, state) -> None:
         """Copy arrays into the parameters and buffers (each cast to its parameter's or buffer's dtype; a buffer
         is written in place, so an op holding it sees the new values).

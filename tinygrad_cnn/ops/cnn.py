@@ -34,6 +34,7 @@ from ..kernels.norm import batch_norm_backward, batch_norm_forward, dropout_mask
 from ..kernels.pad import pad_forward, unpad
 from ..kernels.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from ..modes import recording_walk
+from ..seeding import generator
 from .facts import declare
 
 
@@ -219,14 +220,15 @@ class CNNOps:
     def dropout(self, p: float = 0.5, training: bool = True, *, rng=None):
         """Inverted dropout: each entry is zeroed with probability p, survivors are scaled by 1 / (1 - p).
 
-        x any shape -> same shape. rng: a numpy Generator, a seed or None (fresh entropy); the layer
-        ``nn.Dropout(p, seed)`` keeps one Generator so its masks are reproducible. The mask is saved for the
-        backward (dx = g * mask). When not training, or p = 0, x itself comes back (nothing recorded), as PyTorch.
+        x any shape -> same shape. rng: a numpy Generator, a seed or None (``manual_seed``'s generator, else fresh
+        entropy); the layer ``nn.Dropout(p, seed)`` keeps one Generator so its masks are reproducible. The mask is
+        saved for the backward (dx = g * mask). When not training, or p = 0, x itself comes back (nothing recorded),
+        as PyTorch.
         """
         check_dropout_p(p)
         if not training or p == 0:
             return self
-        mask = dropout_mask(self.shape, p, rng, self.dtype)
+        mask = dropout_mask(self.shape, p, generator(rng), self.dtype)
 
         def _backward(g):  # the mask is a constant: the same on arrays and on Tensors
             return (g * mask,)

@@ -1,4 +1,4 @@
-"""Small helpers the ops share: axis arguments, shape errors, short labels. numpy only."""
+"""Small helpers the ops share: axis arguments, shape errors, shape arguments. numpy only."""
 
 from __future__ import annotations
 
@@ -31,12 +31,3 @@ def shape_error(op: str, err: Exception, *tensors) -> Exception:
 def shape_arg(shape: tuple) -> tuple:
     """``f(2, 3)`` and ``f((2, 3))`` both mean the shape (2, 3)."""
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
-
-
-def compact(pair):
-    """(2, 2) -> 2, ((1, 1), (2, 2)) -> (1, 2) and ((1, 1), (1, 1)) -> 1, for short graph labels that still read
-    as the op's own argument: ((1, 2), (1, 2)) (top 1, bottom 2) stays as it is, not (1, 2) (p_h 1, p_w 2)."""
-    inner = tuple(compact(p) if isinstance(p, tuple) else p for p in pair)
-    if any(isinstance(p, tuple) for p in inner):
-        return pair
-    return inner[0] if all(p == inner[0] for p in inner) else inner

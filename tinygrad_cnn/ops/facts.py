@@ -9,8 +9,10 @@ facts (``t.facts is None``) and is read as a generic op: ``facts_of(t)`` answers
 The rules are written in one notation, the one ``draw(show_rule=True)`` explains in its legend (``RULE_SYMBOLS``):
 ``g`` is the gradient at the op's output, ``out`` its value, each input has the name the op declares for it
 (``a``, ``b`` for arithmetic; the notebook's ``A_prev``, ``W``, ``b`` for a conv), and ``d<name>`` is the
-gradient the input receives. Hyper-parameters are recorded in canonical form (pairs as tuples, pads as
-``((top, bottom), (left, right))``); only ``label`` compacts them for display.
+gradient the input receives; besides + - * /, a rule may write @, .T, ^ and += (``RULE_OPERATORS``), and the
+op's own arguments by name (``ties``, ``axis``), whose values the legend gives. Hyper-parameters are recorded in
+canonical form (pairs as tuples, pads as ``((top, bottom), (left, right))``); only ``label`` compacts them for
+display.
 
 numpy only; imports nothing of the package.
 """
@@ -31,7 +33,8 @@ RULE_SYMBOLS = {
     "out": "the op's output value",
     "A_slice": "the window of the padded input that one output entry saw (the notebook's a_slice_prev)",
     "g_slice": "the window of g that one input entry scattered onto",
-    "x_hat": "the normalized input (x - mean) / std",
+    "x_hat": "the normalized input (x - mean) / std; mean(...) and sum(...) run over the batch and positions, "
+             "one per channel",
     "std": "sqrt(var + eps) of the batch (training) or of the running statistics (eval)",
     "mask": "dropout's saved mask: 0 for a dropped entry, 1/(1-p) for a kept one",
     "N": "the number of rows (samples) of the batch",
@@ -39,6 +42,10 @@ RULE_SYMBOLS = {
     "targets": "the target probabilities (one-hot rows for class labels)",
     "f_h": "the window's rows", "f_w": "the window's columns",
 }
+
+# The operators the rules write besides + - * /, and what the legend says of each one a drawn rule uses.
+RULE_OPERATORS = {"@": "@ the matrix product", ".T": ".T the transpose", "^": "^ a power",
+                  "+=": "+= adds up each window's share"}
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: one object per op
@@ -151,7 +158,8 @@ def rule_symbols(rule: str) -> set:
 
 def rules_legend(tensors) -> list:
     """The caption of a drawing that shows rules: what g, out and d<input> mean, the inputs' names of the drawn ops
-    that do not call them a, b, and each other symbol (RULE_SYMBOLS) the drawn rules use."""
+    that do not call them a, b, and each other symbol (RULE_SYMBOLS), operator (RULE_OPERATORS) and argument of
+    its op (with its value: a label leaves out the defaults) the drawn rules use."""
     ops = [t for t in tensors if t.op is not None]
     named = {}
     for t in ops:
@@ -162,5 +170,16 @@ def rules_legend(tensors) -> list:
     lines = ["rules: g is the gradient at the op's output, out its value, da the gradient its input a gets;",
              "inputs are a, b in order" + "".join(f"; {op}: {names}" for op, names in sorted(named.items()))]
     lines += [f"{symbol}: {RULE_SYMBOLS[symbol]}" for symbol in sorted(used & RULE_SYMBOLS.keys())]
+    rules = [t.rule for t in ops if t.rule]
+    operators = [text for operator, text in RULE_OPERATORS.items() if any(operator in rule for rule in rules)]
+    if operators:
+        lines.append("; ".join(operators))
+    arguments = {}  # "ties=first" -> the ops whose rules name that argument (a label leaves out its default)
+    for t in ops:
+        for name in sorted(rule_symbols(t.rule) & t.op_args.keys() if t.rule else ()):
+            arguments.setdefault(f"{name}={_shown(t.op_args[name])}", set()).add(t.op)
+    if arguments:
+        lines.append("the ops' arguments the rules name: " + "; ".join(
+            f"{arg} ({', '.join(sorted(names))})" for arg, names in sorted(arguments.items())))
     lines.append("an input that was broadcast gets its gradient summed back to its own shape")
     return lines

@@ -131,15 +131,17 @@ class ShapeOps:
 
     def transpose(self, *axes, **pytorch_keywords):
         """Permute axes (all reversed when none are given), as numpy.transpose: ``axes`` is every axis, in its new
-        order. Given the identity order (``x.transpose(0, 1)`` of a 2-D x, PyTorch's swap of two axes) it warns that
-        nothing changes, and points to ``swapaxes``."""
+        order. Given the identity order (``x.transpose(0, 1)`` or ``x.transpose(-2, -1)`` of a 2-D x, PyTorch's swap of
+        two axes) it warns that nothing changes, and points to ``swapaxes``."""
         if pytorch_keywords:  # dim0=, dim1=: PyTorch's transpose is swapaxes here
             raise keyword_error("transpose", ShapeOps.transpose, pytorch_keywords, missing=TWO_AXES)
         axes = shape_arg(axes)
-        if len(axes) == self.ndim >= 2 and tuple(axes) == tuple(range(self.ndim)):
+        if len(axes) == self.ndim >= 2 and all(-self.ndim <= a < self.ndim for a in axes) and \
+                tuple(a % self.ndim for a in axes) == tuple(range(self.ndim)):  # (-2, -1) too: PyTorch's swap
             given = ", ".join(str(a) for a in axes)
+            swap = given if self.ndim == 2 else "0, 1"
             warnings.warn(f"transpose({given}) on a {self.ndim}-D tensor changes nothing: numpy's transpose takes all "
-                          f"axes in their new order. To swap two axes write x.swapaxes(0, 1) (or x.T for 2-D)",
+                          f"axes in their new order. To swap two axes write x.swapaxes({swap}) (or x.T for 2-D)",
                           UserWarning, stacklevel=2)
         return self.permute(*axes)
 

@@ -1,10 +1,10 @@
 """Optimizers: SGD (momentum, dampening, Nesterov, weight decay) and Adam, with PyTorch's update formulas and argument
 order.
 
-Both take a list of parameter Tensors (e.g. ``model.parameters()``, which lists a tied weight once;
-given a Module, a dict, a non-leaf or the same Tensor twice they raise an error that says what to
-pass instead).  ``step()`` reads each
-``p.grad`` (parameters whose grad is None are skipped) and writes the update by assigning
+Both take a list of parameter Tensors (e.g. ``model.parameters()``, which lists a tied weight once; given a Module,
+a dict, PyTorch's parameter groups, a non-leaf or the same Tensor twice they raise an error that says what to pass
+instead: one optimizer per group; ``opt.param_groups`` says the options are attributes, ``opt.lr``).  ``step()``
+reads each ``p.grad`` (parameters whose grad is None are skipped) and writes the update by assigning
 ``p.data = new_array``; ``zero_grad()`` sets every grad back to None (``set_to_none=False``: to zeros).  The state
 (momentum buffers, Adam moments) is kept in the parameter's dtype, one entry per parameter; ``state_dict()`` and
 ``load_state_dict()`` save and restore it with the hyper-parameters, in PyTorch's layout, so training resumes
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ..hints import pytorch_args
+from ..hints import Unavailable, pytorch_args
 from ..nn.module import Module
 from ..tensor import Tensor
 
@@ -61,6 +61,10 @@ def _check_params(opt: str, params) -> list:
         if isinstance(p, Module):
             raise TypeError(f"{opt}: params[{i}] is a {type(p).__name__} (a Module), not a Tensor: "
                             "pass model.parameters()")
+        if isinstance(p, Mapping):
+            raise TypeError(f"{opt}: params[{i}] is a {type(p).__name__}: parameter groups (PyTorch's per-group "
+                            f"options) are not supported here; make one optimizer per group, e.g. "
+                            f"{opt}(model.fc.parameters(), lr=0.01), and step each")
         if not isinstance(p, Tensor):
             raise TypeError(f"{opt}: params[{i}] must be a Tensor, got {type(p).__name__}")
         if not p.is_leaf:  # PyTorch: "can't optimize a non-leaf Tensor"
@@ -80,6 +84,8 @@ class Optimizer:
 
     HYPER: tuple = ()
     STATE: tuple = ()  # the names a parameter's state may hold
+    param_groups = Unavailable("one group here, its options are attributes: opt.lr = 0.01 (an lr scheduler sets "
+                               "opt.lr); state_dict()['param_groups'] is PyTorch's layout")
 
     def __init__(self, params):
         self.params = _check_params(type(self).__name__, params)
