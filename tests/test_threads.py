@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_info
 
 import tinygrad_cnn
 from tinygrad_cnn import Tensor, gradcheck, reference, threads
-from tinygrad_cnn.kernels import blocks, checks, conv, conv_fast, pad, pool
+from tinygrad_cnn.kernels import blocks, checks, conv, conv_depthwise, conv_fast, conv_winograd, pad, pool
 
 TWO = min(2, os.cpu_count() or 1)  # BLAS takes at most one thread per core
 
@@ -40,8 +40,10 @@ def one_image_per_block(monkeypatch):
 
 @pytest.fixture
 def forced_threads(restore_threads, one_image_per_block, monkeypatch):
-    """Two threads, and the copy kernels' threaded path taken even on tiny inputs, one image per block."""
-    monkeypatch.setattr(blocks, "PARALLEL_BYTES", 0)
+    """Two threads, and the threaded path of the copy kernels, pools, Winograd and depthwise taken even on tiny inputs,
+    one image per block."""
+    for module in (blocks, pool, conv_winograd, conv_depthwise):
+        monkeypatch.setattr(module, "PARALLEL_BYTES", 0)
     restore_threads(2)
 
 
@@ -307,12 +309,16 @@ def test_the_forced_threaded_path_runs_the_copy_kernels_on_two_threads(forced_th
 
 
 # conv2d: (x shape, W shape, stride, pads, dilation, groups); dA_prev as a conv (stride 1), the channels-first
-# col2im (C < 8, column stride 2), groups and dilation, the canonical col2im (stride 2, C >= 8; stride 1, n_C > 2C)
+# col2im (C < 8, column stride 2), groups and dilation, the canonical col2im (stride 2, C >= 8; stride 1, n_C > 2C),
+# Winograd (3x3 stride 1, 32 channels), depthwise (stride 1, and stride 2 with its scatter)
 CONV_CASES = [((5, 6, 7, 3), (3, 3, 3, 4), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
               ((4, 9, 8, 3), (3, 2, 3, 5), (2, 2), ((1, 0), (2, 1)), (1, 1), 1),
               ((3, 8, 7, 4), (2, 3, 2, 6), (1, 2), ((1, 2), (0, 1)), (2, 1), 2),
               ((3, 7, 7, 8), (3, 3, 8, 5), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),
-              ((3, 6, 6, 2), (3, 3, 2, 6), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)]
+              ((3, 6, 6, 2), (3, 3, 2, 6), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+              ((2, 4, 3, 32), (3, 3, 32, 32), (1, 1), ((1, 0), (1, 1)), (1, 1), 1),
+              ((3, 6, 5, 4), (3, 3, 1, 4), (1, 1), ((1, 1), (0, 1)), (1, 1), 4),
+              ((3, 7, 6, 4), (3, 3, 1, 4), (2, 2), ((1, 1), (1, 1)), (1, 1), 4)]
 
 
 @pytest.mark.parametrize("case", CONV_CASES)

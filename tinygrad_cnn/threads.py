@@ -5,14 +5,16 @@ Two kinds of work can use several cores, and one setting sets both:
     threads of every BLAS library loaded in this process, through threadpoolctl (as
     `threadpoolctl.threadpool_limits(n, user_api="blas")`: it stays set). Like torch.set_num_threads it is
     process-wide: your own numpy code in the same process runs on the same BLAS threads.
-  * The copy kernels, pooling and padding: on inputs of at least kernels/blocks.PARALLEL_BYTES their batch blocks
-    run on n threads (kernels/blocks.run_blocks). conv2d walks its blocks on the calling thread.
+  * The kernels numpy runs on one core: pooling (forward and backward), the Winograd conv and the depthwise conv
+    (forward, dx, dW) and padding split the batch into n shares, one per thread (kernels/blocks.run_shares), once
+    their input reaches the threshold each measured (its PARALLEL_BYTES); smaller inputs stay on the calling thread.
+    The canonical conv2d walks its blocks on the calling thread (its GEMMs are BLAS's).
 get_num_threads() is that n.
 
 The default: with TINYGRAD_CNN_NUM_THREADS set, importing tinygrad_cnn calls set_num_threads with it
 (apply_default). Without it, importing the library changes nothing in the process: BLAS keeps the threads it chose
 itself (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS, else one per core) and get_num_threads() reports
-them, while the copies run on one thread. On a machine other jobs keep busy, BLAS's threads wait for taken cores
+them, while the kernels above run on one thread. On a machine other jobs keep busy, BLAS's threads wait for taken cores
 and a training step runs many times slower than on one thread: there, set TINYGRAD_CNN_NUM_THREADS=1 (or call
 set_num_threads(1)); on an idle machine two threads speed up large convs and pools (the figures: README.md,
 "Speed").
@@ -43,15 +45,16 @@ def blas_num_threads() -> int:
 
 
 def get_num_threads() -> int:
-    """The threads the library's work may use: the number set_num_threads set (BLAS's and the large pool and pad
-    copies'), or, before any was set, the threads BLAS chose itself."""
+    """The threads the library's work may use: the number set_num_threads set (BLAS's and the kernels'), or, before
+    any was set, the threads BLAS chose itself."""
     n = blocks.num_threads()
     return blas_num_threads() if n is None else n
 
 
 def set_num_threads(n: int) -> None:
-    """Run BLAS (the GEMMs of conv2d and Linear) and the large pool and pad copies on n threads (n >= 1) in this
-    process, until set again. Overrides the default (TINYGRAD_CNN_NUM_THREADS, else BLAS's own choice)."""
+    """Run BLAS (the GEMMs of conv2d and Linear) and, on large enough inputs, the pools, the Winograd and depthwise
+    convs and padding on n threads (n >= 1) in this process, until set again. Overrides the default
+    (TINYGRAD_CNN_NUM_THREADS, else BLAS's own choice)."""
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError(f"set_num_threads: n must be an int >= 1, got {n!r}")
     if n < 1:

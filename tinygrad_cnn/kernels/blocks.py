@@ -1,19 +1,23 @@
-"""The batch in blocks, on the calling thread or, for the large copies, on several.
+"""The batch in blocks, or in shares, on the calling thread or on several.
 
 Each kernel walks its images a block at a time. The copy kernels (pad, pool) take blocks of about BLOCK_BYTES of
 input, so their f_h * f_w strided passes over a block find it, and their output, in cache; conv2d takes blocks of
 about a megabyte of im2col matrix (conv.BLOCK_BYTES), or of transformed tiles (conv_winograd.BLOCK_BYTES), so that
-matrix never grows with the batch, and runs them on the calling thread (its GEMMs run on BLAS's threads).
+matrix never grows with the batch (its GEMMs run on BLAS's threads).
 
-With set_num_threads(n >= 2) (threads.py sets num_threads here and BLAS's threads together), the copy kernels run
-their blocks on n threads once their input reaches PARALLEL_BYTES: each thread takes a contiguous share of the
-blocks. numpy releases the GIL in its copies and ufuncs, so the threads run at once. Below that size, handing work
-to the pool costs more than it gives.
+With set_num_threads(n >= 2) (threads.py sets num_threads here and BLAS's threads together), a kernel whose input
+reaches its threshold (PARALLEL_BYTES here for pad; pool, conv_winograd and conv_depthwise each measured their
+own) splits the batch into n consecutive shares, one per thread: run_blocks walks each share's blocks, run_shares
+hands each share to a function that keeps its own buffers (and may return a partial sum). numpy releases the GIL
+in its copies, ufuncs, einsum and matmul, so the threads run at once. Below a threshold, handing work to the pool
+costs more than it gives. Without set_num_threads (importing changes nothing) or with n = 1, all of it runs on the
+calling thread.
 
     images_per_block(bytes_per_image, block_bytes=BLOCK_BYTES)   how many images make a block (at least one)
     batch_blocks(m, per_block)                                   slices covering range(m), in order
-    run_blocks(fn, m, bytes_per_image)                           fn(s) for each block s, on one or more threads
-    set_num_threads(n) / num_threads()                           the threads run_blocks may use (default: one)
+    run_shares(fn, m, input_bytes, parallel_bytes)               [fn(s) for each share s], on one or more threads
+    run_blocks(fn, m, bytes_per_image, parallel_bytes)           fn(s) for each block s, on one or more threads
+    set_num_threads(n) / num_threads()                           the threads they may use (default: one)
 
 May import: the standard library.
 """
@@ -61,27 +65,43 @@ def _walk(fn, blocks) -> None:
         fn(s)
 
 
-def run_blocks(fn, m: int, bytes_per_image: int) -> None:
+def threads_for(input_bytes: int, parallel_bytes: int | None, parts: int) -> int:
+    """The threads a call on input_bytes may take: num_threads() (at most parts) once input_bytes reaches
+    parallel_bytes (None: PARALLEL_BYTES), else one."""
+    if input_bytes < (PARALLEL_BYTES if parallel_bytes is None else parallel_bytes):
+        return 1
+    return max(1, min(_num_threads or 1, parts))
+
+
+def split(m: int, n: int) -> list:
+    """range(m) as n consecutive slices of nearly equal length (n <= m)."""
+    return [slice(k * m // n, (k + 1) * m // n) for k in range(n)]
+
+
+def run_shares(fn, m: int, input_bytes: int, parallel_bytes: int | None = None) -> list:
+    """[fn(s) for s in shares of range(m)], one consecutive share per thread (threads_for), in order; fn must write
+    only its own share. The calling thread takes the first share; a share's error is raised once every share ended."""
+    global _executor
+    shares = split(m, threads_for(input_bytes, parallel_bytes, m))
+    if len(shares) < 2:
+        return [fn(s) for s in shares]
+    with _executor_lock:
+        if _executor is None:  # sized for the setting, not for this call's shares
+            _executor = ThreadPoolExecutor(max_workers=max(len(shares), _num_threads or 1) - 1,
+                                           thread_name_prefix="tinygrad_cnn")
+        futures = [_executor.submit(fn, s) for s in shares[1:]]
+    try:
+        first = fn(shares[0])
+    finally:
+        wait(futures)  # never return (or raise) while a share still writes into shared output
+    return [first] + [future.result() for future in futures]  # result() re-raises a share's error
+
+
+def run_blocks(fn, m: int, bytes_per_image: int, parallel_bytes: int | None = None) -> None:
     """fn(s) for the blocks s of range(m) (about BLOCK_BYTES of input each); fn must write only its own slice.
 
-    On the calling thread, or, with num_threads() >= 2 and at least PARALLEL_BYTES of input, on that many threads,
-    the calling thread taking the first share. A block's error is raised once every block has ended.
+    On the calling thread, or, with num_threads() >= 2 and at least parallel_bytes of input, on that many threads,
+    each walking a consecutive share of the blocks (run_shares).
     """
-    global _executor
     blocks = batch_blocks(m, images_per_block(bytes_per_image))
-    n = min(_num_threads or 1, len(blocks))
-    if n < 2 or m * bytes_per_image < PARALLEL_BYTES:
-        _walk(fn, blocks)
-        return
-    shares = [blocks[k * len(blocks) // n:(k + 1) * len(blocks) // n] for k in range(n)]
-    with _executor_lock:
-        if _executor is None:  # sized for the setting, not for this call's blocks
-            workers = max(n, _num_threads or 1) - 1
-            _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinygrad_cnn")
-        futures = [_executor.submit(_walk, fn, share) for share in shares[1:]]
-    try:
-        _walk(fn, shares[0])
-    finally:
-        wait(futures)  # never return (or raise) while a block still writes into shared output
-    for future in futures:
-        future.result()  # re-raise a block's error
+    run_shares(lambda share: _walk(fn, blocks[share]), len(blocks), m * bytes_per_image, parallel_bytes)

@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .blocks import batch_blocks, images_per_block
+from .blocks import batch_blocks, images_per_block, run_shares
 from .checks import dilated_size, output_hw
 from .pad import offset_slice, unpad, window_offsets
 
 BLOCK_BYTES = 1 << 20  # the batch goes in blocks of about this much padded input
+# set_num_threads(n >= 2): the batch on n threads from this much input (blocks.run_shares); below it, handing a
+# share to a thread measured slower than the calling thread doing it.
+PARALLEL_BYTES = 1 << 20
 
 
 def applies(W_shape, x_shape, groups: int) -> bool:
@@ -76,22 +79,31 @@ def _accumulate_taps(taps: np.ndarray, W: np.ndarray, Z: np.ndarray) -> None:
 
 def depthwise_forward(A_prev: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1), Z=None):
     """conv.conv_forward for one filter per channel -> (Z (m, n_H, n_W, C), None); no cols (the taps are views).
-    A block of images at a time, padded into one buffer whose border is zeroed once."""
+    From PARALLEL_BYTES of input with set_num_threads(n >= 2), the batch in n shares on n threads (run_shares)."""
     m, H, W_in, C = A_prev.shape
     (top, bottom), (left, right) = pads
     out_hw = output_hw((m, H + top + bottom, W_in + left + right), dilated_size(W.shape[:2], dilation), stride)
     if Z is None:
         Z = np.empty((m, *out_hw, C), dtype=W.dtype)
+    run_shares(lambda s: _forward_share(A_prev[s], W, b, stride, pads, dilation, Z[s]), m, A_prev.nbytes,
+               PARALLEL_BYTES)
+    return Z, None
+
+
+def _forward_share(A_prev: np.ndarray, W: np.ndarray, b, stride, pads, dilation, Z: np.ndarray) -> None:
+    """Z (m, n_H, n_W, C), written in place, from A_prev (m, H, W, C): a block of images at a time, padded into one
+    buffer whose border is zeroed once."""
+    m, H, W_in, C = A_prev.shape
+    (top, bottom), (left, right) = pads
     per_block = min(m, images_per_block(A_prev[:1].nbytes, BLOCK_BYTES))
     padded = np.zeros((per_block, top + H + bottom, left + W_in + right, C), dtype=W.dtype)
     for s in batch_blocks(m, per_block):
         block = padded[:s.stop - s.start]
         block[:, top:top + H, left:left + W_in] = A_prev[s]
-        taps = _taps(block, W.shape[:2], stride, dilation, out_hw)
+        taps = _taps(block, W.shape[:2], stride, dilation, Z.shape[1:3])
         _accumulate_taps(taps, W, Z[s])
         if b is not None:
             (_rows(Z[s]) if taps.ndim == 5 else Z[s])[...] += _tiled(b.reshape(-1), Z, taps)
-    return Z, None
 
 
 def _valid(n_out: int, n_in: int, s: int, d: int, k: int, before: int) -> tuple[int, int]:
@@ -103,7 +115,15 @@ def _valid(n_out: int, n_in: int, s: int, d: int, k: int, before: int) -> tuple[
 
 def depthwise_dW(A_prev: np.ndarray, dZ: np.ndarray, W_shape, *, stride, pads, dilation) -> np.ndarray:
     """conv.conv_dW for one filter per channel, from A_prev (m, n_H_prev, n_W_prev, C) itself: per tap, the sum over
-    (n, h, w) of its view times dZ, over the outputs whose tap reads inside A_prev (the padding adds zeros)."""
+    (n, h, w) of its view times dZ, over the outputs whose tap reads inside A_prev (the padding adds zeros). From
+    PARALLEL_BYTES of input with set_num_threads(n >= 2), each of n threads sums its share of the batch."""
+    shares = run_shares(lambda s: _dW_share(A_prev[s], dZ[s], W_shape, stride, pads, dilation), dZ.shape[0],
+                        A_prev.nbytes, PARALLEL_BYTES)
+    return shares[0] if len(shares) == 1 else np.sum(shares, axis=0)
+
+
+def _dW_share(A_prev: np.ndarray, dZ: np.ndarray, W_shape, stride, pads, dilation) -> np.ndarray:
+    """depthwise_dW summed over the images of A_prev and dZ, on the calling thread."""
     f_h, f_w, _, C = W_shape
     (s_h, s_w), (d_h, d_w), ((top, _), (left, _)) = stride, dilation, pads
     (H, W_in), (n_H, n_W) = A_prev.shape[1:3], dZ.shape[1:3]

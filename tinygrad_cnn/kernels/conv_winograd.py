@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .blocks import batch_blocks, images_per_block
+from .blocks import batch_blocks, images_per_block, run_shares
 from .checks import output_hw
 
 BLOCK_BYTES = 1 << 20  # a block of images: about this much of Workspace
+# set_num_threads(n >= 2): the batch on n threads from this much input (blocks.run_shares), each share's GEMMs on
+# BLAS's threads as set (one BLAS thread per share measured the same); below it, the calling thread was faster.
+PARALLEL_BYTES = 1 << 19
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 GG = np.kron(G, G)  # (16, 9): entry (4 a + b, 3 i + j) is G[a, i] G[b, j], so U[a, b] = sum G[a, i] w[i, j] G[b, j]
@@ -149,14 +152,21 @@ def _setup(A_prev_shape, out_hw, C: int, n_C: int, pads, dtype):
 
 def winograd_forward(A_prev: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1), Z=None):
     """conv.conv_forward for a 3x3 stride-1 window by F(2x2, 3x3) -> (Z (m, n_H, n_W, n_C), None); no cols kept
-    (winograd_dW transforms the input again)."""
-    m, H, W_in, C = A_prev.shape
+    (winograd_dW transforms the input again). From PARALLEL_BYTES of input with set_num_threads(n >= 2), the batch
+    in n shares on n threads (blocks.run_shares), each with its own buffers."""
+    m, H, W_in, _ = A_prev.shape
     out_hw = output_hw((m, H + sum(pads[0]), W_in + sum(pads[1])), (3, 3), (1, 1))
     U = filter_transform(W)
     if Z is None:
         Z = np.empty((m, *out_hw, W.shape[3]), dtype=U.dtype)
-    work, padded = _setup(A_prev.shape, out_hw, C, W.shape[3], pads, U.dtype)
-    for s in batch_blocks(m, work.images):
+    run_shares(lambda s: _forward_share(A_prev[s], U, b, pads, Z[s]), m, A_prev.nbytes, PARALLEL_BYTES)
+    return Z, None
+
+
+def _forward_share(A_prev: np.ndarray, U: np.ndarray, b, pads, Z: np.ndarray) -> None:
+    """Z (m, n_H, n_W, n_C), written in place, from A_prev (m, H, W, C) and U (4, 4, C, n_C): a block at a time."""
+    work, padded = _setup(A_prev.shape, Z.shape[1:3], A_prev.shape[3], U.shape[3], pads, U.dtype)
+    for s in batch_blocks(A_prev.shape[0], work.images):
         d, n = padded.fill(A_prev[s]), s.stop - s.start
         MA, M = work.part(work.MA, n), work.part(work.M_col, n)
         # (M A)[a, 0] = M[a, 0] + M[a, 1] + M[a, 2] and (M A)[a, 1] = M[a, 1] - M[a, 2] - M[a, 3], column by column
@@ -170,7 +180,6 @@ def winograd_forward(A_prev: np.ndarray, W: np.ndarray, b, stride, pads, dilatio
         MA[1] -= M
         MA[1] -= np.matmul(input_column(d, 3, work), U[:, 3], out=M)
         output_rows(MA, Z[s], work)
-    return Z, None
 
 
 # dM = A dz A^T with A's rows (1, 0), (1, 1), (1, -1), (0, -1). Written with sums and differences only, slot (a, b)
@@ -197,7 +206,17 @@ def output_rows_adjoint(dZ: np.ndarray, work: Workspace) -> np.ndarray:
 
 def winograd_dW(A_prev: np.ndarray, dZ: np.ndarray, W_shape, *, pads) -> np.ndarray:
     """conv.conv_dW from the input A_prev (m, n_H_prev, n_W_prev, n_C_prev) (padded here, a block at a time) and
-    dZ (m, n_H, n_W, n_C): dU[a, b] = V[a, b]^T dM[a, b] summed over blocks of images, then dW = G^T dU G."""
+    dZ (m, n_H, n_W, n_C): dU[a, b] = V[a, b]^T dM[a, b] summed over blocks of images, then dW = G^T dU G. From
+    PARALLEL_BYTES of input with set_num_threads(n >= 2), each of n threads sums the dU of its share of the batch."""
+    shares = run_shares(lambda s: _dU_share(A_prev[s], dZ[s], W_shape, pads), dZ.shape[0], A_prev.nbytes,
+                        PARALLEL_BYTES)
+    dU = shares[0] if len(shares) == 1 else np.sum(shares, axis=0)
+    dU *= SIGNS.astype(dU.dtype)
+    return filter_transform_adjoint(dU).reshape(W_shape)
+
+
+def _dU_share(A_prev: np.ndarray, dZ: np.ndarray, W_shape, pads) -> np.ndarray:
+    """The slots of dU (4, 4, C, n_C), SIGNS not yet applied, summed over the images of A_prev and dZ."""
     m, C, n_C = dZ.shape[0], W_shape[2], W_shape[3]
     work, padded = _setup(A_prev.shape, dZ.shape[1:3], C, n_C, pads, dZ.dtype)
     dU, product = np.zeros((4, 4, C, n_C), dtype=dZ.dtype), np.empty((4, C, n_C), dtype=dZ.dtype)
@@ -207,5 +226,4 @@ def winograd_dW(A_prev: np.ndarray, dZ: np.ndarray, W_shape, *, pads) -> np.ndar
         for b in range(4):  # the slots of dM's column b: column 0, 0 + 3, 0 - 3, 3
             dM_b = slots[b // 3] if b in (0, 3) else (np.add if b == 1 else np.subtract)(slots[0], slots[1], out=dM)
             dU[:, b] += np.matmul(input_column(d, b, work).transpose(0, 2, 1), dM_b, out=product)
-    dU *= SIGNS.astype(dU.dtype)
-    return filter_transform_adjoint(dU).reshape(W_shape)
+    return dU

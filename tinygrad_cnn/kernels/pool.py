@@ -16,9 +16,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .blocks import run_blocks
+from .blocks import BLOCK_BYTES, run_blocks
 from .checks import dense, float_dtype, output_hw
 from .pad import offset_slice, window_offsets
+
+# set_num_threads(n >= 2): the blocks on n threads (blocks.run_blocks) from four blocks of input; with two or three,
+# handing a share to a thread measured no faster than one thread walking them all.
+PARALLEL_BYTES = 4 * BLOCK_BYTES
 
 
 class PoolSaved(NamedTuple):
@@ -63,7 +67,7 @@ def _reduce_windows(x, f, stride, combine, divisor=None):
             combine(part, col, out=part)
         if divisor is not None:
             part /= divisor
-    run_blocks(reduce_block, x.shape[0], x[:1].nbytes)
+    run_blocks(reduce_block, x.shape[0], x[:1].nbytes, PARALLEL_BYTES)
     return out
 
 
@@ -138,7 +142,7 @@ def _scatter_windows(dout, saved, weights_of):
                 target += np.multiply(dout_part, weight, out=contribution)
             else:
                 np.multiply(dout_part, weight, out=target)
-    run_blocks(scatter_block, dx.shape[0], dx[:1].nbytes)
+    run_blocks(scatter_block, dx.shape[0], dx[:1].nbytes, PARALLEL_BYTES)
     return dx
 
 
