@@ -145,6 +145,20 @@ def test_data_is_read_only():
         x[0] = 5.0
 
 
+def test_writing_into_numpy_says_it_is_read_only_here_unlike_pytorch():
+    """PyTorch's t.numpy() is a writable view sharing memory; here it is read-only and the error says what to do."""
+    p = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match=r"t\.numpy\(\) is read-only here \(PyTorch's shares memory and writes through"
+                                         r"\).*a = t\.numpy\(\)\.copy\(\); a\[i\] = value; t\.data = a"):
+        p.numpy()[0] = 5.0
+    with pytest.raises(ValueError, match=r"t\.numpy\(\) is read-only here.*t\.data = t\.data \* value"):
+        p.numpy()[...] *= 2.0
+    a = p.numpy().copy()
+    a[0] = 5.0
+    p.data = a
+    assert p.numpy().tolist() == [5.0, 1.0, 1.0] and isinstance(p.numpy(), np.ndarray)
+
+
 def test_tensor_owns_its_data():
     arr = np.ones(2)
     x = Tensor(arr)

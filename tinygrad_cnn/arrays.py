@@ -2,11 +2,12 @@
 
 A tensor's values are read-only (a graph may have recorded them), and so is the gradient a hook receives. numpy's
 own error for ``p.data -= lr * p.grad`` or ``g *= 0.5`` in a hook is "output array is read-only", which says
-nothing about what to write. ``t.data`` therefore returns a ``DataView`` and a hook gets a ``HookGradient``: ndarray
-subclasses, read-only, whose in-place operators and item assignment raise ValueError with the line to write
-(``p.data = p.data - lr * p.grad``; ``return g * 0.5``). Everything else is numpy's: a computation on them gives a
-plain ndarray (or numpy scalar), and only views of them (slices, reshapes) keep the class, read-only as the views
-of any read-only array. The library's own ops read the plain array behind (``Tensor._data``).
+nothing about what to write. ``t.data`` therefore returns a ``DataView``, ``t.numpy()`` a ``NumpyView`` and a hook
+gets a ``HookGradient``: ndarray subclasses, read-only, whose in-place operators and item assignment raise
+ValueError with the line to write (``p.data = p.data - lr * p.grad``; ``return g * 0.5``). Everything else is
+numpy's: a computation on them gives a plain ndarray (or numpy scalar), and only views of them (slices, reshapes)
+keep the class, read-only as the views of any read-only array. The library's own ops read the plain array behind
+(``Tensor._data``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ class DataView(_AdvisingView):
               "p.data = p.data - lr * p.grad)")
     SETITEM = ("t.data is read-only (assignment destination is read-only): copy, edit, assign: "
                "a = t.data.copy(); a[i] = value; t.data = a")
+
+
+class NumpyView(_AdvisingView):
+    """What ``t.numpy()`` returns: the tensor's values, read-only (PyTorch's is writable and shares memory)."""
+
+    ADVICE = ("t.numpy() is read-only here (PyTorch's shares memory and writes through): '{op}=' would write into "
+              "values an op may have recorded. Assign a new array instead: t.data = t.data {op} value")
+    SETITEM = ("t.numpy() is read-only here (PyTorch's shares memory and writes through): copy, edit, assign: "
+               "a = t.numpy().copy(); a[i] = value; t.data = a")
 
 
 class HookGradient(_AdvisingView):

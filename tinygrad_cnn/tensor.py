@@ -41,7 +41,7 @@ import operator
 import numpy as np
 
 from .anomaly import anomaly_mode, check_backward, check_forward, user_line
-from .arrays import DataView, HookGradient
+from .arrays import DataView, HookGradient, NumpyView
 from .creation import Creation
 from .dtypes import get_default_dtype, set_default_dtype, to_array  # noqa: F401 (re-exported)
 from .graph import (
@@ -325,8 +325,8 @@ class Tensor(ElementwiseOps, ReduceOps, ShapeOps, CNNOps, CNNGradOps, CompareOps
         return self.facts.label(self.op_args) if self.facts is not None else op_label(self.op, self.op_args)
 
     def numpy(self) -> np.ndarray:
-        """The data (read-only; copy it to write)."""
-        return self._data
+        """The values, a read-only ndarray (``NumpyView``: an edit says to copy, or to assign ``t.data``)."""
+        return self._data.view(NumpyView)
 
     def item(self) -> float:
         return self._number("item")
