@@ -56,7 +56,8 @@ def test_module_list_behaves_like_a_list():
                                                                                                "2.W", "3.W"]
     blocks[1] = c
     del blocks[0]
-    assert list(blocks) == [c, b, c] and [n for n, _ in blocks.named_children()] == ["0", "1", "2"]
+    assert list(blocks) == [c, b, c] and [n for n, _ in blocks.named_children()] == ["0", "1"]  # c once, as PyTorch
+    assert list(blocks.children()) == [c, b]
     del blocks[1:]
     assert list(blocks) == [c] and len(nn.ModuleList()) == 0
     assert getattr(blocks, "0") is c  # children are attributes by name too, as in PyTorch

@@ -105,8 +105,13 @@ class Module:
 
     # ------------------------------------------------------------------ walking the tree
     def named_children(self):
-        """(name, child module) pairs, in the order they were set."""
-        return iter(self._modules.items())
+        """(name, child module) pairs, in the order they were set; a module held under two names once, at its first
+        (as PyTorch's)."""
+        seen = set()
+        for name, child in self._modules.items():
+            if id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
 
     def children(self):
         return (m for _, m in self.named_children())
@@ -116,9 +121,9 @@ class Module:
         return (m for _, m in self.named_modules())
 
     def apply(self, fn) -> "Module":
-        """Call ``fn(module)`` on every child (recursively; a child held twice here, once), then on this module, as
+        """Call ``fn(module)`` on every child (recursively; children() gives a shared one once), then on this module, as
         PyTorch's ``apply`` (e.g. ``model.apply(init_weights)``); return this module."""
-        for child in {id(m): m for m in self.children()}.values():
+        for child in self.children():
             child.apply(fn)
         fn(self)
         return self
