@@ -1,7 +1,8 @@
 """The kernels that split the batch over threads: with set_num_threads(2), from each kernel's own PARALLEL_BYTES of
-input, the pools (forward and backward), the Winograd conv (forward, dx, dW) and the depthwise conv (forward, dx, dW)
-run a share of the batch on each of two threads, and give what the one-thread path gives. With one thread, or with no
-setting at all (the import's default), they stay on the calling thread."""
+input, the pools (forward and backward), the Winograd conv (forward, dx, dW), the depthwise conv (forward, dx, dW) and
+the canonical conv's blocks (forward, dx, dW, db; BLAS on one thread inside) run a share of the batch on each of two
+threads, and give what the one-thread path gives. With one thread, or with no setting at all (the import's default),
+they stay on the calling thread."""
 
 import threading
 
@@ -57,6 +58,19 @@ def _depthwise(x):
     return (out, *conv.conv2d_backward(np.cos(out), saved, need_db=False)[:2])
 
 
+def _canonical(x):
+    """The canonical conv's outputs through conv2d, stride 1 (dx: the flipped conv, the forward's blocks again) and
+    stride 2 (dx: col2im): forward with a bias, dx, dW and db of each."""
+    W = np.random.default_rng(3).standard_normal((3, 3, x.shape[3], 16)).astype(x.dtype)
+    b = np.arange(16, dtype=x.dtype)
+    outputs = []
+    for stride in ((1, 1), (2, 2)):
+        out, saved = conv.conv2d_forward(x, W, b, stride, PADS)
+        assert saved.path.forward is conv.conv_forward and saved.path.block < x.shape[0]
+        outputs += [out, *conv.conv2d_backward(np.cos(out), saved)]
+    return outputs
+
+
 # kernel: (module with its PARALLEL_BYTES, image shape, the outputs, [(module, name)] of the functions each share runs)
 KERNELS = {
     "pools": (pool, (12, 10, 8), _pools, [(blocks, "_walk")]),
@@ -64,6 +78,8 @@ KERNELS = {
                  [(conv_winograd, "_forward_share"), (conv_winograd, "_dU_share")]),
     "depthwise": (conv_depthwise, (8, 8, 16), _depthwise,
                   [(conv_depthwise, "_forward_share"), (conv_depthwise, "_dW_share")]),
+    "canonical": (conv, (12, 10, 8), _canonical,
+                  [(conv, "conv_forward"), (conv, "conv_dW"), (conv, "conv_dA_prev"), (conv, "conv_db")]),
 }
 
 
@@ -155,3 +171,18 @@ def test_run_shares_raises_a_shares_error_after_every_share_ended(thread_setting
     with pytest.raises(RuntimeError, match="share 0 failed"):
         blocks.run_shares(fail_first, 4, input_bytes=1, parallel_bytes=0)
     assert ended == [2]
+
+
+def test_the_canonical_convs_shares_run_blas_on_one_thread_and_restore_it(thread_setting, monkeypatch):
+    x = _batch(conv, (12, 10, 8))
+    thread_setting(2)
+    inside = []
+    real = conv.conv_forward
+
+    def spy(*args):
+        inside.append(threads.blas_num_threads())
+        return real(*args)
+    monkeypatch.setattr(conv, "conv_forward", spy)
+    _canonical(x)
+    assert inside and set(inside) == {1}
+    assert threads.blas_num_threads() == 2

@@ -8,7 +8,8 @@ Two kinds of work can use several cores, and one setting sets both:
   * The kernels numpy runs on one core: pooling (forward and backward), the Winograd conv and the depthwise conv
     (forward, dx, dW) and padding split the batch into n shares, one per thread (kernels/blocks.run_shares), once
     their input reaches the threshold each measured (its PARALLEL_BYTES); smaller inputs stay on the calling thread.
-    The canonical conv2d walks its blocks on the calling thread (its GEMMs are BLAS's).
+    The canonical conv2d (im2col and one GEMM per block) splits its blocks likewise, with BLAS on one thread while
+    the shares run (process-wide: a GEMM of yours on another thread meanwhile gets one thread too).
 get_num_threads() is that n.
 
 The default: with TINYGRAD_CNN_NUM_THREADS set, importing tinygrad_cnn calls set_num_threads with it
@@ -59,10 +60,11 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: n must be an int >= 1, got {n!r}")
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController, threadpool_limits
 
     threadpool_limits(n, user_api="blas")
-    blocks.set_num_threads(n)
+    controller = ThreadpoolController()  # found once here: its limit() then costs microseconds
+    blocks.set_num_threads(n, lambda k: controller.limit(limits=k, user_api="blas"))
 
 
 def threads_from_env() -> int | None:

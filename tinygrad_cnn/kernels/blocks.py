@@ -6,16 +6,16 @@ about a megabyte of im2col matrix (conv.BLOCK_BYTES), or of transformed tiles (c
 matrix never grows with the batch (its GEMMs run on BLAS's threads).
 
 With set_num_threads(n >= 2) (threads.py sets num_threads here and BLAS's threads together), a kernel whose input
-reaches its threshold (PARALLEL_BYTES here for pad; pool, conv_winograd and conv_depthwise each measured their
-own) splits the batch into n consecutive shares, one per thread: run_blocks walks each share's blocks, run_shares
-hands each share to a function that keeps its own buffers (and may return a partial sum). numpy releases the GIL
-in its copies, ufuncs, einsum and matmul, so the threads run at once. Below a threshold, handing work to the pool
-costs more than it gives. Without set_num_threads (importing changes nothing) or with n = 1, all of it runs on the
-calling thread.
+reaches its threshold (PARALLEL_BYTES here for pad; pool, conv, conv_winograd and conv_depthwise each measured
+their own) splits the batch into n consecutive shares, one per thread: run_blocks walks each share's blocks,
+run_shares hands each share to a function that keeps its own buffers (and may return a partial sum), with BLAS on one
+thread while they run if the kernel asks (the canonical conv's blocks). numpy releases the GIL in its copies, ufuncs,
+einsum and matmul, so the threads run at once. Below a threshold, handing work to the pool costs more than it gives.
+Without set_num_threads (importing changes nothing) or with n = 1, all of it runs on the calling thread.
 
     images_per_block(bytes_per_image, block_bytes=BLOCK_BYTES)   how many images make a block (at least one)
     batch_blocks(m, per_block)                                   slices covering range(m), in order
-    run_shares(fn, m, input_bytes, parallel_bytes)               [fn(s) for each share s], on one or more threads
+    run_shares(fn, m, input_bytes, parallel_bytes, one_blas_thread)   [fn(s) for each share s], on one or more threads
     run_blocks(fn, m, bytes_per_image, parallel_bytes)           fn(s) for each block s, on one or more threads
     set_num_threads(n) / num_threads()                           the threads they may use (default: one)
 
@@ -31,6 +31,7 @@ BLOCK_BYTES = 1 << 19
 PARALLEL_BYTES = 8 << 20
 
 _num_threads: int | None = None  # None: never set; the copies then run on one thread
+_set_blas_threads = None  # threads.py's setter of BLAS's threads, given with set_num_threads
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()  # held to make, replace or hand work to _executor (threads share it)
 
@@ -50,9 +51,11 @@ def num_threads() -> int | None:
     return _num_threads
 
 
-def set_num_threads(n: int) -> None:
-    """Let run_blocks use up to n threads (n >= 1, checked by threads.set_num_threads)."""
-    global _num_threads, _executor
+def set_num_threads(n: int, set_blas_threads=None) -> None:
+    """Let run_blocks use up to n threads (n >= 1, checked by threads.set_num_threads); set_blas_threads(k) sets
+    BLAS's threads, for run_shares(..., one_blas_thread=True)."""
+    global _num_threads, _executor, _set_blas_threads
+    _set_blas_threads = set_blas_threads
     with _executor_lock:
         if _executor is not None and n != _num_threads:
             _executor.shutdown(wait=False)  # the work handed to it still runs; nothing new can be (the lock)
@@ -78,13 +81,25 @@ def split(m: int, n: int) -> list:
     return [slice(k * m // n, (k + 1) * m // n) for k in range(n)]
 
 
-def run_shares(fn, m: int, input_bytes: int, parallel_bytes: int | None = None) -> list:
+def run_shares(fn, m: int, input_bytes: int, parallel_bytes: int | None = None, one_blas_thread=False) -> list:
     """[fn(s) for s in shares of range(m)], one consecutive share per thread (threads_for), in order; fn must write
-    only its own share. The calling thread takes the first share; a share's error is raised once every share ended."""
-    global _executor
+    only its own share. The calling thread takes the first share; a share's error is raised once every share ended.
+    one_blas_thread: when the shares go to threads, BLAS runs on one thread inside each until they end."""
     shares = split(m, threads_for(input_bytes, parallel_bytes, m))
     if len(shares) < 2:
         return [fn(s) for s in shares]
+    if not one_blas_thread or _set_blas_threads is None:
+        return _on_threads(fn, shares)
+    _set_blas_threads(1)
+    try:
+        return _on_threads(fn, shares)
+    finally:  # back to the setting, not to what this call found: calls from several threads may overlap
+        _set_blas_threads(_num_threads)
+
+
+def _on_threads(fn, shares: list) -> list:
+    """[fn(s) for s in shares], the first on the calling thread, the others on the pool's threads."""
+    global _executor
     with _executor_lock:
         if _executor is None:  # sized for the setting, not for this call's shares
             _executor = ThreadPoolExecutor(max_workers=max(len(shares), _num_threads or 1) - 1,

@@ -31,7 +31,7 @@ import numpy as np
 from . import conv_depthwise as depthwise
 from . import conv_fast as fast
 from . import conv_winograd as winograd
-from .blocks import batch_blocks, images_per_block
+from .blocks import batch_blocks, images_per_block, run_shares
 from .checks import (
     as_int_pair,
     as_positive_pair,
@@ -121,6 +121,9 @@ def conv_dA_prev(dZ: np.ndarray, W: np.ndarray, A_prev_shape, stride, pads, dila
 
 BLOCK_BYTES = 1 << 20  # the batch goes in blocks of about this much im2col matrix (peak memory stays bounded)
 WINOGRAD_MIN_CHANNELS = 32
+# set_num_threads(n >= 2): the blocks in n shares on n threads from this much input (blocks.run_shares), BLAS on one
+# thread inside: few channels' GEMMs gain little from BLAS's threads, im2col none, and BLAS's idle threads spin.
+PARALLEL_BYTES = 1 << 18
 
 
 class ConvPath(NamedTuple):
@@ -221,12 +224,29 @@ def conv2d_forward(x: np.ndarray, W: np.ndarray, b, stride, pads, dilation=(1, 1
     saved = conv2d_saved(x, W, b, stride, pads, dilation, groups)
     path, out = saved.path, np.empty(saved.out_shape, dtype=saved.W.dtype)
     b = None if b is None else b.astype(out.dtype, copy=False)
-    for s in batch_blocks(saved.x_shape[0], path.block):
-        _, cols = path.forward(saved.x[s], saved.W, b, saved.stride, saved.pads, saved.dilation, out[s])
-        if path.keep_cols:  # one block: its im2col is the whole batch's, kept for dW
-            saved = saved._replace(cols=cols)
-        del cols  # else it goes now, not while the next block builds its own
+    blocks = batch_blocks(saved.x_shape[0], path.block)
+    if path.keep_cols:  # at most one block: its im2col is the whole batch's, kept for dW
+        for s in blocks:
+            saved = saved._replace(cols=path.forward(saved.x[s], saved.W, b, *_geometry(saved), out[s])[1])
+        return out, saved
+
+    def forward_share(share):
+        for s in blocks[share]:  # each block's im2col goes before the next one builds its own
+            path.forward(saved.x[s], saved.W, b, *_geometry(saved), out[s])
+    _run_blocks_shares(forward_share, blocks, saved)
     return out, saved
+
+
+def _geometry(saved: ConvSaved) -> tuple:
+    """(stride, pads, dilation) of a saved conv."""
+    return saved.stride, saved.pads, saved.dilation
+
+
+def _run_blocks_shares(fn, blocks: list, saved: ConvSaved) -> list:
+    """[fn(share of blocks)]: on the calling thread, or from PARALLEL_BYTES of input with set_num_threads(n >= 2) in
+    n shares on n threads, BLAS on one thread inside each (blocks.run_shares)."""
+    return run_shares(fn, len(blocks), int(np.prod(saved.x_shape)) * saved.W.itemsize, PARALLEL_BYTES,
+                      one_blas_thread=True)
 
 
 def conv2d_cols(saved: ConvSaved) -> np.ndarray:
@@ -246,23 +266,42 @@ def conv2d_weight_grad(dZ: np.ndarray, saved: ConvSaved) -> np.ndarray:
         return path.dW(saved.cols, dZ, saved.W.shape)
     if path.im2col is None:  # the kernel pads (or needs no padding) and walks the batch itself
         return path.dW(saved.x, dZ, saved.W.shape)
-    dW = np.zeros(saved.W.shape, dtype=saved.W.dtype)
-    for s in batch_blocks(saved.x_shape[0], path.block):
-        dW += path.dW(path.im2col(pad_forward(saved.x[s], saved.pads), saved.W.shape[:2], saved.stride,
-                                  saved.dilation), dZ[s], saved.W.shape)
-    return dW
+    blocks = batch_blocks(saved.x_shape[0], path.block)
+
+    def dW_share(share):  # this share's blocks' dW, summed
+        dW = np.zeros(saved.W.shape, dtype=saved.W.dtype)
+        for s in blocks[share]:
+            dW += path.dW(path.im2col(pad_forward(saved.x[s], saved.pads), saved.W.shape[:2], saved.stride,
+                                      saved.dilation), dZ[s], saved.W.shape)
+        return dW
+    shares = _run_blocks_shares(dW_share, blocks, saved)
+    return shares[0] if len(shares) == 1 else np.sum(shares, axis=0)
 
 
 def conv2d_input_grad(dZ: np.ndarray, saved: ConvSaved) -> np.ndarray:
     """dx (saved.x_shape, C-contiguous) from dZ (m, n_H, n_W, n_C), block by block of the batch."""
-    W, geometry = saved.W, (saved.stride, saved.pads, saved.dilation)
+    W, geometry = saved.W, _geometry(saved)
     blocks = batch_blocks(saved.x_shape[0], saved.path.dx_block)
     if len(blocks) == 1:  # the kernel's result is dx (copied only when it is a view into a padded buffer)
         return np.ascontiguousarray(saved.path.dA_prev(dZ, W, saved.x_shape, *geometry))
     dx = np.empty(saved.x_shape, dtype=dZ.dtype)
-    for s in blocks:
-        dx[s] = saved.path.dA_prev(dZ[s], W, (s.stop - s.start, *saved.x_shape[1:]), *geometry)
+
+    def dx_share(share):
+        for s in blocks[share]:
+            dx[s] = saved.path.dA_prev(dZ[s], W, (s.stop - s.start, *saved.x_shape[1:]), *geometry)
+    _run_blocks_shares(dx_share, blocks, saved)
     return dx
+
+
+def conv2d_bias_grad(dZ: np.ndarray, saved: ConvSaved) -> np.ndarray:
+    """db (n_C,) from dZ (m, n_H, n_W, n_C). Where the blocks run in shares (_run_blocks_shares), so does db: BLAS
+    on its threads would leave them spinning, and they would hold the cores the next shares need."""
+    blocks = batch_blocks(saved.x_shape[0], saved.path.block)
+    if len(blocks) < 2:
+        return conv_db(dZ)
+    shares = _run_blocks_shares(lambda share: conv_db(dZ[blocks[share][0].start:blocks[share][-1].stop]), blocks,
+                                saved)
+    return shares[0] if len(shares) == 1 else np.sum(shares, axis=0)
 
 
 def conv2d_backward(dout: np.ndarray, saved: ConvSaved, need_dx=True, need_dW=True, need_db=True):
@@ -270,7 +309,7 @@ def conv2d_backward(dout: np.ndarray, saved: ConvSaved, need_dx=True, need_dW=Tr
     dZ = dense(dout).astype(saved.W.dtype, copy=False)  # the gradient of a sum is a broadcast view: copied once
     dx = conv2d_input_grad(dZ, saved) if need_dx else None
     dW = conv2d_weight_grad(dZ, saved) if need_dW else None
-    db = conv_db(dZ).reshape(saved.b_shape) if need_db and saved.b_shape is not None else None
+    db = conv2d_bias_grad(dZ, saved).reshape(saved.b_shape) if need_db and saved.b_shape is not None else None
     return dx, dW, db
 
 
