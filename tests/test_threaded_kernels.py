@@ -41,21 +41,23 @@ def _pools(x):
 
 
 def _winograd(x, n_C=32):
-    """The Winograd conv's outputs through conv2d: forward, dx (the flipped conv, Winograd again) and dW."""
+    """The Winograd conv's outputs through conv2d: forward (with a bias), dx (the flipped conv, Winograd again), dW
+    and db (in shares too: a BLAS call on two threads would leave them spinning)."""
     W = np.random.default_rng(1).standard_normal((3, 3, x.shape[3], n_C)).astype(x.dtype)
-    out, saved = conv.conv2d_forward(x, W, None, (1, 1), PADS)
+    b = np.arange(n_C, dtype=x.dtype)
+    out, saved = conv.conv2d_forward(x, W, b, (1, 1), PADS)
     assert saved.path.forward is conv_winograd.winograd_forward
-    return (out, *conv.conv2d_backward(np.cos(out), saved, need_db=False)[:2])
+    return (out, *conv.conv2d_backward(np.cos(out), saved))
 
 
 def _depthwise(x):
-    """The depthwise conv's outputs through conv2d: forward (with a bias), dx (its forward again) and dW."""
+    """The depthwise conv's outputs through conv2d: forward (with a bias), dx (its forward again), dW and db."""
     C = x.shape[3]
     W = np.random.default_rng(2).standard_normal((3, 3, 1, C)).astype(x.dtype)
     b = np.arange(C, dtype=x.dtype)
     out, saved = conv.conv2d_forward(x, W, b, (1, 1), PADS, groups=C)
     assert saved.path.forward is conv_depthwise.depthwise_forward
-    return (out, *conv.conv2d_backward(np.cos(out), saved, need_db=False)[:2])
+    return (out, *conv.conv2d_backward(np.cos(out), saved))
 
 
 def _canonical(x):
@@ -75,9 +77,9 @@ def _canonical(x):
 KERNELS = {
     "pools": (pool, (12, 10, 8), _pools, [(blocks, "_walk")]),
     "winograd": (conv_winograd, (8, 8, 32), _winograd,
-                 [(conv_winograd, "_forward_share"), (conv_winograd, "_dU_share")]),
+                 [(conv_winograd, "_forward_share"), (conv_winograd, "_dU_share"), (conv, "conv_db")]),
     "depthwise": (conv_depthwise, (8, 8, 16), _depthwise,
-                  [(conv_depthwise, "_forward_share"), (conv_depthwise, "_dW_share")]),
+                  [(conv_depthwise, "_forward_share"), (conv_depthwise, "_dW_share"), (conv, "conv_db")]),
     "canonical": (conv, (12, 10, 8), _canonical,
                   [(conv, "conv_forward"), (conv, "conv_dW"), (conv, "conv_dA_prev"), (conv, "conv_db")]),
 }
@@ -145,7 +147,8 @@ def test_one_thread_or_no_setting_keeps_the_calling_thread(thread_setting, monke
 def test_below_its_threshold_a_kernel_stays_on_the_calling_thread(thread_setting, monkeypatch, kernel):
     module, image_shape, outputs, targets = KERNELS[kernel]
     x = _batch(module, image_shape)
-    monkeypatch.setattr(module, "PARALLEL_BYTES", x.nbytes * 100)  # every input of the call below it
+    for below in {module, *[m for m, _ in targets if hasattr(m, "PARALLEL_BYTES")]}:  # db: conv's threshold
+        monkeypatch.setattr(below, "PARALLEL_BYTES", x.nbytes * 100)  # every input of the call below it
     seen = _spy_threads(monkeypatch, targets)
     thread_setting(2)
     outputs(x)

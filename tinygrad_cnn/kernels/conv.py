@@ -294,13 +294,10 @@ def conv2d_input_grad(dZ: np.ndarray, saved: ConvSaved) -> np.ndarray:
 
 
 def conv2d_bias_grad(dZ: np.ndarray, saved: ConvSaved) -> np.ndarray:
-    """db (n_C,) from dZ (m, n_H, n_W, n_C). Where the blocks run in shares (_run_blocks_shares), so does db: BLAS
-    on its threads would leave them spinning, and they would hold the cores the next shares need."""
-    blocks = batch_blocks(saved.x_shape[0], saved.path.block)
-    if len(blocks) < 2:
-        return conv_db(dZ)
-    shares = _run_blocks_shares(lambda share: conv_db(dZ[blocks[share][0].start:blocks[share][-1].stop]), blocks,
-                                saved)
+    """db (n_C,) from dZ (m, n_H, n_W, n_C), in shares of images from PARALLEL_BYTES whatever the path (Winograd and
+    depthwise too): BLAS on its threads would leave them spinning, holding the cores the next shares need."""
+    shares = run_shares(lambda s: conv_db(dZ[s]), saved.x_shape[0], int(np.prod(saved.x_shape)) * saved.W.itemsize,
+                        PARALLEL_BYTES, one_blas_thread=True)
     return shares[0] if len(shares) == 1 else np.sum(shares, axis=0)
 
 
