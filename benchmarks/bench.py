@@ -527,9 +527,9 @@ def main(argv=None):
         torch.set_num_threads(threads)
         print(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
     except ImportError:
+        threads = threads or os.cpu_count() or 1  # PyTorch's default: one per core
         print("torch not importable: no PyTorch comparison")
-    if threads is not None:
-        set_num_threads(threads)
+    set_num_threads(threads)
     print(f"numpy {np.__version__}, tinygrad_cnn on {get_num_threads()} threads (BLAS's and the copies'); "
           f"{runs} runs of {repeats} timed calls, each after an untimed call; {args.clock} clock, "
           f"times in ms; ours and PyTorch's in turn; load average {' '.join(_load_average())}")

@@ -25,7 +25,10 @@ def test_runs_as_a_script_from_anywhere_without_pythonpath(tmp_path):
 
 
 @pytest.mark.slow  # the benchmark
-def test_quick_bench_prints_every_table(capsys, monkeypatch):
+@pytest.mark.parametrize("torch_importable", [True, False])
+def test_quick_bench_prints_every_table(capsys, monkeypatch, torch_importable):
+    if not torch_importable:  # a user's machine: the README's test command installs no torch
+        monkeypatch.setitem(sys.modules, "torch", None)
     set_threads = []
     monkeypatch.setattr(bench, "set_num_threads", set_threads.append)  # the test process keeps its threads
     bench.main(["--quick", "--work", "W1", "depthwise", "--runs", "1", "--repeats", "1", "--dtype", "float64"])
