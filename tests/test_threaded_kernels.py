@@ -189,3 +189,35 @@ def test_the_canonical_convs_shares_run_blas_on_one_thread_and_restore_it(thread
     _canonical(x)
     assert inside and set(inside) == {1}
     assert threads.blas_num_threads() == 2
+
+
+def _finishes(fn, seconds=30) -> bool:
+    """fn() on a daemon thread; whether it ended within seconds (a deadlock never does)."""
+    worker = threading.Thread(target=fn, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return not worker.is_alive()
+
+
+def test_run_shares_inside_a_share_runs_on_its_thread_not_deadlocks(thread_setting):
+    # Each outer share waited on an inner share queued behind the other outer share on the pool's one worker.
+    thread_setting(2)
+    result = []
+
+    def outer(s):
+        return sum(blocks.run_shares(lambda t: t.stop - t.start, 4, input_bytes=1, parallel_bytes=0))
+    assert _finishes(lambda: result.append(blocks.run_shares(outer, 4, input_bytes=1, parallel_bytes=0)))
+    assert result == [[4, 4]]
+
+
+def test_a_strided_conv_whose_blocks_pad_over_threads_does_not_deadlock(thread_setting):
+    # 1x1 stride 3: each image's im2col is a ninth of it, so a 1 MB block of im2col pads 8.5 MB of input, over the
+    # threshold of pad's own shares, inside the canonical conv's shares.
+    x = np.random.default_rng(0).standard_normal((80, 60, 60, 16)).astype(np.float32)
+    W = np.random.default_rng(1).standard_normal((1, 1, 16, 8)).astype(np.float32)
+    thread_setting(1)
+    one, _ = conv.conv2d_forward(x, W, None, (3, 3), PADS)
+    thread_setting(2)
+    result = []
+    assert _finishes(lambda: result.append(conv.conv2d_forward(x, W, None, (3, 3), PADS)[0]))
+    np.testing.assert_array_equal(result[0], one)
