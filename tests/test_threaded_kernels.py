@@ -221,3 +221,13 @@ def test_a_strided_conv_whose_blocks_pad_over_threads_does_not_deadlock(thread_s
     result = []
     assert _finishes(lambda: result.append(conv.conv2d_forward(x, W, None, (3, 3), PADS)[0]))
     np.testing.assert_array_equal(result[0], one)
+
+
+def test_the_shares_run_under_the_callers_numpy_error_state(thread_setting):
+    # np.errstate is per thread (a context variable): the pool's threads ran with numpy's defaults, so an overflow in
+    # their share warned where the caller had asked it to raise.
+    x = np.ones((4 * pool.PARALLEL_BYTES // 512, 8, 8, 2), np.float32)  # 512 bytes an image
+    x[-1] = 3e38  # in the last share only: the pool's thread's
+    thread_setting(2)
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        pool.avg_pool_forward(x, (2, 2), (2, 2))

@@ -24,6 +24,7 @@ May import: the standard library.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -107,7 +108,8 @@ def _on_threads(fn, shares: list) -> list:
         if _executor is None:  # sized for the setting, not for this call's shares
             _executor = ThreadPoolExecutor(max_workers=max(len(shares), _num_threads or 1) - 1,
                                            thread_name_prefix="tinygrad_cnn")
-        futures = [_executor.submit(_run_share, fn, s) for s in shares[1:]]
+        # each in a copy of the caller's context: numpy's error state (np.errstate, anomaly mode's) is one
+        futures = [_executor.submit(contextvars.copy_context().run, _run_share, fn, s) for s in shares[1:]]
     try:
         first = _run_share(fn, shares[0])
     finally:
