@@ -231,3 +231,24 @@ def test_the_shares_run_under_the_callers_numpy_error_state(thread_setting):
     thread_setting(2)
     with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
         pool.avg_pool_forward(x, (2, 2), (2, 2))
+
+
+def test_blas_stays_on_one_thread_until_the_last_of_overlapping_calls_ends(thread_setting):
+    # Two Python threads' canonical convs overlap: the first to end put BLAS back on two threads while the other's
+    # shares still ran their GEMMs (each share then on two BLAS threads, the oversubscription one_blas_thread avoids).
+    thread_setting(2)
+    started, other_done, seen = threading.Event(), threading.Event(), []
+
+    def long_share(s):
+        if s.start == 0:
+            started.set()
+            other_done.wait(30)
+            seen.append(threads.blas_num_threads())
+    long_call = threading.Thread(target=blocks.run_shares, args=(long_share, 2, 1, 0, True))
+    long_call.start()
+    started.wait(30)
+    blocks.run_shares(lambda s: None, 2, 1, 0, one_blas_thread=True)  # starts and ends inside the long call
+    other_done.set()
+    long_call.join(30)
+    assert seen == [1]
+    assert threads.blas_num_threads() == 2

@@ -35,6 +35,8 @@ _num_threads: int | None = None  # None: never set; the copies then run on one t
 _set_blas_threads = None  # threads.py's setter of BLAS's threads, given with set_num_threads
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()  # held to make, replace or hand work to _executor (threads share it)
+_blas_lock = threading.Lock()  # held to count the calls that keep BLAS on one thread, and to set it
+_one_blas_calls = 0
 _share = threading.local()  # .running: this thread runs a share now (a run_shares inside it stays on it)
 
 
@@ -94,11 +96,23 @@ def run_shares(fn, m: int, input_bytes: int, parallel_bytes: int | None = None, 
         return [fn(s) for s in shares]
     if not one_blas_thread or _set_blas_threads is None:
         return _on_threads(fn, shares)
-    _set_blas_threads(1)
+    _one_blas_thread(+1)
     try:
         return _on_threads(fn, shares)
-    finally:  # back to the setting, not to what this call found: calls from several threads may overlap
-        _set_blas_threads(_num_threads)
+    finally:
+        _one_blas_thread(-1)
+
+
+def _one_blas_thread(step: int) -> None:
+    """Count a call that needs BLAS on one thread in (+1) or out (-1): BLAS goes to one thread with the first and
+    back to the setting (not to what a call found) when the last of the calls overlapping from several threads ends."""
+    global _one_blas_calls
+    with _blas_lock:
+        if step > 0 and _one_blas_calls == 0:
+            _set_blas_threads(1)  # before counting: if it raises, the call never counted
+        _one_blas_calls += step
+        if _one_blas_calls == 0:
+            _set_blas_threads(_num_threads)
 
 
 def _on_threads(fn, shares: list) -> list:
