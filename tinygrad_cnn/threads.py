@@ -75,11 +75,16 @@ def _limit_blas(controller, n: int) -> None:
     silently, for the others; this setting is process-wide (as torch.set_num_threads), so the caller takes control."""
     import threadpoolctl
 
-    with _blas_lock:  # no other thread takes control between the two lines
-        openblas = getattr(threadpoolctl, "OpenBLASController", None)
-        if hasattr(openblas, "clear_controlling_thread"):  # threadpoolctl with controlling threads (3.8 here)
-            openblas.clear_controlling_thread(force=True)
+    openblas = getattr(threadpoolctl, "OpenBLASController", None)
+    if not hasattr(openblas, "clear_controlling_thread"):  # a threadpoolctl without controlling threads
         controller.limit(limits=n, user_api="blas")
+        return
+    with _blas_lock:  # no other thread of ours takes control meanwhile
+        openblas.clear_controlling_thread(force=True)
+        try:
+            controller.limit(limits=n, user_api="blas")
+        finally:  # and none keeps it: a `with threadpool_limits(...)` of the user's in any thread works as before
+            openblas.clear_controlling_thread()
 
 
 def threads_from_env() -> int | None:
