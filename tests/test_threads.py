@@ -80,6 +80,21 @@ def test_set_num_threads_from_another_python_thread_sets_blas_too(restore_thread
     assert set(_blas_threads()) == {TWO}
 
 
+def test_a_users_threadpool_limits_in_another_thread_still_works(restore_threads):
+    from threadpoolctl import threadpool_limits
+
+    restore_threads(TWO)  # in the main thread: it keeps no control of OpenBLAS's threads after
+    inside = []
+
+    def limited():
+        with threadpool_limits(1, user_api="blas"):
+            inside.append(_blas_threads())
+    worker = threading.Thread(target=limited)
+    worker.start()
+    worker.join()
+    assert inside == [[1] * len(_blas_threads())] and set(_blas_threads()) == {TWO}
+
+
 def test_the_public_names_are_the_thread_settings(restore_threads):
     assert tinygrad_cnn.set_num_threads is threads.set_num_threads
     assert tinygrad_cnn.get_num_threads is threads.get_num_threads
