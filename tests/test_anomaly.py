@@ -132,6 +132,18 @@ def test_an_op_that_spreads_the_minus_inf_of_a_pad_is_caught():
         x.pad2d(1, value=-np.inf).reshape(1, 6, 12) * 0.0  # through an op that only moves values
 
 
+def test_slicing_a_minus_inf_pad_only_moves_it():
+    """A max-pool written by hand: slices of the padded input (getitem moves values, as reshape) and maximum."""
+    x = Tensor(np.random.default_rng(0).normal(size=(1, 4, 4, 2)), requires_grad=True)
+    with detect_anomaly():
+        padded = x.pad2d(1, value=-np.inf)
+        out = padded[:, 0:4, 0:4].maximum(padded[:, 1:5, 1:5]).maximum(padded[:, 2:6, 2:6])
+        out.sum().backward()
+    assert np.isfinite(out.data).all() and np.isfinite(x.grad).all()
+    with detect_anomaly(), pytest.raises(AnomalyError, match=r"mul.* spread the non-finite values of pad2d"):
+        x.pad2d(1, value=-np.inf)[:, 0:4] * 0.0  # and an op after the slice that spreads it is still caught
+
+
 def test_clip_with_non_finite_bounds_is_no_anomaly():
     x = Tensor([1.0, -2.0, 3.0], requires_grad=True)
     with detect_anomaly():

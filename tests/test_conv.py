@@ -809,3 +809,17 @@ def test_a_small_cnn_end_to_end_matches_pytorch():
 
     same_program(ours, theirs, rng.standard_normal((3, 6, 6, 2)), rng.standard_normal((3, 3, 2, 4)),
                  rng.standard_normal(4), rng.standard_normal((36, 3)), rng.standard_normal(3))
+
+
+@pytest.mark.parametrize("C, n_C, groups", [(3, 4, 1), (32, 32, 1), (8, 8, 8)])  # canonical, Winograd, depthwise
+def test_conv2d_of_an_empty_batch_gives_empty_outputs_and_zero_gradients(C, n_C, groups):
+    """A batch of 0 images, as PyTorch: an empty output, dW and db zero (the Winograd dW split 0 images into blocks
+    of 0)."""
+    x = Tensor(np.zeros((0, 6, 6, C)), requires_grad=True)
+    W = Tensor(np.ones((3, 3, C // groups, n_C)), requires_grad=True)
+    b = Tensor(np.ones(n_C), requires_grad=True)
+    out = x.conv2d(W, b, pad=1, groups=groups)
+    out.sum().backward()
+    assert out.shape == (0, 6, 6, n_C) and x.grad.shape == x.shape
+    np.testing.assert_array_equal(W.grad, np.zeros(W.shape))
+    np.testing.assert_array_equal(b.grad, np.zeros(n_C))

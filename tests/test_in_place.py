@@ -5,6 +5,7 @@ an in-place edit of either says what to write instead; replacing ``.data`` of a 
 backward.
 """
 
+import pickle
 import re
 
 import numpy as np
@@ -157,6 +158,19 @@ def test_writing_into_numpy_says_it_is_read_only_here_unlike_pytorch():
     a[0] = 5.0
     p.data = a
     assert p.numpy().tolist() == [5.0, 1.0, 1.0] and isinstance(p.numpy(), np.ndarray)
+
+
+@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+def test_the_read_only_views_pickle_as_plain_arrays(protocol):
+    """t.numpy() and t.data pickle as numpy's own ndarray (as PyTorch's t.numpy()): loading one needs numpy only, not
+    tinygrad_cnn (numpy keeps a read-only array read-only through protocol 5)."""
+    t = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    for view in (t.numpy(), t.data, t.numpy()[:, 1:]):
+        data = pickle.dumps(view, protocol=protocol)
+        assert b"tinygrad_cnn" not in data
+        loaded = pickle.loads(data)
+        assert type(loaded) is np.ndarray
+        np.testing.assert_array_equal(loaded, view)
 
 
 def test_tensor_owns_its_data():

@@ -146,7 +146,8 @@ def test_each_nn_file_imports_only_the_nn_files_below_it():
 
 def test_the_kernels_import_numpy_and_each_other_only():
     """Kernels know no Tensor: each kernels/ module imports the standard library, numpy and its siblings only."""
-    allowed = {"numpy", "__future__", "numbers", "typing", "collections", "functools", "concurrent", "threading"}
+    allowed = {"numpy", "__future__", "numbers", "typing", "collections", "functools", "concurrent", "threading",
+               "contextvars"}
     for path in sorted((PACKAGE / "kernels").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:

@@ -151,6 +151,28 @@ def test_manual_seed_makes_every_unseeded_draw_reproducible_as_torch_manual_seed
     assert not np.array_equal(Tensor.randn(8).data, Tensor.randn(8).data)
 
 
+def test_manual_seed_reaches_a_dropout_layer_built_before_it(unseeded):
+    """torch.manual_seed(0) before each of two runs of one model repeats its dropout masks; so here, whether the
+    unseeded nn.Dropout was built before any manual_seed or after another one."""
+    manual_seed(None)
+    for before in (None, 7):
+        manual_seed(before)
+        layer, x = nn.Dropout(0.5), Tensor.ones(40)
+        manual_seed(0)
+        first = layer(x).data.copy()
+        manual_seed(0)
+        np.testing.assert_array_equal(layer(x).data, first)
+        np.testing.assert_array_equal(first, x.dropout(0.5, rng=np.random.default_rng(0)).data)
+
+
+def test_manual_seed_takes_a_negative_int_as_torch_manual_seed(unseeded):
+    """torch.manual_seed(-1) works (a negative seed is read modulo 2**64); numpy's generators refused it."""
+    manual_seed(-1)
+    first = Tensor.randn(4).data.copy()
+    manual_seed(2**64 - 1)
+    np.testing.assert_array_equal(Tensor.randn(4).data, first)
+
+
 @pytest.mark.parametrize("seed", ["0", 1.5, True])
 def test_manual_seed_takes_an_int(unseeded, seed):
     with pytest.raises(TypeError, match=re.escape(f"manual_seed: seed must be an int (or None for fresh entropy), "

@@ -189,3 +189,66 @@ def test_the_canonical_convs_shares_run_blas_on_one_thread_and_restore_it(thread
     _canonical(x)
     assert inside and set(inside) == {1}
     assert threads.blas_num_threads() == 2
+
+
+def _finishes(fn, seconds=30) -> bool:
+    """fn() on a daemon thread; whether it ended within seconds (a deadlock never does)."""
+    worker = threading.Thread(target=fn, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return not worker.is_alive()
+
+
+def test_run_shares_inside_a_share_runs_on_its_thread_not_deadlocks(thread_setting):
+    # Each outer share waited on an inner share queued behind the other outer share on the pool's one worker.
+    thread_setting(2)
+    result = []
+
+    def outer(s):
+        return sum(blocks.run_shares(lambda t: t.stop - t.start, 4, input_bytes=1, parallel_bytes=0))
+    assert _finishes(lambda: result.append(blocks.run_shares(outer, 4, input_bytes=1, parallel_bytes=0)))
+    assert result == [[4, 4]]
+
+
+def test_a_strided_conv_whose_blocks_pad_over_threads_does_not_deadlock(thread_setting):
+    # 1x1 stride 3: each image's im2col is a ninth of it, so a 1 MB block of im2col pads 8.5 MB of input, over the
+    # threshold of pad's own shares, inside the canonical conv's shares.
+    x = np.random.default_rng(0).standard_normal((80, 60, 60, 16)).astype(np.float32)
+    W = np.random.default_rng(1).standard_normal((1, 1, 16, 8)).astype(np.float32)
+    thread_setting(1)
+    one, _ = conv.conv2d_forward(x, W, None, (3, 3), PADS)
+    thread_setting(2)
+    result = []
+    assert _finishes(lambda: result.append(conv.conv2d_forward(x, W, None, (3, 3), PADS)[0]))
+    np.testing.assert_array_equal(result[0], one)
+
+
+def test_the_shares_run_under_the_callers_numpy_error_state(thread_setting):
+    # np.errstate is per thread (a context variable): the pool's threads ran with numpy's defaults, so an overflow in
+    # their share warned where the caller had asked it to raise.
+    x = np.ones((4 * pool.PARALLEL_BYTES // 512, 8, 8, 2), np.float32)  # 512 bytes an image
+    x[-1] = 3e38  # in the last share only: the pool's thread's
+    thread_setting(2)
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        pool.avg_pool_forward(x, (2, 2), (2, 2))
+
+
+def test_blas_stays_on_one_thread_until_the_last_of_overlapping_calls_ends(thread_setting):
+    # Two Python threads' canonical convs overlap: the first to end put BLAS back on two threads while the other's
+    # shares still ran their GEMMs (each share then on two BLAS threads, the oversubscription one_blas_thread avoids).
+    thread_setting(2)
+    started, other_done, seen = threading.Event(), threading.Event(), []
+
+    def long_share(s):
+        if s.start == 0:
+            started.set()
+            other_done.wait(30)
+            seen.append(threads.blas_num_threads())
+    long_call = threading.Thread(target=blocks.run_shares, args=(long_share, 2, 1, 0, True))
+    long_call.start()
+    started.wait(30)
+    blocks.run_shares(lambda s: None, 2, 1, 0, one_blas_thread=True)  # starts and ends inside the long call
+    other_done.set()
+    long_call.join(30)
+    assert seen == [1]
+    assert threads.blas_num_threads() == 2

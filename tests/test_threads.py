@@ -68,6 +68,33 @@ def test_set_num_threads_sets_blas_threads_and_the_copies_and_get_num_threads_re
     assert threads.blas_num_threads() == TWO
 
 
+def test_set_num_threads_from_another_python_thread_sets_blas_too(restore_threads):
+    # threadpoolctl lets only the first thread that set OpenBLAS's (pthreads) threads set them again, silently: a
+    # set_num_threads(1) in a worker thread after one in the main thread left BLAS on its threads.
+    restore_threads(TWO)
+    worker = threading.Thread(target=threads.set_num_threads, args=(1,))
+    worker.start()
+    worker.join()
+    assert _blas_threads() == [1] * len(_blas_threads()) and threads.get_num_threads() == 1
+    restore_threads(TWO)  # and the main thread again after it
+    assert set(_blas_threads()) == {TWO}
+
+
+def test_a_users_threadpool_limits_in_another_thread_still_works(restore_threads):
+    from threadpoolctl import threadpool_limits
+
+    restore_threads(TWO)  # in the main thread: it keeps no control of OpenBLAS's threads after
+    inside = []
+
+    def limited():
+        with threadpool_limits(1, user_api="blas"):
+            inside.append(_blas_threads())
+    worker = threading.Thread(target=limited)
+    worker.start()
+    worker.join()
+    assert inside == [[1] * len(_blas_threads())] and set(_blas_threads()) == {TWO}
+
+
 def test_the_public_names_are_the_thread_settings(restore_threads):
     assert tinygrad_cnn.set_num_threads is threads.set_num_threads
     assert tinygrad_cnn.get_num_threads is threads.get_num_threads

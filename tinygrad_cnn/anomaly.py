@@ -168,7 +168,7 @@ def check_forward(data: np.ndarray, parents: tuple, facts, op: str, op_args: dic
         return
     non_finite = [p for p in parents if not _is_finite(p.data)]
     sources = [_constant_source(p) for p in non_finite]
-    if any(s is None for s in sources) or (sources and facts.moves_values):
+    if any(s is None for s in sources) or (sources and _moves_only(facts)):
         return  # non-finite inputs that no op's own constant made (checked where made), or only moved here
     label = facts.label(op_args) if facts.name == op else op_label(op, op_args)
     count, first = _bad_entries(data)
@@ -191,10 +191,15 @@ def check_forward(data: np.ndarray, parents: tuple, facts, op: str, op_args: dic
     )
 
 
+def _moves_only(facts) -> bool:
+    """The op only moves (or picks) values, changing none: the ops declared so (reshape, transpose) and indexing."""
+    return facts.moves_values or facts.name == "getitem"
+
+
 def _constant_source(t):
     """The op whose own non-finite constant made t's non-finite entries (``pad2d(value=-inf)``), followed back
     through ops that only move values; None when t's came from elsewhere (a leaf, an op's arithmetic)."""
-    while t.facts is not None and t.facts.moves_values and len(t.parents) == 1:
+    while t.facts is not None and _moves_only(t.facts) and len(t.parents) == 1:
         t = t.parents[0]
     return t if any(_holds_non_finite(v) for v in t.op_args.values()) else None
 

@@ -40,6 +40,10 @@ class _AdvisingView(np.ndarray):
     def __repr__(self) -> str:
         return repr(self.view(np.ndarray))
 
+    def __reduce_ex__(self, protocol):
+        """Pickled as numpy's own ndarray: loading it needs numpy only, not this package."""
+        return self.view(np.ndarray).__reduce_ex__(protocol)
+
 
 def _in_place(name: str, op: str):
     numpy_op = getattr(np.ndarray, name)

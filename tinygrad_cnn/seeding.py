@@ -16,12 +16,13 @@ _generator: np.random.Generator | None = None
 
 
 def manual_seed(seed) -> np.random.Generator | None:
-    """Seed the generator of every unseeded draw with ``seed`` (an int), as ``torch.manual_seed``; return it.
+    """Seed the generator of every unseeded draw with ``seed`` (an int; a negative one modulo 2**64, as PyTorch), as
+    ``torch.manual_seed``; return it.
     ``manual_seed(None)`` goes back to fresh entropy for each draw (the state before any call)."""
     global _generator
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"manual_seed: seed must be an int (or None for fresh entropy), got {seed!r}")
-    _generator = None if seed is None else np.random.default_rng(int(seed))
+    _generator = None if seed is None else np.random.default_rng(int(seed) % 2**64 if seed < 0 else int(seed))
     return _generator
 
 

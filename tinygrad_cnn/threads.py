@@ -26,11 +26,13 @@ May import: the standard library, threadpoolctl (a dependency) and kernels/block
 from __future__ import annotations
 
 import os
+import threading
 
 from .kernels import blocks
 
 ENV_VAR = "TINYGRAD_CNN_NUM_THREADS"
 BLAS_ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # BLAS reads these itself
+_blas_lock = threading.Lock()  # held while setting BLAS's threads (_limit_blas)
 
 
 def _blas_libraries() -> list:
@@ -60,11 +62,29 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: n must be an int >= 1, got {n!r}")
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
-    from threadpoolctl import ThreadpoolController, threadpool_limits
+    from threadpoolctl import ThreadpoolController
 
-    threadpool_limits(n, user_api="blas")
     controller = ThreadpoolController()  # found once here: its limit() then costs microseconds
-    blocks.set_num_threads(n, lambda k: controller.limit(limits=k, user_api="blas"))
+    _limit_blas(controller, n)
+    blocks.set_num_threads(n, lambda k: _limit_blas(controller, k))
+
+
+def _limit_blas(controller, n: int) -> None:
+    """BLAS on n threads in the whole process, whichever Python thread asks: threadpoolctl lets only the first
+    thread that set OpenBLAS's threads (pthreads build: one pool per process) set them again, and does nothing,
+    silently, for the others; this setting is process-wide (as torch.set_num_threads), so the caller takes control."""
+    import threadpoolctl
+
+    openblas = getattr(threadpoolctl, "OpenBLASController", None)
+    if not hasattr(openblas, "clear_controlling_thread"):  # a threadpoolctl without controlling threads
+        controller.limit(limits=n, user_api="blas")
+        return
+    with _blas_lock:  # no other thread of ours takes control meanwhile
+        openblas.clear_controlling_thread(force=True)
+        try:
+            controller.limit(limits=n, user_api="blas")
+        finally:  # and none keeps it: a `with threadpool_limits(...)` of the user's in any thread works as before
+            openblas.clear_controlling_thread()
 
 
 def threads_from_env() -> int | None:

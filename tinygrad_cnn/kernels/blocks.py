@@ -24,6 +24,7 @@ May import: the standard library.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -34,6 +35,9 @@ _num_threads: int | None = None  # None: never set; the copies then run on one t
 _set_blas_threads = None  # threads.py's setter of BLAS's threads, given with set_num_threads
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()  # held to make, replace or hand work to _executor (threads share it)
+_blas_lock = threading.Lock()  # held to count the calls that keep BLAS on one thread, and to set it
+_one_blas_calls = 0
+_share = threading.local()  # .running: this thread runs a share now (a run_shares inside it stays on it)
 
 
 def images_per_block(bytes_per_image: int, block_bytes: int | None = None) -> int:
@@ -84,17 +88,31 @@ def split(m: int, n: int) -> list:
 def run_shares(fn, m: int, input_bytes: int, parallel_bytes: int | None = None, one_blas_thread=False) -> list:
     """[fn(s) for s in shares of range(m)], one consecutive share per thread (threads_for), in order; fn must write
     only its own share. The calling thread takes the first share; a share's error is raised once every share ended.
-    one_blas_thread: when the shares go to threads, BLAS runs on one thread inside each until they end."""
-    shares = split(m, threads_for(input_bytes, parallel_bytes, m))
+    one_blas_thread: when the shares go to threads, BLAS runs on one thread inside each until they end. Called inside
+    a share (a conv's block padding its input), it runs on that share's thread."""
+    nested = getattr(_share, "running", False)  # the pool's threads are busy with this call's caller's shares
+    shares = split(m, 1 if nested else threads_for(input_bytes, parallel_bytes, m))
     if len(shares) < 2:
         return [fn(s) for s in shares]
     if not one_blas_thread or _set_blas_threads is None:
         return _on_threads(fn, shares)
-    _set_blas_threads(1)
+    _one_blas_thread(+1)
     try:
         return _on_threads(fn, shares)
-    finally:  # back to the setting, not to what this call found: calls from several threads may overlap
-        _set_blas_threads(_num_threads)
+    finally:
+        _one_blas_thread(-1)
+
+
+def _one_blas_thread(step: int) -> None:
+    """Count a call that needs BLAS on one thread in (+1) or out (-1): BLAS goes to one thread with the first and
+    back to the setting (not to what a call found) when the last of the calls overlapping from several threads ends."""
+    global _one_blas_calls
+    with _blas_lock:
+        if step > 0 and _one_blas_calls == 0:
+            _set_blas_threads(1)  # before counting: if it raises, the call never counted
+        _one_blas_calls += step
+        if _one_blas_calls == 0:
+            _set_blas_threads(_num_threads)
 
 
 def _on_threads(fn, shares: list) -> list:
@@ -104,12 +122,23 @@ def _on_threads(fn, shares: list) -> list:
         if _executor is None:  # sized for the setting, not for this call's shares
             _executor = ThreadPoolExecutor(max_workers=max(len(shares), _num_threads or 1) - 1,
                                            thread_name_prefix="tinygrad_cnn")
-        futures = [_executor.submit(fn, s) for s in shares[1:]]
+        # each in a copy of the caller's context: numpy's error state (np.errstate, anomaly mode's) is one
+        futures = [_executor.submit(contextvars.copy_context().run, _run_share, fn, s) for s in shares[1:]]
     try:
-        first = fn(shares[0])
+        first = _run_share(fn, shares[0])
     finally:
         wait(futures)  # never return (or raise) while a share still writes into shared output
     return [first] + [future.result() for future in futures]  # result() re-raises a share's error
+
+
+def _run_share(fn, share):
+    """fn(share), marked as running a share on this thread: a run_shares inside it then stays on this thread, as
+    waiting on the pool, whose threads run the other shares, would never end."""
+    _share.running = True
+    try:
+        return fn(share)
+    finally:
+        _share.running = False
 
 
 def run_blocks(fn, m: int, bytes_per_image: int, parallel_bytes: int | None = None) -> None:

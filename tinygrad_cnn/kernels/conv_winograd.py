@@ -145,8 +145,8 @@ class PaddedBlock:
 def _setup(A_prev_shape, out_hw, C: int, n_C: int, pads, dtype):
     """The Workspace and PaddedBlock of one kernel call on A_prev_shape (m, H, W, C)."""
     m = A_prev_shape[0]
-    work = Workspace(min(m, Workspace.images_per_block(out_hw, C, n_C, np.dtype(dtype).itemsize)), out_hw, C, n_C,
-                     dtype)
+    per_block = max(1, min(m, Workspace.images_per_block(out_hw, C, n_C, np.dtype(dtype).itemsize)))  # m = 0: 1
+    work = Workspace(per_block, out_hw, C, n_C, dtype)
     return work, PaddedBlock(work.images, work, C, pads, dtype)
 
 

@@ -248,8 +248,9 @@ class Dropout(Module):
     """Inverted dropout, any shape: in training mode each entry is zeroed with probability p and survivors are
     scaled by 1 / (1 - p); in eval mode (``model.eval()``) the input passes unchanged.
 
-    seed: None, an int or a numpy Generator: the layer keeps one Generator, so a seeded model draws the same
-    sequence of masks on every run.
+    seed: an int or a numpy Generator: the layer keeps one Generator, so a seeded model draws the same sequence of
+    masks on every run; None: each call draws from ``manual_seed``'s generator as it is then (else fresh entropy),
+    as PyTorch's dropout draws from the global generator.
     """
 
     @pytorch_args("Dropout", ("p", "inplace"))
@@ -257,7 +258,7 @@ class Dropout(Module):
         super().__init__()
         check_dropout_p(p)
         self.p = float(p)
-        self.rng = rng_from_seed("Dropout", seed)
+        self.rng = None if seed is None else rng_from_seed("Dropout", seed)  # None: chosen at each call
 
     def forward(self, x) -> Tensor:
         return as_tensor(x).dropout(self.p, training=self.training, rng=self.rng)
