@@ -173,7 +173,9 @@ ATTRIBUTES = [
     ("mul_", "no in-place ops"), ("zero_", "no in-place"), ("amax", r"x\.max\(axis\)"), ("long", "astype"),
     ("repeat", r"Tensor\.concatenate\(\[x\] \* n, axis\)"), ("chunk", r"slices: x\[:, :k\], x\[:, k:\]"),
     ("split", r"slices"), ("masked_fill", r"x \* ~mask \+ np\.where\(mask, value, 0\.0\)"),
-    ("where", r"x \* mask \+ y \* ~mask"), ("all", r"\(x\.data != 0\)\.all\(\)"), ("any", r"\.any\(\)"),
+    ("where", r"x \* mask \+ y \* ~mask, mask a numpy bool array \(x and y finite: inf \* 0 is NaN; with -inf"
+              r" use masked_fill's form\)"),
+    ("all", r"\(x\.data != 0\)\.all\(\)"), ("any", r"\.any\(\)"),
     ("prod", r"np\.prod\(x\.data"), ("cumsum", r"np\.cumsum\(x\.data"), ("mT", r"x\.swapaxes\(-2, -1\)"),
 ]
 

@@ -224,7 +224,8 @@ ATTRIBUTES = {
     "chunk": "slices: x[:, :k], x[:, k:] (each in the graph)",
     "split": "slices: x[:, :k], x[:, k:] (each in the graph)",
     "masked_fill": "x * ~mask + np.where(mask, value, 0.0), mask a numpy bool array (value may be -np.inf)",
-    "where": "x * mask + y * ~mask, mask a numpy bool array",
+    "where": ("x * mask + y * ~mask, mask a numpy bool array (x and y finite: inf * 0 is NaN; with -inf use "
+              "masked_fill's form)"),
     "all": "(x.data != 0).all() (a numpy array; comparisons give numpy bools already)",
     "any": "(x.data != 0).any() (a numpy array; comparisons give numpy bools already)",
     "prod": "not an op here: np.prod(x.data, axis) outside the graph",
