@@ -311,8 +311,8 @@ def test_requires_grad_false_freezes_a_part_of_the_model():
     (lambda m: m.float(), r"no attribute 'float': layers take the default dtype \(float32 unless "
                           r"set_default_dtype\); dtype= when building one"),
     (lambda m: m.half(), r"no attribute 'half': tensors hold float32 or float64 only"),
-    (lambda m: m.load_state_dict({}, strict=False), r"load_state_dict: strict= \(PyTorch's\) is not supported here: "
-                                                    r"the keys must match exactly; load the ones this model has: "
+    (lambda m: m.load_state_dict({}, strict=False), r"load_state_dict: strict=False \(PyTorch's\) is not supported "
+                                                    r"here: the keys must match exactly; load the ones this model has: "
                                                     r"model\.load_state_dict\(\{k: state\[k\] for k in "
                                                     r"model\.state_dict\(\)\}\)"),
 ])
@@ -320,6 +320,14 @@ def test_pytorch_only_module_names_say_what_to_write(call, words):
     model = nn.Sequential(nn.Linear(2, 2, seed=0))
     with pytest.raises((AttributeError, TypeError), match=words):
         call(model)
+
+
+def test_load_state_dict_takes_pytorchs_keyword_and_strict_true():
+    """strict=True is what this library always does; state_dict= is PyTorch's name for the mapping."""
+    model, other = nn.Sequential(nn.Linear(2, 2, seed=0)), nn.Sequential(nn.Linear(2, 2, seed=1))
+    model.load_state_dict(state_dict=other.state_dict(), strict=True)
+    assert all(np.array_equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                    other.state_dict().values(), strict=True))
 
 
 def test_other_missing_module_attributes_stay_plain():

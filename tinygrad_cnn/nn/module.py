@@ -227,10 +227,8 @@ class Module:
         return {name: np.array(v.data if isinstance(v, Tensor) else v, copy=True)
                 for name, v in self._named_state().items()}
 
-    @pytorch_args("load_state_dict", missing={"strict": "the keys must match exactly; load the ones this model has: "
-                                                        "model.load_state_dict({k: state[k] for k in "
-                                                        "model.state_dict()})"})
-    def load_state_dict(self, state) -> None:
+    @pytorch_args("load_state_dict")
+    def load_state_dict(self, state_dict, strict: bool = True) -> None:
         """Copy arrays into the parameters and buffers (each cast to its parameter's or buffer's dtype; a buffer
         is written in place, so an op holding it sees the new values).
 
@@ -238,6 +236,11 @@ class Module:
         one tied parameter must hold equal values (PyTorch would silently keep the last).  Everything
         is checked before anything is written, so on error no parameter has changed.
         """
+        if strict is not True:
+            raise TypeError("load_state_dict: strict=False (PyTorch's) is not supported here: the keys must match "
+                            "exactly; load the ones this model has: model.load_state_dict({k: state[k] for k in "
+                            "model.state_dict()})")
+        state = state_dict
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a mapping name -> array, got {type(state).__name__}")
         own = self._named_state()
